@@ -1,0 +1,3 @@
+//! Rendering: turning engine results into text for people and tools.
+
+pub mod graph;

@@ -1,0 +1,47 @@
+//! Workflow files: load, validate, and the checked model.
+//!
+//! `load` reads a file and the libraries it uses into one merged document,
+//! collecting shape errors with their positions; `validate` applies the
+//! rules that span fields and builds the [`Workflow`] model that the rest of
+//! rekey works from. Nothing here knows about clap or AWS.
+
+pub mod diagnostic;
+pub mod document;
+pub mod duration;
+pub mod loader;
+mod messages;
+pub mod model;
+pub mod source;
+pub mod template;
+pub mod validate;
+
+use std::path::Path;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use duration::Duration;
+pub use model::Workflow;
+pub use template::Template;
+
+/// A workflow that passed every check, with the files it came from.
+#[derive(Debug)]
+pub struct Checked {
+    pub workflow: Workflow,
+    pub sources: source::Sources,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Read(#[from] loader::ReadError),
+    #[error("{}", .0)]
+    Invalid(Diagnostics),
+}
+
+/// Loads, merges and validates the workflow at `path`.
+pub fn check(path: &Path) -> Result<Checked, LoadError> {
+    let (merged, sources, mut diagnostics) = loader::load(path)?;
+    match validate::validate(merged, &sources, &mut diagnostics) {
+        Some(workflow) if diagnostics.is_empty() => Ok(Checked { workflow, sources }),
+        _ => Err(LoadError::Invalid(diagnostics.sorted())),
+    }
+}

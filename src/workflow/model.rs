@@ -1,0 +1,164 @@
+//! The checked workflow: what plan and apply work from.
+//!
+//! Everything here has passed validation: every target and hook has exactly
+//! one kind, ids are unique, `needs` resolve, references are known, and
+//! policy defaults are filled in. No positions, no serde, no AWS types.
+
+use std::collections::BTreeMap;
+
+use super::document::{
+    CredentialsFileTarget, DocKind, ExecHook, ExecTarget, HttpHook, KeyUnusedHook, MakeRoom,
+    OnVerifyFailure, SecretsManagerTarget, SsmCommandHook, SsmParameterTarget, StsIdentityHook,
+    Weekday,
+};
+use super::duration::Duration;
+use super::template::Template;
+
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: DocKind,
+    pub params: BTreeMap<String, Param>,
+    pub select: Selection,
+    pub staging: Staging,
+    pub targets: Vec<Target>,
+    pub hooks: Vec<Hook>,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub default: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Which users to rotate; a user must match every criterion given.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub users: Vec<Template>,
+    pub path_prefix: Option<Template>,
+    pub tags: BTreeMap<String, Template>,
+    pub exclude: Vec<Template>,
+    pub max_key_age: Duration,
+}
+
+pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_days(90);
+
+/// Where a new secret is written first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staging {
+    /// A 0600 file under the state directory.
+    StateFile,
+    SsmParameter {
+        name: Template,
+        kms_key_id: Option<Template>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: String,
+    pub needs: Vec<String>,
+    pub kind: TargetKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    SsmParameter(SsmParameterTarget),
+    SecretsManager(SecretsManagerTarget),
+    CredentialsFile(CredentialsFileTarget),
+    Exec(ExecTarget),
+}
+
+impl TargetKind {
+    /// The key that names this kind in a workflow file.
+    pub fn key(&self) -> &'static str {
+        match self {
+            TargetKind::SsmParameter(_) => "ssm_parameter",
+            TargetKind::SecretsManager(_) => "secrets_manager",
+            TargetKind::CredentialsFile(_) => "credentials_file",
+            TargetKind::Exec(_) => "exec",
+        }
+    }
+}
+
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HookPhase {
+    Refresh,
+    Verify,
+    VerifyAfterDisable,
+}
+
+impl HookPhase {
+    pub const ALL: [HookPhase; 3] = [
+        HookPhase::Refresh,
+        HookPhase::Verify,
+        HookPhase::VerifyAfterDisable,
+    ];
+    pub const KEYS: [&'static str; 3] = ["refresh", "verify", "verify_after_disable"];
+
+    pub fn key(self) -> &'static str {
+        Self::KEYS[self as usize]
+    }
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::KEYS
+            .iter()
+            .position(|k| *k == key)
+            .map(|i| Self::ALL[i])
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub id: String,
+    pub phase: HookPhase,
+    pub needs: Vec<String>,
+    pub kind: HookKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum HookKind {
+    Http(HttpHook),
+    StsIdentity(StsIdentityHook),
+    KeyUnused(KeyUnusedHook),
+    Exec(ExecHook),
+    SsmCommand(SsmCommandHook),
+}
+
+impl HookKind {
+    pub fn key(&self) -> &'static str {
+        match self {
+            HookKind::Http(_) => "http",
+            HookKind::StsIdentity(_) => "sts_identity",
+            HookKind::KeyUnused(_) => "key_unused",
+            HookKind::Exec(_) => "exec",
+            HookKind::SsmCommand(_) => "ssm_command",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub soak: Duration,
+    pub on_verify_failure: OnVerifyFailure,
+    pub make_room: MakeRoom,
+    pub concurrency: u32,
+    pub window: Option<Window>,
+}
+
+pub const DEFAULT_SOAK: Duration = Duration::from_days(7);
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+pub const MAX_CONCURRENCY: u32 = 64;
+
+/// A change window, in minutes since midnight at a fixed UTC offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Empty: every day.
+    pub days: Vec<Weekday>,
+    pub start_minute: u16,
+    pub end_minute: u16,
+    pub utc_offset_minutes: i16,
+}

@@ -1,0 +1,644 @@
+//! Validation: the rules that span fields, from a merged document to the
+//! checked [`Workflow`] model.
+//!
+//! Shape errors (types, unknown keys) were found while loading; here are the
+//! rules serde cannot express: exactly one kind per target and hook, ids
+//! that can name steps, `needs` that resolve within their list and form no
+//! cycle, a selection that selects, a window that parses. Every problem is
+//! reported; the model is built only when there is none.
+
+use std::collections::HashMap;
+
+use super::diagnostic::{Diagnostic, Diagnostics, Location, Part, did_you_mean, one_of};
+use super::document::{DocKind, HookDoc, MakeRoom, OnVerifyFailure, TargetDoc, WindowDoc};
+use super::loader::{Merged, Placed};
+use super::model::{
+    DEFAULT_CONCURRENCY, DEFAULT_MAX_KEY_AGE, DEFAULT_SOAK, Hook, HookKind, HookPhase,
+    MAX_CONCURRENCY, Param, Policy, Selection, Staging, Target, TargetKind, Window, Workflow,
+};
+use super::source::{DocPath, Origin, Sources};
+use crate::graph::{MakeRoomStep, StepGraph};
+
+pub fn validate(
+    merged: Merged,
+    sources: &Sources,
+    diagnostics: &mut Diagnostics,
+) -> Option<Workflow> {
+    let mut checker = Checker {
+        sources,
+        diagnostics: Diagnostics::default(),
+    };
+    let workflow = checker.workflow(merged);
+    let clean = checker.diagnostics.is_empty();
+    diagnostics.extend(checker.diagnostics);
+    workflow.filter(|_| clean && diagnostics.is_empty())
+}
+
+struct Checker<'s> {
+    sources: &'s Sources,
+    diagnostics: Diagnostics,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, at: &Origin, part: Part, message: impl Into<String>, hint: Option<String>) {
+        let mut diagnostic = Diagnostic::new(Location::resolve(self.sources, at, part), message);
+        diagnostic.hint = hint;
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn workflow(&mut self, merged: Merged) -> Option<Workflow> {
+        let root = Origin::new(merged.root?, DocPath::root());
+        if !merged.parsed {
+            return None;
+        }
+        match &merged.version {
+            None if merged.written.contains("version") => {}
+            None => self.error(
+                &root,
+                Part::Value,
+                "missing `version`",
+                Some("start the file with `version: 1`".into()),
+            ),
+            Some((1, _)) => {}
+            Some((other, at)) => self.error(
+                at,
+                Part::Value,
+                format!("unsupported version {other}"),
+                Some("this rekey reads `version: 1`".into()),
+            ),
+        }
+        let select = self.selection(&merged, &root);
+        let staging = self.staging(&merged);
+        let targets: Vec<Target> = merged
+            .targets
+            .iter()
+            .filter_map(|t| self.target(t))
+            .collect();
+        let hooks: Vec<Hook> = merged
+            .hooks
+            .iter()
+            .filter_map(|(phase, h)| self.hook(*phase, h))
+            .collect();
+        self.ids(&merged);
+        self.needs(&merged);
+        if merged.kind == DocKind::Workflow
+            && merged.targets.is_empty()
+            && merged.broken.count == 0
+            && !merged.written.contains("targets")
+        {
+            // `written` has "targets" only when a misspelt key meant it.
+            let at = root.key("targets");
+            self.error(
+                &at,
+                Part::Key,
+                "no targets: the new key would be stored nowhere",
+                Some("add at least one entry under `targets:`".into()),
+            );
+        }
+        let policy = self.policy(&merged);
+        let workflow = Workflow {
+            name: merged
+                .name
+                .clone()
+                .unwrap_or_else(|| file_stem(self.sources, &root)),
+            description: merged.description.clone(),
+            kind: merged.kind,
+            params: merged
+                .params
+                .iter()
+                .map(|(name, p)| {
+                    let param = Param {
+                        default: p.default.as_ref().map(|d| d.0.clone()),
+                        description: p.description.clone(),
+                    };
+                    (name.clone(), param)
+                })
+                .collect(),
+            select,
+            staging,
+            targets,
+            hooks,
+            policy: policy?,
+        };
+        if self.diagnostics.is_empty() {
+            self.cycles(&workflow, &merged);
+        }
+        Some(workflow)
+    }
+
+    fn selection(&mut self, merged: &Merged, root: &Origin) -> Selection {
+        let Some(select) = &merged.select else {
+            if merged.kind == DocKind::Workflow && !merged.written.contains("select") {
+                let hint = "add `select:` with `users:`, `path_prefix:` or `tags:`; a file meant for `uses:` says `kind: library`";
+                self.error(
+                    root,
+                    Part::Value,
+                    "missing `select`: this workflow selects no users",
+                    Some(hint.into()),
+                );
+            }
+            return Selection {
+                max_key_age: DEFAULT_MAX_KEY_AGE,
+                ..Selection::default()
+            };
+        };
+        let doc = &select.item;
+        if doc.users.is_empty() && doc.path_prefix.is_none() && doc.tags.is_empty() {
+            let hint = "say which users with `users:` (names or globs; `[\"*\"]` for all), `path_prefix:` or `tags:`";
+            self.error(
+                &select.origin,
+                Part::Key,
+                "`select` picks no users",
+                Some(hint.into()),
+            );
+        }
+        for (list, names) in [("users", &doc.users), ("exclude", &doc.exclude)] {
+            for (i, name) in names.iter().enumerate() {
+                let text = name.as_str();
+                if text.contains("${") {
+                    continue;
+                }
+                if let Some(bad) = text.chars().find(|c| !is_user_glob_char(*c)) {
+                    let at = select.origin.key(list).index(i);
+                    let hint =
+                        "IAM user names use letters, digits and `+=,.@_-`; globs add `*` and `?`";
+                    self.error(
+                        &at,
+                        Part::Value,
+                        format!("`{text}` cannot match an IAM user name: `{bad}` is not allowed"),
+                        Some(hint.into()),
+                    );
+                }
+            }
+        }
+        if let Some(prefix) = &doc.path_prefix {
+            let text = prefix.as_str();
+            if !text.contains("${") && !(text.starts_with('/') && text.ends_with('/')) {
+                let at = select.origin.key("path_prefix");
+                self.error(
+                    &at,
+                    Part::Value,
+                    format!("`{text}` is not an IAM path"),
+                    Some("IAM paths start and end with `/`, e.g. `/ci/`".into()),
+                );
+            }
+        }
+        Selection {
+            users: doc.users.clone(),
+            path_prefix: doc.path_prefix.clone(),
+            tags: doc.tags.clone(),
+            exclude: doc.exclude.clone(),
+            max_key_age: doc.max_key_age.unwrap_or(DEFAULT_MAX_KEY_AGE),
+        }
+    }
+
+    fn staging(&mut self, merged: &Merged) -> Staging {
+        let Some(staging) = &merged.staging else {
+            return Staging::StateFile;
+        };
+        match (&staging.item.ssm_parameter, &staging.item.kms_key_id) {
+            (Some(name), kms_key_id) => Staging::SsmParameter {
+                name: name.clone(),
+                kms_key_id: kms_key_id.clone(),
+            },
+            (None, Some(_)) => {
+                let at = staging.origin.key("kms_key_id");
+                self.error(
+                    &at,
+                    Part::Key,
+                    "`kms_key_id` without `ssm_parameter`",
+                    Some(
+                        "the default staging is a local file; set `ssm_parameter:` to stage in SSM"
+                            .into(),
+                    ),
+                );
+                Staging::StateFile
+            }
+            (None, None) => Staging::StateFile,
+        }
+    }
+
+    fn target(&mut self, placed: &Placed<TargetDoc>) -> Option<Target> {
+        let doc = &placed.item;
+        let mut kinds = Vec::new();
+        if let Some(k) = &doc.ssm_parameter {
+            kinds.push(TargetKind::SsmParameter(k.clone()));
+        }
+        if let Some(k) = &doc.secrets_manager {
+            kinds.push(TargetKind::SecretsManager(k.clone()));
+        }
+        if let Some(k) = &doc.credentials_file {
+            kinds.push(TargetKind::CredentialsFile(k.clone()));
+        }
+        if let Some(k) = &doc.exec {
+            kinds.push(TargetKind::Exec(k.clone()));
+        }
+        let keys: Vec<&str> = kinds.iter().map(TargetKind::key).collect();
+        let all = [
+            "ssm_parameter",
+            "secrets_manager",
+            "credentials_file",
+            "exec",
+        ];
+        self.one_kind(&placed.origin, "target", &doc.id, &keys, &all)?;
+        let kind = kinds.pop()?;
+        if let TargetKind::Exec(exec) = &kind {
+            let at = placed.origin.key("exec").key("command");
+            self.command(&at, exec.command.is_empty());
+            if let Some(rollback) = &exec.rollback {
+                self.command(
+                    &placed.origin.key("exec").key("rollback"),
+                    rollback.is_empty(),
+                );
+            }
+        }
+        Some(Target {
+            id: doc.id.clone(),
+            needs: doc.needs.clone(),
+            kind,
+        })
+    }
+
+    fn hook(&mut self, phase: HookPhase, placed: &Placed<HookDoc>) -> Option<Hook> {
+        let doc = &placed.item;
+        let mut kinds = Vec::new();
+        if let Some(k) = &doc.http {
+            kinds.push(HookKind::Http(k.clone()));
+        }
+        if let Some(k) = &doc.sts_identity {
+            kinds.push(HookKind::StsIdentity(k.clone()));
+        }
+        if let Some(k) = &doc.key_unused {
+            kinds.push(HookKind::KeyUnused(k.clone()));
+        }
+        if let Some(k) = &doc.exec {
+            kinds.push(HookKind::Exec(k.clone()));
+        }
+        if let Some(k) = &doc.ssm_command {
+            kinds.push(HookKind::SsmCommand(k.clone()));
+        }
+        let keys: Vec<&str> = kinds.iter().map(HookKind::key).collect();
+        let all = ["http", "sts_identity", "key_unused", "exec", "ssm_command"];
+        self.one_kind(&placed.origin, "hook", &doc.id, &keys, &all)?;
+        let kind = kinds.pop()?;
+        let at = placed.origin.key(kind.key());
+        match &kind {
+            HookKind::KeyUnused(_) if phase != HookPhase::Verify => {
+                let message = format!("`key_unused` cannot run in `{}`", phase.key());
+                let hint =
+                    "it watches the old key while it is still active: put it under `hooks.verify`";
+                self.error(&at, Part::Key, message, Some(hint.into()));
+            }
+            HookKind::Exec(exec) => self.command(&at.key("command"), exec.command.is_empty()),
+            HookKind::SsmCommand(ssm) => {
+                self.command(&at.key("commands"), ssm.commands.is_empty());
+                if ssm.instance_ids.is_empty() && ssm.instance_tags.is_empty() {
+                    let hint = "say which instances with `instance_ids:` or `instance_tags:`";
+                    self.error(
+                        &at,
+                        Part::Key,
+                        "`ssm_command` names no instances",
+                        Some(hint.into()),
+                    );
+                }
+            }
+            HookKind::Http(http) => {
+                let url = http.url.as_str();
+                if !url.starts_with("${")
+                    && !url.starts_with("http://")
+                    && !url.starts_with("https://")
+                {
+                    self.error(
+                        &at.key("url"),
+                        Part::Value,
+                        format!("`{url}` is not an http:// or https:// URL"),
+                        None,
+                    );
+                }
+                if let Some(status) = http.expect_status.filter(|s| !(100..=599).contains(s)) {
+                    self.error(
+                        &at.key("expect_status"),
+                        Part::Value,
+                        format!("{status} is not an HTTP status"),
+                        Some("use a status from 100 to 599".into()),
+                    );
+                }
+            }
+            _ => {}
+        }
+        Some(Hook {
+            id: doc.id.clone(),
+            phase,
+            needs: doc.needs.clone(),
+            kind,
+        })
+    }
+
+    fn one_kind(
+        &mut self,
+        at: &Origin,
+        what: &str,
+        id: &str,
+        found: &[&str],
+        all: &[&str],
+    ) -> Option<()> {
+        match found {
+            [_] => Some(()),
+            [] => {
+                let hint = format!("add one of {}", one_of(all.iter().copied()));
+                self.error(
+                    at,
+                    Part::Value,
+                    format!("{what} `{id}` has no kind"),
+                    Some(hint),
+                );
+                None
+            }
+            [first, second, ..] => {
+                let message = format!("{what} `{id}` has two kinds, `{first}` and `{second}`");
+                let hint = format!(
+                    "a {what} does one thing: split it into two {what}s with their own ids"
+                );
+                self.error(&at.key(*second), Part::Key, message, Some(hint));
+                None
+            }
+        }
+    }
+
+    fn command(&mut self, at: &Origin, empty: bool) {
+        if empty {
+            self.error(
+                at,
+                Part::Value,
+                "the command is empty",
+                Some(
+                    "give the program and its arguments, e.g. `[\"./reload.sh\", \"${user}\"]`"
+                        .into(),
+                ),
+            );
+        }
+    }
+
+    /// Ids must be usable as step names: `distribute:<id>`.
+    fn ids(&mut self, merged: &Merged) {
+        let items = merged
+            .targets
+            .iter()
+            .map(|t| (&t.item.id, &t.origin))
+            .chain(merged.hooks.iter().map(|(_, h)| (&h.item.id, &h.origin)));
+        let mut bad = Vec::new();
+        for (id, origin) in items {
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                bad.push((id.clone(), origin.key("id")));
+            }
+        }
+        for (id, at) in bad {
+            self.error(
+                &at,
+                Part::Value,
+                format!("`{id}` is not a valid id"),
+                Some("ids use letters, digits, `-` and `_`, e.g. `app-param`".into()),
+            );
+        }
+    }
+
+    /// Every `needs` names an item of the same list.
+    fn needs(&mut self, merged: &Merged) {
+        let mut lists: HashMap<&str, &'static str> = HashMap::new();
+        for target in &merged.targets {
+            lists.insert(&target.item.id, "targets");
+        }
+        for (phase, hook) in &merged.hooks {
+            lists.insert(&hook.item.id, phase.key());
+        }
+        let entries = merged
+            .targets
+            .iter()
+            .map(|t| ("targets", &t.item.needs, &t.origin))
+            .chain(
+                merged
+                    .hooks
+                    .iter()
+                    .map(|(p, h)| (p.key(), &h.item.needs, &h.origin)),
+            );
+        let mut problems = Vec::new();
+        for (list, needs, origin) in entries {
+            let peers: Vec<&str> = lists
+                .iter()
+                .filter(|(_, l)| **l == list)
+                .map(|(id, _)| *id)
+                .collect();
+            for (i, name) in needs.iter().enumerate() {
+                let at = origin.key("needs").index(i);
+                match lists.get(name.as_str()) {
+                    Some(other) if *other == list => {}
+                    Some(other) => {
+                        let message = format!(
+                            "`needs` names `{name}`, which is in `{other}`, not in `{list}`"
+                        );
+                        let hint = format!(
+                            "`needs` orders items within one list; phases already run in order ({})",
+                            phase_order()
+                        );
+                        problems.push((at, message, Some(hint)));
+                    }
+                    None if merged.broken.ids.contains(name) => {}
+                    None => {
+                        let what = if list == "targets" {
+                            "a target".to_string()
+                        } else {
+                            format!("a `{list}` hook")
+                        };
+                        let hint = did_you_mean(name, peers.iter().copied())
+                            .map(|close| format!("did you mean `{close}`?"));
+                        problems.push((
+                            at,
+                            format!("`needs` names `{name}`, which is not {what}"),
+                            hint,
+                        ));
+                    }
+                }
+            }
+        }
+        for (at, message, hint) in problems {
+            self.error(&at, Part::Value, message, hint);
+        }
+    }
+
+    fn policy(&mut self, merged: &Merged) -> Option<Policy> {
+        let doc = &merged.policy;
+        let at = |field: &str| merged.policy_origins.get(field).cloned();
+        let concurrency = doc.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            if let Some(at) = at("concurrency") {
+                let hint = format!(
+                    "rotate between 1 and {MAX_CONCURRENCY} users at once; IAM's rate limits make more no faster"
+                );
+                self.error(
+                    &at,
+                    Part::Value,
+                    format!("concurrency {concurrency} is out of range"),
+                    Some(hint),
+                );
+            }
+        }
+        let window = match (&doc.window, at("window")) {
+            (Some(window), Some(at)) => self.window(window, &at),
+            _ => None,
+        };
+        Some(Policy {
+            soak: doc.soak.unwrap_or(DEFAULT_SOAK),
+            on_verify_failure: doc.on_verify_failure.unwrap_or(OnVerifyFailure::Rollback),
+            make_room: doc.make_room.unwrap_or(MakeRoom::Refuse),
+            concurrency,
+            window,
+        })
+    }
+
+    fn window(&mut self, doc: &WindowDoc, at: &Origin) -> Option<Window> {
+        let between = doc
+            .between
+            .split_once('-')
+            .and_then(|(a, b)| Some((clock(a)?, clock(b)?)));
+        let Some((start_minute, end_minute)) = between.filter(|(a, b)| a != b) else {
+            let hint = "write the window as `HH:MM-HH:MM` in 24-hour time, e.g. `02:00-05:00`";
+            self.error(
+                &at.key("between"),
+                Part::Value,
+                format!("`{}` is not a time range", doc.between),
+                Some(hint.into()),
+            );
+            return None;
+        };
+        let zone = doc.timezone.as_deref().unwrap_or("UTC");
+        let Some(utc_offset_minutes) = utc_offset(zone) else {
+            let hint =
+                "use `UTC` or a fixed offset such as `+02:00` (named zones are not supported yet)";
+            self.error(
+                &at.key("timezone"),
+                Part::Value,
+                format!("unknown timezone `{zone}`"),
+                Some(hint.into()),
+            );
+            return None;
+        };
+        let mut days = doc.days.clone();
+        days.sort();
+        days.dedup();
+        Some(Window {
+            days,
+            start_minute,
+            end_minute,
+            utc_offset_minutes,
+        })
+    }
+
+    /// Compiles the template subject's graph; a cycle is reported with
+    /// every step in it and where each of its `needs` was written.
+    fn cycles(&mut self, workflow: &Workflow, merged: &Merged) {
+        let Err(error) = StepGraph::compile(workflow, "${user}", MakeRoomStep::Maybe) else {
+            return;
+        };
+        let mut needs_at: HashMap<(&str, &str), Origin> = HashMap::new();
+        let items = merged
+            .targets
+            .iter()
+            .map(|t| (&t.item.id, &t.item.needs, &t.origin))
+            .chain(
+                merged
+                    .hooks
+                    .iter()
+                    .map(|(_, h)| (&h.item.id, &h.item.needs, &h.origin)),
+            );
+        for (id, needs, origin) in items {
+            for (i, name) in needs.iter().enumerate() {
+                needs_at.insert((id.as_str(), name.as_str()), origin.key("needs").index(i));
+            }
+        }
+        for cycle in error.cycles {
+            let names: Vec<String> = cycle.iter().map(|s| format!("`{s}`")).collect();
+            let closing = names.first().cloned().unwrap_or_default();
+            let message = format!("`needs` form a cycle: {} -> {closing}", names.join(" -> "));
+            let ids: Vec<&str> = cycle
+                .iter()
+                .map(|s| s.item.as_deref().unwrap_or_default())
+                .collect();
+            let mut notes = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                let next = ids[(i + 1) % ids.len()];
+                if let Some(at) = needs_at.get(&(*id, next)) {
+                    notes.push((
+                        Location::resolve(self.sources, at, Part::Value),
+                        format!("`{id}` needs `{next}` here"),
+                    ));
+                }
+            }
+            if notes.is_empty() {
+                continue;
+            }
+            let (first, _) = notes.remove(0);
+            let mut diagnostic = Diagnostic::new(first, message)
+                .with_hint("remove one of these `needs` to break the cycle");
+            diagnostic.notes = notes;
+            self.diagnostics.push(diagnostic);
+        }
+    }
+}
+
+fn phase_order() -> &'static str {
+    "distribute, refresh, verify, disable-old, verify_after_disable"
+}
+
+fn is_user_glob_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-*?".contains(c)
+}
+
+/// `HH:MM` to minutes since midnight.
+fn clock(text: &str) -> Option<u16> {
+    let (h, m) = text.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// `UTC`, `Z` or `+HH:MM`/`-HH:MM` to minutes east of UTC.
+fn utc_offset(zone: &str) -> Option<i16> {
+    if zone.eq_ignore_ascii_case("utc") || zone == "Z" {
+        return Some(0);
+    }
+    let sign = match zone.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let minutes = clock(&zone[1..])? as i16;
+    (minutes <= 14 * 60).then_some(sign * minutes)
+}
+
+fn file_stem(sources: &Sources, root: &Origin) -> String {
+    let path = sources.path(root.file);
+    path.file_stem()
+        .map_or_else(|| "workflow".into(), |s| s.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_clock_times_and_offsets() {
+        assert_eq!(clock("02:30"), Some(150));
+        assert_eq!(clock("24:00"), None);
+        assert_eq!(clock("2:30"), None);
+        assert_eq!(utc_offset("UTC"), Some(0));
+        assert_eq!(utc_offset("+02:00"), Some(120));
+        assert_eq!(utc_offset("-05:30"), Some(-330));
+        assert_eq!(utc_offset("Europe/Berlin"), None);
+    }
+}
