@@ -6,7 +6,7 @@
 //! paused. Usage errors exit 1 rather than clap's 2, which means "changes".
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -168,7 +168,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn graph(path: &PathBuf, format: GraphFormat) -> ExitCode {
+fn graph(path: &Path, format: GraphFormat) -> ExitCode {
     let checked = match workflow::check(path) {
         Ok(checked) => checked,
         Err(error) => {

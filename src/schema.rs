@@ -8,13 +8,10 @@ use schemars::generate::SchemaSettings;
 
 use crate::workflow::document::WorkflowDoc;
 
-pub const SCHEMA_ID: &str = "https://rekey.dev/schemas/workflow.schema.json";
-
 /// The schema as pretty JSON, ending with a newline.
 pub fn workflow_schema() -> String {
     let generator = SchemaSettings::draft07().into_generator();
-    let mut schema = generator.into_root_schema_for::<WorkflowDoc>();
-    schema.insert("$id".into(), SCHEMA_ID.into());
+    let schema = generator.into_root_schema_for::<WorkflowDoc>();
     let mut text = serde_json::to_string_pretty(&schema).expect("a schema is plain JSON");
     text.push('\n');
     text

@@ -162,6 +162,12 @@ pub struct StagingDoc {
 /// A place the new key is written to. Exactly one kind per target.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    { "required": ["ssm_parameter"] },
+    { "required": ["secrets_manager"] },
+    { "required": ["credentials_file"] },
+    { "required": ["exec"] },
+]))]
 pub struct TargetDoc {
     /// Unique name of this target among targets and hooks.
     pub id: String,
@@ -259,6 +265,13 @@ pub struct HooksDoc {
 /// A reload or a check. Exactly one kind per hook.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    { "required": ["http"] },
+    { "required": ["sts_identity"] },
+    { "required": ["key_unused"] },
+    { "required": ["exec"] },
+    { "required": ["ssm_command"] },
+]))]
 pub struct HookDoc {
     /// Unique name of this hook among targets and hooks.
     pub id: String,
@@ -361,16 +374,21 @@ pub struct SsmCommandHook {
 #[serde(deny_unknown_fields)]
 pub struct PolicyDoc {
     /// How long the old key stays disabled before it is deleted. Default 7d.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub soak: Option<Duration>,
     /// What to do when a verification fails. Default rollback.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub on_verify_failure: Option<OnVerifyFailure>,
     /// How to free a key slot when a user already has two keys.
     /// Default refuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub make_room: Option<MakeRoom>,
     /// Users rotated at once. Default 4.
     #[schemars(range(min = 1, max = 64))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
     /// When apply may change anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowDoc>,
 }
 

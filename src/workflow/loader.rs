@@ -125,13 +125,19 @@ pub struct ReadError {
 /// Reads `path` and every library it uses. Returns the merged document with
 /// the diagnostics found so far; the caller validates it further.
 pub fn load(path: &Path) -> Result<(Merged, Sources, Diagnostics), ReadError> {
-    let mut loader = Loader::default();
     let text = std::fs::read_to_string(path).map_err(|source| ReadError {
         path: path.to_path_buf(),
         source,
     })?;
+    Ok(load_str(path, text))
+}
+
+/// Like [`load`], with the root file's text already in hand; `uses:` paths
+/// are still read relative to `path`.
+pub fn load_str(path: &Path, text: String) -> (Merged, Sources, Diagnostics) {
+    let mut loader = Loader::default();
     let merged = loader.load_file(path, text, None);
-    Ok((merged, loader.sources, loader.diagnostics))
+    (merged, loader.sources, loader.diagnostics)
 }
 
 /// The `uses:` entry a library is loaded for, and the values it binds.
@@ -512,7 +518,7 @@ impl Loader {
 
     fn load_library(&mut self, dir: &Path, use_: &Placed<UseDoc>) -> Option<Merged> {
         let file_at = use_.origin.key("file");
-        let path = dir.join(&use_.item.file);
+        let path = normalize(&dir.join(&use_.item.file));
         let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
         if let Some(start) = self.stack.iter().position(|p| *p == canonical) {
             let chain: Vec<String> = self.stack[start..]
@@ -809,6 +815,25 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// `a/b/../c` as `a/c`, without touching the file system, so messages show
+/// the path a user would write.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn short_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
@@ -830,8 +855,8 @@ struct Merger<'l> {
     merged: Merged,
     /// Every id so far: where it was defined and in which list.
     ids: HashMap<String, (Origin, List)>,
-    /// Policy fields set by libraries, with the first place each was set.
-    library_policy: BTreeMap<String, (Value, Origin)>,
+    /// Policy fields set by libraries: each value and where it was set.
+    library_policy: BTreeMap<String, Vec<(Value, Origin)>>,
 }
 
 /// Which list an item belongs to; `needs` and `override` stay within one.
@@ -864,28 +889,13 @@ impl<'l> Merger<'l> {
             }
         }
         for (field, value) in set_fields(&library.policy) {
-            let origin = library
-                .policy_origins
-                .get(&field)
-                .cloned()
-                .unwrap_or_else(|| Origin::new(FileId(0), DocPath::root()));
-            match self.library_policy.get(&field) {
-                Some((first, first_at)) if *first != value => {
-                    let first_at = Location::resolve(&self.loader.sources, first_at, Part::Key);
-                    let location = Location::resolve(&self.loader.sources, &origin, Part::Key);
-                    let message = format!("two libraries set `policy.{field}` differently");
-                    let hint =
-                        format!("set `policy.{field}` in the workflow that uses them to decide");
-                    let diagnostic = Diagnostic::new(location, message)
-                        .with_hint(hint)
-                        .with_note(first_at, "the other value is set here");
-                    self.loader.diagnostics.push(diagnostic);
-                }
-                Some(_) => {}
-                None => {
-                    self.library_policy.insert(field, (value, origin));
-                }
-            }
+            let Some(origin) = library.policy_origins.get(&field).cloned() else {
+                continue;
+            };
+            self.library_policy
+                .entry(field)
+                .or_default()
+                .push((value, origin));
         }
     }
 
@@ -897,14 +907,21 @@ impl<'l> Merger<'l> {
         for (phase, hook) in own.hooks {
             self.place_hook(phase, hook);
         }
-        let mut policy = std::mem::take(&mut self.library_policy);
+        let mut policy: BTreeMap<String, (Value, Origin)> = BTreeMap::new();
         for (field, value) in set_fields(&own.policy) {
-            let origin = own
-                .policy_origins
-                .get(&field)
-                .cloned()
-                .unwrap_or_else(|| Origin::new(file, DocPath::root()));
-            policy.insert(field, (value, origin));
+            if let Some(origin) = own.policy_origins.get(&field) {
+                policy.insert(field, (value, origin.clone()));
+            }
+        }
+        for (field, values) in std::mem::take(&mut self.library_policy) {
+            if policy.contains_key(&field) {
+                continue;
+            }
+            let (first, first_at) = values[0].clone();
+            if let Some((_, other_at)) = values.iter().find(|(value, _)| *value != first) {
+                self.policy_conflict(&field, other_at, &first_at);
+            }
+            policy.insert(field, (first, first_at));
         }
         let mapping: Mapping = policy
             .iter()
@@ -925,6 +942,17 @@ impl<'l> Merger<'l> {
             written: own.written,
             ..self.merged
         }
+    }
+
+    fn policy_conflict(&mut self, field: &str, at: &Origin, first_at: &Origin) {
+        let location = Location::resolve(&self.loader.sources, at, Part::Key);
+        let first = Location::resolve(&self.loader.sources, first_at, Part::Key);
+        let message = format!("two libraries set `policy.{field}` differently");
+        let hint = format!("set `policy.{field}` in the workflow that uses them to decide");
+        let diagnostic = Diagnostic::new(location, message)
+            .with_hint(hint)
+            .with_note(first, "the other value is set here");
+        self.loader.diagnostics.push(diagnostic);
     }
 
     fn place_target(&mut self, target: Placed<TargetDoc>) {

@@ -39,7 +39,17 @@ pub enum LoadError {
 
 /// Loads, merges and validates the workflow at `path`.
 pub fn check(path: &Path) -> Result<Checked, LoadError> {
-    let (merged, sources, mut diagnostics) = loader::load(path)?;
+    finish(loader::load(path)?)
+}
+
+/// Like [`check`] for text already read (`uses:` are read relative to `path`).
+pub fn check_str(path: &Path, text: String) -> Result<Checked, LoadError> {
+    finish(loader::load_str(path, text))
+}
+
+fn finish(
+    (merged, sources, mut diagnostics): (loader::Merged, source::Sources, Diagnostics),
+) -> Result<Checked, LoadError> {
     match validate::validate(merged, &sources, &mut diagnostics) {
         Some(workflow) if diagnostics.is_empty() => Ok(Checked { workflow, sources }),
         _ => Err(LoadError::Invalid(diagnostics.sorted())),

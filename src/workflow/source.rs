@@ -410,7 +410,7 @@ targets:
             map.value(&needs),
             Pos {
                 line: 4,
-                col: 15,
+                col: 16,
                 width: 1
             }
         );

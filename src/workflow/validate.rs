@@ -173,7 +173,8 @@ impl Checker<'_> {
         }
         if let Some(prefix) = &doc.path_prefix {
             let text = prefix.as_str();
-            if !text.contains("${") && !(text.starts_with('/') && text.ends_with('/')) {
+            let is_iam_path = text.starts_with('/') && text.ends_with('/');
+            if !text.contains("${") && !is_iam_path {
                 let at = select.origin.key("path_prefix");
                 self.error(
                     &at,
