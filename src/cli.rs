@@ -12,7 +12,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::graph::{MakeRoomStep, StepGraph};
+use crate::plan::PlanRequest;
+use crate::providers::aws::{Aws, AwsOptions};
 use crate::render;
+use crate::render::style::Style;
 use crate::workflow::{self, LoadError};
 
 const AFTER_HELP: &str = "\
@@ -21,6 +24,8 @@ Exit codes: 0 success, 1 error or invalid input, 2 plan has changes (with
 
 Examples:
   rekey validate workflows/*.yaml
+  rekey plan workflows/ci-deployers.yaml --var env=prod --out plan.json
+  rekey plan workflows/ci-deployers.yaml --as-of 2027-03-01 --detailed-exitcode
   rekey graph workflows/ci-deployers.yaml --format mermaid
   rekey schema > schemas/workflow.schema.json";
 
@@ -36,6 +41,29 @@ Examples:
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+/// Options every command takes. AWS settings left unset come from the
+/// environment and the shared config files, as for the AWS CLI.
+#[derive(Debug, clap::Args)]
+struct Global {
+    /// AWS profile from the shared config files (default: AWS_PROFILE).
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's; us-east-1 if none).
+    #[arg(long, global = true, value_name = "REGION")]
+    region: Option<String>,
+    /// Send AWS calls to this endpoint, e.g. a local emulator (default: AWS_ENDPOINT_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// No colour, even on a terminal (NO_COLOR does the same).
+    #[arg(long, global = true)]
+    no_color: bool,
+    /// More detail: every unchanged user, and API calls per service.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,12 +91,52 @@ enum Command {
     /// Point editors at it with a first line of
     /// `# yaml-language-server: $schema=../schemas/workflow.schema.json`.
     Schema,
-    #[command(hide = true)]
-    Plan(Unfinished),
+    /// Show what a rotation would do, reading live IAM and target state. Changes nothing.
+    ///
+    /// For every selected user: rotate (its oldest active key is older than
+    /// `max_key_age`), unchanged, or blocked (with the reason and the fix). A
+    /// rotation lists its steps in order and a diff of every target, with
+    /// secrets shown as (sensitive). Exit 0, or with --detailed-exitcode 0 when
+    /// nothing would rotate and 2 when something would.
+    Plan(PlanArgs),
     #[command(hide = true)]
     Apply(Unfinished),
     #[command(hide = true)]
     Status(Unfinished),
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    workflow: PathBuf,
+    /// Give a param a value (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::workflow::params::parse_var)]
+    vars: Vec<(String, String)>,
+    /// Judge key ages at this instant: RFC 3339 (2027-03-01T09:00:00Z) or a date (2027-03-01).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    as_of: Option<time::OffsetDateTime>,
+    /// Also save the plan document (JSON) here, for review and for `rekey apply`.
+    #[arg(long, value_name = "PLAN.json")]
+    out: Option<PathBuf>,
+    /// Print the plan document (JSON, versioned) instead of the text.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when nothing would rotate, 2 when something would, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// How many users are read at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallelism: u16,
+}
+
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(instant) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(instant);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &date_format)
+        .map(|date| date.midnight().assume_utc())
+        .map_err(|_| format!("`{text}` is neither an RFC 3339 time (2027-03-01T09:00:00Z) nor a date (2027-03-01)"))
 }
 
 /// A command that this build does not have yet: it says so, exit 1.
@@ -103,6 +171,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> ExitCode {
+    let global = cli.global;
     match cli.command {
         Command::Validate { workflows } => validate(&workflows),
         Command::Graph { workflow, format } => graph(&workflow, format),
@@ -110,7 +179,7 @@ fn run(cli: Cli) -> ExitCode {
             print!("{}", crate::schema::workflow_schema());
             ExitCode::SUCCESS
         }
-        Command::Plan(_) => unfinished("plan"),
+        Command::Plan(args) => plan(&global, args),
         Command::Apply(_) => unfinished("apply"),
         Command::Status(_) => unfinished("status"),
     }
@@ -191,6 +260,103 @@ fn graph(path: &Path, format: GraphFormat) -> ExitCode {
     };
     print!("{text}");
     ExitCode::SUCCESS
+}
+
+fn plan(global: &Global, args: PlanArgs) -> ExitCode {
+    let checked = match workflow::check(&args.workflow) {
+        Ok(checked) => checked,
+        Err(error) => {
+            eprint!("{}", error_text(&error));
+            return ExitCode::from(1);
+        }
+    };
+    let request = PlanRequest {
+        workflow: &checked.workflow,
+        workflow_path: &args.workflow,
+        workflow_sha256: checked.sources.sha256(),
+        vars: args.vars.clone(),
+        as_of: args.as_of.unwrap_or_else(|| {
+            let now = time::OffsetDateTime::now_utc();
+            now.replace_nanosecond(0).unwrap_or(now)
+        }),
+        parallelism: usize::from(args.parallelism),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let started = std::time::Instant::now();
+    let (result, calls) = runtime.block_on(async {
+        let aws = Aws::connect(&aws_options(global)).await;
+        let result = crate::plan::plan(&request, &aws).await;
+        (result, aws.calls.by_service())
+    });
+    let plan = match result {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("error: cannot plan: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(path) = &args.out
+        && let Err(error) = write_atomically(path, render::plan::json(&plan).as_bytes())
+    {
+        eprintln!("error: cannot save the plan to {}: {error}", path.display());
+        return ExitCode::from(1);
+    }
+    if args.json {
+        print!("{}", render::plan::json(&plan));
+    } else {
+        print!(
+            "{}",
+            render::plan::human(&plan, Style::detect(global.no_color), global.verbose > 0)
+        );
+        if let Some(path) = &args.out {
+            println!("Saved the plan to {}.", path.display());
+        }
+    }
+    if global.verbose > 0 {
+        let calls: Vec<String> = calls
+            .iter()
+            .map(|(service, count)| format!("{service} {count}"))
+            .collect();
+        eprintln!(
+            "API calls: {} in {:.1?}",
+            calls.join(", "),
+            started.elapsed()
+        );
+    }
+    if args.detailed_exitcode && plan.summary.rotate > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn aws_options(global: &Global) -> AwsOptions {
+    AwsOptions {
+        profile: global.profile.clone(),
+        region: global.region.clone(),
+        endpoint_url: global.endpoint_url.clone(),
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it
+/// over `path`: a reader sees the old file or the new one, never half.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }
 
 fn error_text(error: &LoadError) -> String {

@@ -8,6 +8,9 @@
 
 pub mod cli;
 pub mod graph;
+pub mod plan;
+pub mod providers;
 pub mod render;
 pub mod schema;
+pub mod secret;
 pub mod workflow;

@@ -1,3 +1,5 @@
 //! Rendering: turning engine results into text for people and tools.
 
 pub mod graph;
+pub mod plan;
+pub mod style;

@@ -185,17 +185,24 @@ impl fmt::Display for Diagnostics {
 }
 
 /// The closest of `candidates` to `word`, if one is close enough to be what
-/// the user meant.
+/// the user meant: similar by Jaro-Winkler, or one edit away (which catches
+/// transposed letters in short words, `evn` for `env`).
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
+        .map(|candidate| {
+            (
+                strsim::jaro_winkler(word, candidate),
+                strsim::damerau_levenshtein(word, candidate),
+                candidate,
+            )
+        })
+        .filter(|(score, edits, candidate)| *score > 0.8 || (*edits <= 1 && candidate.len() >= 3))
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
+        .map(|(_, _, candidate)| candidate)
 }
 
 /// `a`, `b` or `c`, for messages that list the choices.
@@ -247,6 +254,7 @@ mod tests {
             Some("targets")
         );
         assert_eq!(did_you_mean("zzz", ["targets", "hooks"]), None);
+        assert_eq!(did_you_mean("evn", ["env", "region"]), Some("env"));
         assert_eq!(one_of(["a", "b", "c"]), "`a`, `b` or `c`");
     }
 }

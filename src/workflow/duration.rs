@@ -80,8 +80,9 @@ impl fmt::Display for Duration {
         if self.seconds == 0 {
             return f.write_str("0s");
         }
+        // Days are the largest unit printed: people write `90d`, not `12w6d`.
         let mut left = self.seconds;
-        for (unit, scale) in UNITS {
+        for (unit, scale) in UNITS.into_iter().skip(1) {
             if left >= scale {
                 write!(f, "{}{unit}", left / scale)?;
                 left %= scale;
@@ -152,9 +153,13 @@ mod tests {
     }
 
     #[test]
-    fn prints_back_in_the_largest_units() {
+    fn prints_back_in_days_and_smaller_units() {
         assert_eq!(Duration::from_secs(5_400).to_string(), "1h30m");
-        assert_eq!(Duration::from_days(90).to_string(), "12w6d");
+        assert_eq!(Duration::from_days(90).to_string(), "90d");
+        assert_eq!(
+            "2w".parse::<Duration>().map(|d| d.to_string()),
+            Ok("14d".to_string())
+        );
         assert_eq!(Duration::from_secs(0).to_string(), "0s");
     }
 }

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod loader;
 mod messages;
 pub mod model;
+pub mod params;
 pub mod source;
 pub mod template;
 pub mod validate;

@@ -246,10 +246,10 @@ impl Builder {
         let Some(Frame::Map { path, key, seen }) = self.stack.last_mut() else {
             return;
         };
-        if seen.is_empty() {
-            if let Some(spot) = self.spots.get_mut(path) {
-                spot.value = Pos { width: 1, ..pos };
-            }
+        if seen.is_empty()
+            && let Some(spot) = self.spots.get_mut(path)
+        {
+            spot.value = Pos { width: 1, ..pos };
         }
         if !seen.insert(name.clone()) {
             self.duplicates.push((path.key(name.as_str()), pos));
@@ -350,6 +350,20 @@ impl Sources {
 
     pub fn path(&self, id: FileId) -> &Path {
         &self.files[id.0].path
+    }
+
+    /// SHA-256 over every file's path and text, in load order: changes when
+    /// the workflow or any library it uses changes.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for file in &self.files {
+            hasher.update(file.path.to_string_lossy().as_bytes());
+            hasher.update([0]);
+            hasher.update(file.text.as_bytes());
+            hasher.update([0]);
+        }
+        format!("sha256:{:x}", hasher.finalize())
     }
 }
 

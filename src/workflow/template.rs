@@ -208,12 +208,11 @@ impl Template {
                 len,
                 name: Ok(Var::Param(name)),
             } = token
+                && let Some(value) = values.get(&name)
             {
-                if let Some(value) = values.get(&name) {
-                    out.push_str(&self.0[last..offset]);
-                    out.push_str(value);
-                    last = offset + len;
-                }
+                out.push_str(&self.0[last..offset]);
+                out.push_str(value);
+                last = offset + len;
             }
         }
         out.push_str(&self.0[last..]);
@@ -240,6 +239,31 @@ impl Template {
             }
         }
         Ok(out)
+    }
+}
+
+/// The values a template is expanded with for one subject. A reference
+/// whose value is `None` is an error naming it.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    /// Bound params: `--var` values (already `$`-escaped) or defaults.
+    pub params: &'a BTreeMap<String, String>,
+    pub user: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub new_key_id: Option<&'a str>,
+}
+
+impl Template {
+    /// The text for one subject: params first (their values may refer to
+    /// the user), then the rest.
+    pub fn expand(&self, values: &Values) -> Result<String, String> {
+        self.substitute_params(values.params)
+            .render(|var| match var {
+                Var::User => values.user.map(str::to_string),
+                Var::Account => values.account.map(str::to_string),
+                Var::NewKeyId => values.new_key_id.map(str::to_string),
+                Var::Param(_) => None,
+            })
     }
 }
 

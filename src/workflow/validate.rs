@@ -474,18 +474,18 @@ impl Checker<'_> {
         let doc = &merged.policy;
         let at = |field: &str| merged.policy_origins.get(field).cloned();
         let concurrency = doc.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-            if let Some(at) = at("concurrency") {
-                let hint = format!(
-                    "rotate between 1 and {MAX_CONCURRENCY} users at once; IAM's rate limits make more no faster"
-                );
-                self.error(
-                    &at,
-                    Part::Value,
-                    format!("concurrency {concurrency} is out of range"),
-                    Some(hint),
-                );
-            }
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency)
+            && let Some(at) = at("concurrency")
+        {
+            let hint = format!(
+                "rotate between 1 and {MAX_CONCURRENCY} users at once; IAM's rate limits make more no faster"
+            );
+            self.error(
+                &at,
+                Part::Value,
+                format!("concurrency {concurrency} is out of range"),
+                Some(hint),
+            );
         }
         let window = match (&doc.window, at("window")) {
             (Some(window), Some(at)) => self.window(window, &at),

@@ -1,9 +1,12 @@
 //! rekey's integration tests, in one binary: each test binary links the
 //! whole crate again, which is slow on small machines.
 
+mod account;
+mod emulator;
 mod fuzz;
 mod graph;
 mod merge;
+mod plan;
 mod schema;
 mod support;
 mod validate;

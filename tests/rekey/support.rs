@@ -13,6 +13,7 @@ pub fn root() -> PathBuf {
 pub struct Rekey {
     args: Vec<OsString>,
     dir: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Rekey {
@@ -20,7 +21,33 @@ impl Rekey {
         Self {
             args: Vec::new(),
             dir: root(),
+            env: Vec::new(),
         }
+    }
+
+    /// Talk to AWS at `endpoint` with dummy credentials, ignoring the
+    /// developer's own AWS config files and profile.
+    pub fn aws(mut self, endpoint: &str) -> Self {
+        for (name, value) in [
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_CONFIG_FILE", "/nonexistent/rekey-tests/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/rekey-tests/credentials",
+            ),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ] {
+            self.env.push((name.to_string(), value.to_string()));
+        }
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
     }
 
     pub fn args<I, S>(mut self, args: I) -> Self
@@ -37,6 +64,8 @@ impl Rekey {
             .args(&self.args)
             .current_dir(&self.dir)
             .env("NO_COLOR", "1")
+            .env_remove("AWS_PROFILE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("rekey runs");
         Run {

@@ -193,7 +193,7 @@ fn help_teaches_and_usage_errors_exit_1() {
 #[test]
 fn commands_not_built_yet_say_so() {
     let run = Rekey::new()
-        .args(["plan", "workflows/ci-deployers.yaml"])
+        .args(["apply", "workflows/ci-deployers.yaml"])
         .run();
     run.exits(1);
     assert!(

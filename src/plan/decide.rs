@@ -1,0 +1,242 @@
+//! What to do with one user, from its keys and what the targets hold.
+//!
+//! Pure functions, so every rule is a unit test. A user holds at most two
+//! access keys; rotation needs a free slot, which the plan either finds,
+//! makes (deleting an inactive key no target holds, if policy allows), or
+//! cannot make, and then says why and what to do.
+
+use time::OffsetDateTime;
+
+use crate::providers::{AccessKey, KeyStatus};
+use crate::workflow::Duration;
+use crate::workflow::document::MakeRoom;
+
+/// The verdict for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Rotate {
+        /// The active key being replaced.
+        old_key: String,
+        /// An inactive key to delete first, to free a slot.
+        make_room: Option<String>,
+        reason: String,
+    },
+    Unchanged {
+        reason: String,
+    },
+    Blocked {
+        reason: String,
+        fix: String,
+    },
+}
+
+/// Age in whole days at `as_of` (never negative).
+pub fn age_days(created: OffsetDateTime, as_of: OffsetDateTime) -> i64 {
+    ((as_of - created).whole_seconds().max(0)) / 86_400
+}
+
+/// `AKIA…WXYZ`: enough to recognise a key, short enough to read.
+pub fn short_id(id: &str) -> String {
+    if id.len() <= 8 {
+        return id.to_string();
+    }
+    format!("{}…{}", &id[..4], &id[id.len() - 4..])
+}
+
+/// Decides from the keys alone. A `Rotate` may still be blocked later if a
+/// target holds the inactive key it would delete (see [`held_inactive_key`]).
+pub fn by_keys(
+    keys: &[AccessKey],
+    as_of: OffsetDateTime,
+    max_age: Duration,
+    make_room: MakeRoom,
+) -> Verdict {
+    let active: Vec<&AccessKey> = keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Active)
+        .collect();
+    let inactive: Vec<&AccessKey> = keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Inactive)
+        .collect();
+    let Some(oldest) = active.iter().min_by_key(|k| (k.created, &k.id)) else {
+        let reason = if keys.is_empty() {
+            "has no access key"
+        } else {
+            "has no active access key"
+        };
+        return Verdict::Unchanged {
+            reason: reason.into(),
+        };
+    };
+    let age = age_days(oldest.created, as_of);
+    let max_days = max_age.as_secs() / 86_400;
+    let due = (as_of - oldest.created).whole_seconds() >= max_age.as_secs() as i64;
+    if !due {
+        let due_on = oldest.created + time::Duration::seconds(max_age.as_secs() as i64);
+        let reason = format!(
+            "key {} is {age}d old; due at {max_age} on {}",
+            short_id(&oldest.id),
+            due_on.date()
+        );
+        return Verdict::Unchanged { reason };
+    }
+    let reason = if max_days == 0 && max_age.as_secs() == 0 {
+        format!(
+            "key {} is {age}d old (max_key_age 0d: always rotate)",
+            short_id(&oldest.id)
+        )
+    } else {
+        format!("key {} is {age}d old (max {max_age})", short_id(&oldest.id))
+    };
+    match (active.len(), inactive.first()) {
+        (2.., _) => Verdict::Blocked {
+            reason: format!("two active keys ({}, {}): there is no slot for a new one", short_id(&active[0].id), short_id(&active[1].id)),
+            fix: "deactivate the key that no application uses (aws iam update-access-key --status Inactive), then plan again".into(),
+        },
+        (_, Some(inactive)) => match make_room {
+            MakeRoom::DeleteInactive => Verdict::Rotate { old_key: oldest.id.clone(), make_room: Some(inactive.id.clone()), reason },
+            MakeRoom::Refuse => Verdict::Blocked {
+                reason: format!("both key slots are used: {} is active and {} inactive", short_id(&oldest.id), short_id(&inactive.id)),
+                fix: "delete the inactive key, or set `policy.make_room: delete_inactive` to let rekey delete it".into(),
+            },
+        },
+        _ => Verdict::Rotate { old_key: oldest.id.clone(), make_room: None, reason },
+    }
+}
+
+/// Blocks a rotation whose make-room step would delete a key that a target
+/// still holds: some application may be configured with it.
+pub fn held_inactive_key(verdict: Verdict, holders: &[(String, Option<String>)]) -> Verdict {
+    let Verdict::Rotate {
+        make_room: Some(inactive),
+        ..
+    } = &verdict
+    else {
+        return verdict;
+    };
+    let held_by: Vec<&str> = holders
+        .iter()
+        .filter(|(_, key)| key.as_deref() == Some(inactive))
+        .map(|(target, _)| target.as_str())
+        .collect();
+    if held_by.is_empty() {
+        return verdict;
+    }
+    Verdict::Blocked {
+        reason: format!("the inactive key {} is still held by {}: deleting it to make room could break what reads it", short_id(inactive), held_by.iter().map(|t| format!("target `{t}`")).collect::<Vec<_>>().join(", ")),
+        fix: "find out why that target holds an inactive key, then delete the key yourself and plan again".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-29 12:00 UTC);
+
+    fn key(id: &str, status: KeyStatus, days_old: i64) -> AccessKey {
+        AccessKey {
+            id: id.into(),
+            status,
+            created: NOW - time::Duration::days(days_old),
+        }
+    }
+
+    fn verdict(keys: &[AccessKey], make_room: MakeRoom) -> Verdict {
+        by_keys(keys, NOW, Duration::from_days(90), make_room)
+    }
+
+    #[test]
+    fn a_young_key_is_left_alone_with_its_due_date() {
+        let Verdict::Unchanged { reason } = verdict(
+            &[key("AKIAYOUNG00000000001", KeyStatus::Active, 12)],
+            MakeRoom::Refuse,
+        ) else {
+            panic!()
+        };
+        assert_eq!(reason, "key AKIA…0001 is 12d old; due at 90d on 2027-02-15");
+    }
+
+    #[test]
+    fn an_old_key_with_a_free_slot_rotates() {
+        let v = verdict(
+            &[key("AKIAOLD0000000000001", KeyStatus::Active, 120)],
+            MakeRoom::Refuse,
+        );
+        assert!(
+            matches!(v, Verdict::Rotate { ref old_key, make_room: None, .. } if old_key == "AKIAOLD0000000000001"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn zero_max_age_always_rotates() {
+        let v = by_keys(
+            &[key("AKIANEW0000000000001", KeyStatus::Active, 0)],
+            NOW,
+            Duration::from_days(0),
+            MakeRoom::Refuse,
+        );
+        assert!(matches!(v, Verdict::Rotate { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn two_active_keys_block_with_a_fix() {
+        let v = verdict(
+            &[
+                key("AKIAA000000000000001", KeyStatus::Active, 200),
+                key("AKIAB000000000000002", KeyStatus::Active, 100),
+            ],
+            MakeRoom::DeleteInactive,
+        );
+        assert!(
+            matches!(v, Verdict::Blocked { ref reason, .. } if reason.starts_with("two active keys")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn an_inactive_key_is_deleted_only_when_policy_allows() {
+        let keys = [
+            key("AKIAA000000000000001", KeyStatus::Active, 200),
+            key("AKIAI000000000000002", KeyStatus::Inactive, 300),
+        ];
+        assert!(
+            matches!(verdict(&keys, MakeRoom::DeleteInactive), Verdict::Rotate { make_room: Some(ref k), .. } if k == "AKIAI000000000000002")
+        );
+        assert!(
+            matches!(verdict(&keys, MakeRoom::Refuse), Verdict::Blocked { ref fix, .. } if fix.contains("make_room"))
+        );
+    }
+
+    #[test]
+    fn an_inactive_key_a_target_holds_is_not_deleted() {
+        let keys = [
+            key("AKIAA000000000000001", KeyStatus::Active, 200),
+            key("AKIAI000000000000002", KeyStatus::Inactive, 300),
+        ];
+        let holders = [("app".to_string(), Some("AKIAI000000000000002".to_string()))];
+        let v = held_inactive_key(verdict(&keys, MakeRoom::DeleteInactive), &holders);
+        assert!(
+            matches!(v, Verdict::Blocked { ref reason, .. } if reason.contains("target `app`")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn users_without_active_keys_are_left_alone() {
+        assert!(matches!(
+            verdict(&[], MakeRoom::Refuse),
+            Verdict::Unchanged { .. }
+        ));
+        assert!(matches!(
+            verdict(
+                &[key("AKIAI000000000000002", KeyStatus::Inactive, 300)],
+                MakeRoom::Refuse
+            ),
+            Verdict::Unchanged { .. }
+        ));
+    }
+}

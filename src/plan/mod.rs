@@ -1,0 +1,648 @@
+//! Plan: read the live state, decide per user, and describe every step.
+//!
+//! For each selected user: list its keys and decide (rotate, unchanged,
+//! blocked). Only users that are due cost more calls: the last use of each
+//! key (which tells a reviewer which key is in use), and, for a rotation,
+//! what every target holds now. The result is a [`Plan`], the
+//! versioned document that `--json` prints and `--out` saves, with hashes of
+//! the workflow and of the observed state so a saved plan can be checked for
+//! staleness. It never contains a secret: targets are observed only for the
+//! access key id they hold.
+
+pub mod decide;
+pub mod select;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::graph::{MakeRoomStep, Phase, StepGraph};
+use crate::providers::{
+    AccessKey, Iam, IamUser, KeyStatus, LastUse, ProviderError, TargetReader, TargetState,
+    credentials_file,
+};
+use crate::workflow::document::{HttpMethod, SecretFormat};
+use crate::workflow::model::{HookKind, Staging, Target, TargetKind, Workflow};
+use crate::workflow::params::{self, ParamError};
+use crate::workflow::template::{Template, Values};
+use decide::{Verdict, short_id};
+use select::Selector;
+
+/// The version of the plan document; bumped when its shape changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What `${new_key.id}` reads as before the key exists.
+pub const NEW_KEY_PLACEHOLDER: &str = "(new key id)";
+
+/// The plan document (`rekey plan --json`, `--out PLAN.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub rekey_version: String,
+    pub workflow: WorkflowRef,
+    /// The `--var` values the plan was made with.
+    pub vars: BTreeMap<String, String>,
+    /// The instant key ages were judged at (RFC 3339).
+    pub as_of: String,
+    pub account: String,
+    /// SHA-256 of what was observed (keys and target states, not last use):
+    /// a saved plan is stale when a new observation hashes differently.
+    pub observed_sha256: String,
+    pub summary: Summary,
+    /// Every selected user, sorted by name.
+    pub users: Vec<UserPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRef {
+    pub name: String,
+    pub path: String,
+    /// SHA-256 of the workflow file and every library it uses.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub rotate: usize,
+    pub unchanged: usize,
+    pub blocked: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Rotate,
+    Unchanged,
+    Blocked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPlan {
+    pub user: String,
+    pub arn: String,
+    pub decision: Decision,
+    pub reason: String,
+    /// For a blocked user: what to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    pub keys: Vec<KeyView>,
+    /// The active key a rotation replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_key: Option<String>,
+    /// The inactive key deleted first to free a slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub make_room: Option<String>,
+    /// The steps of a rotation, in the order they run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepView>,
+    /// Every target, what it holds now, and what it will hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyView {
+    pub id: String,
+    pub status: KeyStatus,
+    pub created: String,
+    pub age_days: i64,
+    /// Looked up only for users that are due; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<LastUseView>,
+}
+
+/// GetAccessKeyLastUsed's answer; `date: null` means never used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastUseView {
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    pub id: String,
+    pub phase: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    pub id: String,
+    pub kind: String,
+    /// The parameter name, secret id, `path [profile]` or command.
+    pub resource: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SecretFormat>,
+    /// What it holds now; absent for kinds that cannot be read (exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<TargetState>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("{what}: {message}")]
+    Template { what: String, message: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a plan is made from, besides the live state.
+pub struct PlanRequest<'a> {
+    pub workflow: &'a Workflow,
+    /// The workflow file, as the user named it.
+    pub workflow_path: &'a Path,
+    pub workflow_sha256: String,
+    pub vars: Vec<(String, String)>,
+    pub as_of: OffsetDateTime,
+    /// How many users are observed at once.
+    pub parallelism: usize,
+}
+
+/// What one user's planning works with.
+struct Context<'a> {
+    workflow: &'a Workflow,
+    base_dir: PathBuf,
+    params: BTreeMap<String, String>,
+    account: String,
+    as_of: OffsetDateTime,
+}
+
+/// Reads the live state through `provider` and makes the plan. Read-only:
+/// no call here changes anything.
+pub async fn plan<P: Iam + TargetReader>(
+    request: &PlanRequest<'_>,
+    provider: &P,
+) -> Result<Plan, PlanError> {
+    let workflow = request.workflow;
+    let params = params::bind(workflow, &request.vars)?;
+    let selector = selector(workflow, &params)?;
+    let account = provider.account_id().await?;
+    let parallelism = request.parallelism.max(1);
+    let listed = provider.list_users(selector.path_prefix.as_deref()).await?;
+    let admitted: Vec<IamUser> = listed.into_iter().filter(|u| selector.admits(u)).collect();
+    let selected: Vec<IamUser> = if selector.needs_tags() {
+        stream::iter(admitted)
+            .map(|user| async {
+                let tags = provider.user_tags(&user.name).await?;
+                Ok::<_, ProviderError>(selector.admits_tags(&tags).then_some(user))
+            })
+            .buffered(parallelism)
+            .try_filter_map(|user| async move { Ok(user) })
+            .try_collect()
+            .await?
+    } else {
+        admitted
+    };
+    let context = Context {
+        workflow,
+        base_dir: request
+            .workflow_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        params,
+        account,
+        as_of: request.as_of,
+    };
+    let mut users: Vec<UserPlan> = stream::iter(selected)
+        .map(|user| plan_user(&context, provider, user))
+        .buffer_unordered(parallelism)
+        .try_collect()
+        .await?;
+    users.sort_by(|a, b| a.user.cmp(&b.user));
+    let summary = Summary {
+        rotate: users
+            .iter()
+            .filter(|u| u.decision == Decision::Rotate)
+            .count(),
+        unchanged: users
+            .iter()
+            .filter(|u| u.decision == Decision::Unchanged)
+            .count(),
+        blocked: users
+            .iter()
+            .filter(|u| u.decision == Decision::Blocked)
+            .count(),
+    };
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        rekey_version: env!("CARGO_PKG_VERSION").to_string(),
+        workflow: WorkflowRef {
+            name: workflow.name.clone(),
+            path: request.workflow_path.display().to_string(),
+            sha256: request.workflow_sha256.clone(),
+        },
+        vars: request.vars.iter().cloned().collect(),
+        as_of: rfc3339(request.as_of),
+        account: context.account,
+        observed_sha256: observed_sha256(&users),
+        summary,
+        users,
+    })
+}
+
+fn selector(workflow: &Workflow, params: &BTreeMap<String, String>) -> Result<Selector, PlanError> {
+    let values = Values {
+        params,
+        user: None,
+        account: None,
+        new_key_id: None,
+    };
+    let expand = |t: &Template| expand(t, &values, "select");
+    let select = &workflow.select;
+    Ok(Selector {
+        users: select.users.iter().map(expand).collect::<Result<_, _>>()?,
+        path_prefix: select.path_prefix.as_ref().map(expand).transpose()?,
+        tags: select
+            .tags
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), expand(v)?)))
+            .collect::<Result<_, PlanError>>()?,
+        exclude: select
+            .exclude
+            .iter()
+            .map(expand)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+fn expand(template: &Template, values: &Values, what: &str) -> Result<String, PlanError> {
+    template
+        .expand(values)
+        .map_err(|message| PlanError::Template {
+            what: what.to_string(),
+            message,
+        })
+}
+
+async fn plan_user<P: Iam + TargetReader>(
+    context: &Context<'_>,
+    provider: &P,
+    user: IamUser,
+) -> Result<UserPlan, PlanError> {
+    let workflow = context.workflow;
+    let keys = provider.access_keys(&user.name).await?;
+    let verdict = decide::by_keys(
+        &keys,
+        context.as_of,
+        workflow.select.max_key_age,
+        workflow.policy.make_room,
+    );
+    let mut plan = UserPlan {
+        user: user.name.clone(),
+        arn: user.arn.clone(),
+        decision: Decision::Unchanged,
+        reason: String::new(),
+        fix: None,
+        keys: Vec::new(),
+        old_key: None,
+        make_room: None,
+        steps: Vec::new(),
+        targets: Vec::new(),
+    };
+    if let Verdict::Unchanged { reason } = verdict {
+        plan.reason = reason;
+        plan.keys = keys
+            .iter()
+            .map(|k| key_view(k, None, context.as_of))
+            .collect();
+        return Ok(plan);
+    }
+    let mut last_uses = Vec::with_capacity(keys.len());
+    for key in &keys {
+        last_uses.push(provider.key_last_used(&key.id).await?);
+    }
+    plan.keys = keys
+        .iter()
+        .zip(&last_uses)
+        .map(|(k, used)| key_view(k, Some(used), context.as_of))
+        .collect();
+    let values = Values {
+        params: &context.params,
+        user: Some(&user.name),
+        account: Some(&context.account),
+        new_key_id: Some(NEW_KEY_PLACEHOLDER),
+    };
+    // Targets matter only to a rotation: its diff, and whether one still
+    // holds the inactive key it would delete.
+    if matches!(verdict, Verdict::Rotate { .. }) {
+        for target in &workflow.targets {
+            plan.targets
+                .push(observe_target(context, provider, target, &values).await?);
+        }
+    }
+    let holders: Vec<(String, Option<String>)> = plan
+        .targets
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                t.before.as_ref().and_then(|b| b.key_id.clone()),
+            )
+        })
+        .collect();
+    match decide::held_inactive_key(verdict, &holders) {
+        Verdict::Rotate {
+            old_key,
+            make_room,
+            reason,
+        } => {
+            plan.decision = Decision::Rotate;
+            plan.reason = reason;
+            plan.steps = steps(context, &values, &old_key, make_room.as_deref())?;
+            plan.old_key = Some(old_key);
+            plan.make_room = make_room;
+        }
+        Verdict::Blocked { reason, fix } => {
+            plan.decision = Decision::Blocked;
+            plan.reason = reason;
+            plan.fix = Some(fix);
+            plan.targets.clear();
+        }
+        Verdict::Unchanged { reason } => plan.reason = reason,
+    }
+    Ok(plan)
+}
+
+fn key_view(key: &AccessKey, last_use: Option<&LastUse>, as_of: OffsetDateTime) -> KeyView {
+    KeyView {
+        id: key.id.clone(),
+        status: key.status,
+        created: rfc3339(key.created),
+        age_days: decide::age_days(key.created, as_of),
+        last_used: last_use.map(|used| LastUseView {
+            date: used.date.map(rfc3339),
+            service: used.service.clone(),
+            region: used.region.clone(),
+        }),
+    }
+}
+
+async fn observe_target<P: TargetReader>(
+    context: &Context<'_>,
+    provider: &P,
+    target: &Target,
+    values: &Values<'_>,
+) -> Result<TargetView, PlanError> {
+    let what = format!("target `{}`", target.id);
+    let (resource, format, before) = match &target.kind {
+        TargetKind::SsmParameter(ssm) => {
+            let name = expand(&ssm.name, values, &what)?;
+            let state = provider.ssm_parameter(&name, ssm.format).await?;
+            (name, Some(ssm.format), Some(state))
+        }
+        TargetKind::SecretsManager(secret) => {
+            let id = expand(&secret.secret_id, values, &what)?;
+            let state = provider.secret(&id, secret.format).await?;
+            (id, Some(secret.format), Some(state))
+        }
+        TargetKind::CredentialsFile(file) => {
+            let path = expand(&file.path, values, &what)?;
+            let profile = match &file.profile {
+                Some(profile) => expand(profile, values, &what)?,
+                None => values.user.unwrap_or_default().to_string(),
+            };
+            let full = context.base_dir.join(&path);
+            let state =
+                credentials_file::read(&full, &profile).map_err(|source| PlanError::Read {
+                    path: full.clone(),
+                    source,
+                })?;
+            (
+                format!("{path} [{profile}]"),
+                Some(SecretFormat::Credentials),
+                Some(state),
+            )
+        }
+        TargetKind::Exec(exec) => {
+            let argv: Vec<String> = exec
+                .command
+                .iter()
+                .map(|t| expand(t, values, &what))
+                .collect::<Result<_, _>>()?;
+            (argv.join(" "), None, None)
+        }
+    };
+    Ok(TargetView {
+        id: target.id.clone(),
+        kind: target.kind.key().to_string(),
+        resource,
+        format,
+        before,
+    })
+}
+
+/// The rotation's steps in order, each with what it does for this user.
+fn steps(
+    context: &Context<'_>,
+    values: &Values<'_>,
+    old_key: &str,
+    make_room: Option<&str>,
+) -> Result<Vec<StepView>, PlanError> {
+    let workflow = context.workflow;
+    let room = if make_room.is_some() {
+        MakeRoomStep::Yes
+    } else {
+        MakeRoomStep::No
+    };
+    let graph =
+        StepGraph::compile(workflow, values.user.unwrap_or_default(), room).map_err(|e| {
+            PlanError::Template {
+                what: "steps".into(),
+                message: e.to_string(),
+            }
+        })?;
+    let old = short_id(old_key);
+    graph
+        .steps()
+        .into_iter()
+        .map(|step| {
+            let item = step.item.as_deref().unwrap_or_default();
+            let detail = match step.phase {
+                Phase::MakeRoom => format!(
+                    "delete the inactive key {}",
+                    short_id(make_room.unwrap_or_default())
+                ),
+                Phase::Create => match &workflow.staging {
+                    Staging::StateFile => {
+                        "create a new key; stage it in a 0600 file in the state directory"
+                            .to_string()
+                    }
+                    Staging::SsmParameter { name, .. } => format!(
+                        "create a new key; stage it in SSM parameter {}",
+                        expand(name, values, "staging")?
+                    ),
+                },
+                Phase::Distribute => {
+                    let target = workflow
+                        .targets
+                        .iter()
+                        .find(|t| t.id == item)
+                        .expect("a step per target");
+                    target_detail(target, values)?
+                }
+                Phase::Refresh | Phase::Verify | Phase::VerifyAfterDisable => {
+                    let hook = workflow
+                        .hooks
+                        .iter()
+                        .find(|h| h.id == item)
+                        .expect("a step per hook");
+                    hook_detail(&hook.kind, values, &old)?
+                }
+                Phase::DisableOld => format!("deactivate {old}"),
+                Phase::Soak => format!("wait {} with {old} inactive", workflow.policy.soak),
+                Phase::DeleteOld => format!("delete {old}"),
+                Phase::Unstage => "delete the staged copy of the new secret".to_string(),
+            };
+            Ok(StepView {
+                id: step.to_string(),
+                phase: step.phase.name().to_string(),
+                detail,
+            })
+        })
+        .collect()
+}
+
+fn target_detail(target: &Target, values: &Values) -> Result<String, PlanError> {
+    let what = format!("target `{}`", target.id);
+    Ok(match &target.kind {
+        TargetKind::SsmParameter(ssm) => format!(
+            "write SSM parameter {} ({})",
+            expand(&ssm.name, values, &what)?,
+            format_name(ssm.format)
+        ),
+        TargetKind::SecretsManager(secret) => format!(
+            "write a new version of secret {} ({})",
+            expand(&secret.secret_id, values, &what)?,
+            format_name(secret.format)
+        ),
+        TargetKind::CredentialsFile(file) => {
+            let profile = file
+                .profile
+                .as_ref()
+                .map(|p| expand(p, values, &what))
+                .transpose()?
+                .unwrap_or_else(|| values.user.unwrap_or_default().to_string());
+            format!(
+                "update profile [{profile}] of {}",
+                expand(&file.path, values, &what)?
+            )
+        }
+        TargetKind::Exec(exec) => {
+            let argv: Vec<String> = exec
+                .command
+                .iter()
+                .map(|t| expand(t, values, &what))
+                .collect::<Result<_, _>>()?;
+            format!(
+                "run `{}` with the new key in its environment",
+                argv.join(" ")
+            )
+        }
+    })
+}
+
+fn hook_detail(kind: &HookKind, values: &Values, old: &str) -> Result<String, PlanError> {
+    let what = "hook";
+    Ok(match kind {
+        HookKind::Http(http) => {
+            let method = match http.method.unwrap_or(HttpMethod::Get) {
+                HttpMethod::Get => "GET",
+                HttpMethod::Head => "HEAD",
+                HttpMethod::Post => "POST",
+                HttpMethod::Put => "PUT",
+                HttpMethod::Patch => "PATCH",
+                HttpMethod::Delete => "DELETE",
+            };
+            format!(
+                "{method} {} expecting {}",
+                expand(&http.url, values, what)?,
+                http.expect_status.unwrap_or(200)
+            )
+        }
+        HookKind::StsIdentity(sts) => format!(
+            "wait until the new key authenticates as {} (up to {})",
+            values.user.unwrap_or_default(),
+            sts.timeout
+                .unwrap_or(crate::workflow::Duration::from_secs(60))
+        ),
+        HookKind::KeyUnused(unused) => {
+            format!("check that {old} shows no use for {}", unused.quiet_for)
+        }
+        HookKind::Exec(exec) => {
+            let argv: Vec<String> = exec
+                .command
+                .iter()
+                .map(|t| expand(t, values, what))
+                .collect::<Result<_, _>>()?;
+            format!("run {}", argv.join(" "))
+        }
+        HookKind::SsmCommand(ssm) => {
+            let count = ssm.commands.len();
+            format!(
+                "run {count} command{} on instances through SSM",
+                if count == 1 { "" } else { "s" }
+            )
+        }
+    })
+}
+
+pub fn format_name(format: SecretFormat) -> &'static str {
+    match format {
+        SecretFormat::Json => "json",
+        SecretFormat::Env => "env",
+        SecretFormat::Credentials => "credentials",
+        SecretFormat::IdOnly => "id_only",
+    }
+}
+
+pub fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339)
+        .expect("a time within the years 0-9999")
+}
+
+/// SHA-256 over what was observed: each user's keys (id, status, created)
+/// and each target's state. Last use is left out: it changes whenever an
+/// application uses a key, which does not make a plan stale.
+pub fn observed_sha256(users: &[UserPlan]) -> String {
+    #[derive(Serialize)]
+    struct Observed<'a> {
+        user: &'a str,
+        keys: Vec<(&'a str, KeyStatus, &'a str)>,
+        targets: Vec<(&'a str, &'a str, &'a Option<TargetState>)>,
+    }
+    let observed: Vec<Observed> = users
+        .iter()
+        .map(|u| Observed {
+            user: &u.user,
+            keys: u
+                .keys
+                .iter()
+                .map(|k| (k.id.as_str(), k.status, k.created.as_str()))
+                .collect(),
+            targets: u
+                .targets
+                .iter()
+                .map(|t| (t.id.as_str(), t.resource.as_str(), &t.before))
+                .collect(),
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&observed).expect("plain data");
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}

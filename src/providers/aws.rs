@@ -1,0 +1,405 @@
+//! The AWS provider: IAM, STS, SSM and Secrets Manager through the SDK.
+//!
+//! Clients come from the standard `aws-config` chain (profile, region,
+//! `AWS_ENDPOINT_URL` or `--endpoint-url`, SSO, instance roles) with the
+//! SDK's standard retries on, and timeouts set so a hung endpoint cannot hang
+//! a run. Every call is counted per service for the run report. Errors are
+//! turned into [`ProviderError`]s that say what to do.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use time::OffsetDateTime;
+
+use super::{
+    AccessKey, ErrorKind, Iam, IamUser, KeyStatus, LastUse, ProviderError, TargetReader,
+    TargetState,
+};
+use crate::secret::{SecretString, key_id_in};
+use crate::workflow::document::SecretFormat;
+
+/// Where and as whom to talk to AWS; anything unset comes from the
+/// environment and shared config files, as with the AWS CLI.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// API calls made, per service.
+#[derive(Debug, Default)]
+pub struct Calls {
+    iam: AtomicU64,
+    sts: AtomicU64,
+    ssm: AtomicU64,
+    secretsmanager: AtomicU64,
+}
+
+impl Calls {
+    pub fn by_service(&self) -> BTreeMap<&'static str, u64> {
+        [
+            ("iam", &self.iam),
+            ("secretsmanager", &self.secretsmanager),
+            ("ssm", &self.ssm),
+            ("sts", &self.sts),
+        ]
+        .into_iter()
+        .map(|(name, count)| (name, count.load(Ordering::Relaxed)))
+        .filter(|(_, count)| *count > 0)
+        .collect()
+    }
+
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Aws {
+    iam: aws_sdk_iam::Client,
+    sts: aws_sdk_sts::Client,
+    ssm: aws_sdk_ssm::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    pub calls: Calls,
+}
+
+impl Aws {
+    pub async fn connect(options: &AwsOptions) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(90))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .timeout_config(timeouts);
+        if let Some(profile) = &options.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &options.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &options.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let mut config = loader.load().await;
+        if config.region().is_none() {
+            // IAM and STS are global; SSM and Secrets Manager need a region,
+            // and us-east-1 is where IAM itself lives.
+            config = config
+                .into_builder()
+                .region(Region::from_static("us-east-1"))
+                .build();
+        }
+        Self {
+            iam: aws_sdk_iam::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            calls: Calls::default(),
+        }
+    }
+}
+
+/// Turns an SDK error into advice: which action, on what, and what to do.
+fn provider_error<E>(
+    action: &str,
+    resource: Option<&str>,
+    error: SdkError<E, HttpResponse>,
+) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let detail = DisplayErrorContext(&error).to_string();
+    let kind = match &error {
+        SdkError::TimeoutError(_) => ErrorKind::Timeout(action.to_string()),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            ErrorKind::Timeout(action.to_string())
+        }
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
+            if detail.contains("credential") =>
+        {
+            ErrorKind::NoCredentials
+        }
+        SdkError::DispatchFailure(failure) if failure.is_io() => {
+            ErrorKind::Unreachable(first_line(&detail))
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            classify(error.code(), error.message(), status)
+        }
+        SdkError::ResponseError(response) => classify(None, None, response.raw().status().as_u16()),
+        _ => ErrorKind::Other(first_line(&detail)),
+    };
+    ProviderError {
+        action: action.to_string(),
+        resource: resource.map(str::to_string),
+        kind,
+    }
+}
+
+fn classify(code: Option<&str>, message: Option<&str>, status: u16) -> ErrorKind {
+    let described = || match (code, message) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        (None, Some(message)) => message.to_string(),
+        (None, None) => format!("HTTP {status}"),
+    };
+    match code {
+        Some(
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "UnrecognizedClientException",
+        ) => ErrorKind::AccessDenied(described()),
+        Some(
+            "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "ExpiredTokenException",
+        ) => ErrorKind::AccessDenied(format!("{}; the credentials were rejected", described())),
+        Some("NoSuchEntity" | "ParameterNotFound" | "ResourceNotFoundException") => {
+            ErrorKind::NotFound
+        }
+        Some(
+            "Throttling"
+            | "ThrottlingException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded",
+        ) => ErrorKind::Throttled,
+        // Error bodies are not always parsed (moto with authentication on):
+        // the status still says what happened.
+        _ => match status {
+            403 => ErrorKind::AccessDenied(described()),
+            404 => ErrorKind::NotFound,
+            429 => ErrorKind::Throttled,
+            _ => ErrorKind::Other(described()),
+        },
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+fn to_time(date: &aws_smithy_types::DateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(date.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn missing(action: &str, what: &str) -> ProviderError {
+    ProviderError {
+        action: action.to_string(),
+        resource: None,
+        kind: ErrorKind::Other(format!("the answer has no {what}")),
+    }
+}
+
+impl Iam for Aws {
+    async fn account_id(&self) -> Result<String, ProviderError> {
+        Calls::count(&self.calls.sts);
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| provider_error("sts:GetCallerIdentity", None, e))?;
+        identity
+            .account()
+            .map(str::to_string)
+            .ok_or_else(|| missing("sts:GetCallerIdentity", "account"))
+    }
+
+    async fn list_users(&self, path_prefix: Option<&str>) -> Result<Vec<IamUser>, ProviderError> {
+        let mut pages = self
+            .iam
+            .list_users()
+            .set_path_prefix(path_prefix.map(str::to_string))
+            .into_paginator()
+            .send();
+        let mut users = Vec::new();
+        while let Some(page) = pages.next().await {
+            Calls::count(&self.calls.iam);
+            let page = page.map_err(|e| provider_error("iam:ListUsers", path_prefix, e))?;
+            users.extend(page.users().iter().map(|u| IamUser {
+                name: u.user_name().to_string(),
+                arn: u.arn().to_string(),
+                path: u.path().to_string(),
+            }));
+        }
+        Ok(users)
+    }
+
+    async fn user_tags(&self, user: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut pages = self
+            .iam
+            .list_user_tags()
+            .user_name(user)
+            .into_paginator()
+            .send();
+        let mut tags = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            Calls::count(&self.calls.iam);
+            let page = page.map_err(|e| provider_error("iam:ListUserTags", Some(user), e))?;
+            tags.extend(
+                page.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string())),
+            );
+        }
+        Ok(tags)
+    }
+
+    async fn access_keys(&self, user: &str) -> Result<Vec<AccessKey>, ProviderError> {
+        let mut pages = self
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            Calls::count(&self.calls.iam);
+            let page = page.map_err(|e| provider_error("iam:ListAccessKeys", Some(user), e))?;
+            for key in page.access_key_metadata() {
+                let (Some(id), Some(created)) = (key.access_key_id(), key.create_date()) else {
+                    return Err(missing(
+                        "iam:ListAccessKeys",
+                        "access key id or creation date",
+                    ));
+                };
+                let status = match key.status() {
+                    Some(aws_sdk_iam::types::StatusType::Active) => KeyStatus::Active,
+                    _ => KeyStatus::Inactive,
+                };
+                keys.push(AccessKey {
+                    id: id.to_string(),
+                    status,
+                    created: to_time(created),
+                });
+            }
+        }
+        keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(keys)
+    }
+
+    async fn key_last_used(&self, key_id: &str) -> Result<LastUse, ProviderError> {
+        Calls::count(&self.calls.iam);
+        let answer = self
+            .iam
+            .get_access_key_last_used()
+            .access_key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| provider_error("iam:GetAccessKeyLastUsed", Some(key_id), e))?;
+        let Some(used) = answer.access_key_last_used() else {
+            return Ok(LastUse::default());
+        };
+        let known = |text: &str| (!text.is_empty() && text != "N/A").then(|| text.to_string());
+        Ok(LastUse {
+            date: used.last_used_date().map(to_time),
+            service: known(used.service_name()),
+            region: known(used.region()),
+        })
+    }
+}
+
+impl TargetReader for Aws {
+    async fn ssm_parameter(
+        &self,
+        name: &str,
+        format: SecretFormat,
+    ) -> Result<TargetState, ProviderError> {
+        Calls::count(&self.calls.ssm);
+        match self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+        {
+            Ok(answer) => {
+                let parameter = answer.parameter();
+                let value = parameter
+                    .and_then(|p| p.value())
+                    .map(|v| SecretString::from(v.to_string()));
+                Ok(TargetState {
+                    exists: true,
+                    version: parameter.map(|p| p.version().to_string()),
+                    key_id: value.and_then(|v| key_id_in(&v, format)),
+                })
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                Ok(TargetState::absent())
+            }
+            Err(error) => Err(provider_error("ssm:GetParameter", Some(name), error)),
+        }
+    }
+
+    async fn secret(&self, id: &str, format: SecretFormat) -> Result<TargetState, ProviderError> {
+        Calls::count(&self.calls.secretsmanager);
+        match self.secrets.get_secret_value().secret_id(id).send().await {
+            Ok(answer) => {
+                let value = answer
+                    .secret_string()
+                    .map(|v| SecretString::from(v.to_string()));
+                Ok(TargetState {
+                    exists: true,
+                    version: answer.version_id().map(str::to_string),
+                    key_id: value.and_then(|v| key_id_in(&v, format)),
+                })
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(TargetState::absent())
+            }
+            Err(error) => Err(provider_error(
+                "secretsmanager:GetSecretValue",
+                Some(id),
+                error,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_and_statuses_become_advice() {
+        assert_eq!(
+            classify(Some("NoSuchEntity"), None, 404),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify(Some("Throttling"), Some("Rate exceeded"), 400),
+            ErrorKind::Throttled
+        );
+        assert!(matches!(
+            classify(None, None, 403),
+            ErrorKind::AccessDenied(_)
+        ));
+        assert!(
+            matches!(classify(Some("AccessDenied"), Some("User: x is not authorized to perform: iam:ListUsers"), 403), ErrorKind::AccessDenied(m) if m.contains("iam:ListUsers"))
+        );
+        assert_eq!(
+            classify(None, None, 500),
+            ErrorKind::Other("HTTP 500".into())
+        );
+    }
+}

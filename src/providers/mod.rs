@@ -1,0 +1,142 @@
+//! Providers: the outside world behind traits.
+//!
+//! The engine (plan, apply) is generic over these traits and never sees an
+//! AWS SDK type; `aws` implements them with the SDK, tests implement them
+//! with fakes. A value that contains a secret never leaves a provider: a
+//! target's current value is read only to learn which access key id it
+//! holds, and is dropped there.
+
+pub mod aws;
+pub mod credentials_file;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// An IAM user, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamUser {
+    pub name: String,
+    pub arn: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+}
+
+impl fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+        })
+    }
+}
+
+/// An access key's metadata (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub id: String,
+    pub status: KeyStatus,
+    pub created: OffsetDateTime,
+}
+
+/// What GetAccessKeyLastUsed says; `date: None` means never used.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LastUse {
+    pub date: Option<OffsetDateTime>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+}
+
+/// What a target holds now: whether it exists, its version, and the
+/// access key id found in its value (`None` when the value is not in a
+/// format rekey reads, e.g. written by hand).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TargetState {
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+impl TargetState {
+    pub fn absent() -> Self {
+        Self::default()
+    }
+}
+
+/// What went wrong talking to a provider, phrased as advice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{action}{}: {kind}", resource.as_ref().map(|r| format!(" on {r}")).unwrap_or_default())]
+pub struct ProviderError {
+    /// The API action, e.g. `iam:ListUsers`.
+    pub action: String,
+    pub resource: Option<String>,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    #[error(
+        "no AWS credentials found; set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )]
+    NoCredentials,
+    #[error("access denied ({0}); the identity running rekey needs this permission")]
+    AccessDenied(String),
+    #[error("not found")]
+    NotFound,
+    #[error("throttled by AWS even after retries; lower --parallelism or try again later")]
+    Throttled,
+    #[error(
+        "cannot reach the endpoint ({0}); check --endpoint-url, AWS_ENDPOINT_URL and the network"
+    )]
+    Unreachable(String),
+    #[error("no answer in time ({0})")]
+    Timeout(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Reading IAM users and their keys, and who we are.
+pub trait Iam: Sync {
+    fn account_id(&self) -> impl Future<Output = Result<String, ProviderError>> + Send;
+    /// Every user under `path_prefix` (all pages).
+    fn list_users(
+        &self,
+        path_prefix: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<IamUser>, ProviderError>> + Send;
+    fn user_tags(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, ProviderError>> + Send;
+    fn access_keys(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<AccessKey>, ProviderError>> + Send;
+    fn key_last_used(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<LastUse, ProviderError>> + Send;
+}
+
+/// Reading what a target holds now. `format` says how to find the key id.
+pub trait TargetReader: Sync {
+    fn ssm_parameter(
+        &self,
+        name: &str,
+        format: crate::workflow::document::SecretFormat,
+    ) -> impl Future<Output = Result<TargetState, ProviderError>> + Send;
+    fn secret(
+        &self,
+        id: &str,
+        format: crate::workflow::document::SecretFormat,
+    ) -> impl Future<Output = Result<TargetState, ProviderError>> + Send;
+}

@@ -1,0 +1,235 @@
+//! `rekey plan`'s human output: per user the decision, the keys, the steps
+//! in order and a diff of every target, then one summary line.
+//!
+//! Secrets cannot appear: a target's value is drawn from its key id alone,
+//! with `(sensitive)` where the secret goes. Key ids are shortened
+//! (`AKIA…WXYZ`); `--json` has them whole.
+
+use std::fmt::Write as _;
+
+use similar::{ChangeTag, TextDiff};
+
+use super::style::Style;
+use crate::plan::decide::short_id;
+use crate::plan::{Decision, KeyView, NEW_KEY_PLACEHOLDER, Plan, TargetView, UserPlan};
+use crate::workflow::document::SecretFormat;
+
+/// How many unchanged users are listed one by one before they are counted.
+const UNCHANGED_LISTED: usize = 20;
+
+pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} ({}), account {}, keys judged as of {}\n",
+        style.bold("Workflow"),
+        plan.workflow.name,
+        plan.workflow.path,
+        plan.account,
+        plan.as_of
+    );
+    for user in plan.users.iter().filter(|u| u.decision == Decision::Rotate) {
+        rotation(&mut out, user, style);
+    }
+    for user in plan
+        .users
+        .iter()
+        .filter(|u| u.decision == Decision::Blocked)
+    {
+        blocked(&mut out, user, style);
+    }
+    let unchanged: Vec<&UserPlan> = plan
+        .users
+        .iter()
+        .filter(|u| u.decision == Decision::Unchanged)
+        .collect();
+    let listed = if list_all_unchanged {
+        unchanged.len()
+    } else {
+        UNCHANGED_LISTED
+    };
+    for user in unchanged.iter().take(listed) {
+        let _ = writeln!(out, "  {}: unchanged, {}", user.user, user.reason);
+    }
+    if unchanged.len() > listed {
+        let _ = writeln!(
+            out,
+            "  ... and {} more unchanged (rekey plan -v lists every one)",
+            unchanged.len() - listed
+        );
+    }
+    if !unchanged.is_empty() {
+        out.push('\n');
+    }
+    if plan.users.is_empty() {
+        let _ = writeln!(out, "No IAM user matches `select`.\n");
+    }
+    let summary = plan.summary;
+    let _ = writeln!(
+        out,
+        "{} {} to rotate, {} unchanged, {} blocked.",
+        style.bold("Plan:"),
+        summary.rotate,
+        summary.unchanged,
+        summary.blocked
+    );
+    out
+}
+
+fn rotation(out: &mut String, user: &UserPlan, style: Style) {
+    let _ = writeln!(
+        out,
+        "{} {}: rotate, {}",
+        style.changed("~"),
+        style.bold(&user.user),
+        user.reason
+    );
+    keys(out, &user.keys);
+    let _ = writeln!(out, "    steps:");
+    let width = user
+        .steps
+        .iter()
+        .map(|s| s.id.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (i, step) in user.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "      {:>2}. {:<width$}  {}",
+            i + 1,
+            step.id,
+            step.detail
+        );
+    }
+    if !user.targets.is_empty() {
+        let _ = writeln!(out, "    targets:");
+    }
+    for target in &user.targets {
+        target_diff(out, target, user.old_key.as_deref(), style);
+    }
+    out.push('\n');
+}
+
+fn blocked(out: &mut String, user: &UserPlan, style: Style) {
+    let _ = writeln!(
+        out,
+        "{} {}: blocked, {}",
+        style.blocked("!"),
+        style.bold(&user.user),
+        user.reason
+    );
+    keys(out, &user.keys);
+    if let Some(fix) = &user.fix {
+        let _ = writeln!(out, "    fix: {fix}");
+    }
+    out.push('\n');
+}
+
+fn keys(out: &mut String, keys: &[KeyView]) {
+    let _ = writeln!(out, "    keys:");
+    for key in keys {
+        let used = match &key.last_used {
+            None => String::new(),
+            Some(used) => match &used.date {
+                None => ", never used".to_string(),
+                Some(date) => {
+                    let place = match (&used.service, &used.region) {
+                        (Some(service), Some(region)) => format!(" by {service} in {region}"),
+                        (Some(service), None) => format!(" by {service}"),
+                        _ => String::new(),
+                    };
+                    format!(", last used {date}{place}")
+                }
+            },
+        };
+        let created = key.created.split('T').next().unwrap_or(&key.created);
+        let _ = writeln!(
+            out,
+            "      {}  {:<8}  created {created}, {}d old{used}",
+            short_id(&key.id),
+            key.status.to_string(),
+            key.age_days
+        );
+    }
+}
+
+fn target_diff(out: &mut String, target: &TargetView, old_key: Option<&str>, style: Style) {
+    let Some(before) = &target.before else {
+        let _ = writeln!(
+            out,
+            "      {} {} ({}): runs {}",
+            style.changed("~"),
+            target.id,
+            target.kind,
+            target.resource
+        );
+        return;
+    };
+    let (mark, note) = if !before.exists {
+        (style.added("+"), "will be created".to_string())
+    } else {
+        let version = before
+            .version
+            .as_deref()
+            .map(|v| format!("version {v}, "))
+            .unwrap_or_default();
+        let holds = match (&before.key_id, old_key) {
+            (Some(held), Some(old)) if held == old => "holds the old key".to_string(),
+            (Some(held), _) => format!("holds {}, not the old key", short_id(held)),
+            (None, _) => "holds a value rekey cannot read".to_string(),
+        };
+        (style.changed("~"), format!("{version}{holds}"))
+    };
+    let _ = writeln!(
+        out,
+        "      {mark} {} ({}) {}: {note}",
+        target.id, target.kind, target.resource
+    );
+    let profile = target
+        .resource
+        .rsplit_once(" [")
+        .map(|(_, p)| p.trim_end_matches(']').to_string());
+    let format = target.format.unwrap_or(SecretFormat::Json);
+    let old_text = if !before.exists {
+        String::new()
+    } else {
+        match &before.key_id {
+            Some(id) => value_lines(format, &short_id(id), profile.as_deref()),
+            None => "(sensitive)\n".to_string(),
+        }
+    };
+    let new_text = value_lines(format, NEW_KEY_PLACEHOLDER, profile.as_deref());
+    for change in TextDiff::from_lines(&old_text, &new_text).iter_all_changes() {
+        let line = change.value().trim_end_matches('\n');
+        let _ = match change.tag() {
+            ChangeTag::Delete => writeln!(out, "          {}", style.removed(&format!("- {line}"))),
+            ChangeTag::Insert => writeln!(out, "          {}", style.added(&format!("+ {line}"))),
+            ChangeTag::Equal => writeln!(out, "            {line}"),
+        };
+    }
+}
+
+/// A target's value as it will be laid out, with `key_id` shown and the
+/// secret as `(sensitive)`.
+fn value_lines(format: SecretFormat, key_id: &str, profile: Option<&str>) -> String {
+    match format {
+        SecretFormat::Json => format!(
+            "{{\n  \"AccessKeyId\": \"{key_id}\",\n  \"SecretAccessKey\": \"(sensitive)\"\n}}\n"
+        ),
+        SecretFormat::Env => {
+            format!("AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY=(sensitive)\n")
+        }
+        SecretFormat::Credentials => format!(
+            "[{}]\naws_access_key_id = {key_id}\naws_secret_access_key = (sensitive)\n",
+            profile.unwrap_or("default")
+        ),
+        SecretFormat::IdOnly => format!("{key_id}\n"),
+    }
+}
+
+/// The plan document as pretty JSON.
+pub fn json(plan: &Plan) -> String {
+    let mut text = serde_json::to_string_pretty(plan).expect("plain data");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,98 @@
+//! Where secrets live: one type that cannot be printed, and the only
+//! functions that look inside it.
+//!
+//! `SecretString` (from the `secrecy` crate) has a redacting `Debug`, no
+//! `Display` and no `Serialize`, so a secret cannot reach a log line, a plan
+//! file or a journal by accident; reading it takes an explicit
+//! `expose_secret()`, which only this module and the code that writes
+//! targets call.
+
+pub use secrecy::{ExposeSecret, SecretString};
+
+use crate::workflow::document::SecretFormat;
+
+/// The access key id inside `value`, written in `format`. Only something
+/// shaped like an access key id is ever returned, so a value that is not in
+/// a format rekey wrote cannot leak through this function.
+pub fn key_id_in(value: &SecretString, format: SecretFormat) -> Option<String> {
+    let text = value.expose_secret();
+    let candidate = match format {
+        SecretFormat::Json => serde_json::from_str::<serde_json::Value>(text)
+            .ok()?
+            .get("AccessKeyId")?
+            .as_str()?
+            .to_string(),
+        SecretFormat::Env => assignment(text, "AWS_ACCESS_KEY_ID", '=')?,
+        SecretFormat::Credentials => assignment(text, "aws_access_key_id", '=')?,
+        SecretFormat::IdOnly => text.trim().to_string(),
+    };
+    looks_like_key_id(&candidate).then_some(candidate)
+}
+
+/// AWS access key ids: 16 to 128 upper-case letters and digits.
+pub fn looks_like_key_id(text: &str) -> bool {
+    (16..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn assignment(text: &str, name: &str, separator: char) -> Option<String> {
+    text.lines().find_map(|line| {
+        let line = line.trim().strip_prefix("export ").unwrap_or(line.trim());
+        let (key, value) = line.split_once(separator)?;
+        (key.trim() == name).then(|| value.trim().trim_matches(['"', '\'']).to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "AKIAIOSFODNN7EXAMPLE";
+
+    fn secret(text: &str) -> SecretString {
+        SecretString::from(text.to_string())
+    }
+
+    #[test]
+    fn finds_the_key_id_in_every_format() {
+        let json = format!(r#"{{"AccessKeyId": "{ID}", "SecretAccessKey": "s3cr3t"}}"#);
+        assert_eq!(
+            key_id_in(&secret(&json), SecretFormat::Json).as_deref(),
+            Some(ID)
+        );
+        let env = format!("AWS_ACCESS_KEY_ID={ID}\nAWS_SECRET_ACCESS_KEY=s3cr3t\n");
+        assert_eq!(
+            key_id_in(&secret(&env), SecretFormat::Env).as_deref(),
+            Some(ID)
+        );
+        let ini = format!("[ci]\naws_access_key_id = {ID}\naws_secret_access_key = s3cr3t\n");
+        assert_eq!(
+            key_id_in(&secret(&ini), SecretFormat::Credentials).as_deref(),
+            Some(ID)
+        );
+        assert_eq!(
+            key_id_in(&secret(&format!("{ID}\n")), SecretFormat::IdOnly).as_deref(),
+            Some(ID)
+        );
+    }
+
+    #[test]
+    fn never_returns_what_is_not_a_key_id() {
+        assert_eq!(
+            key_id_in(&secret("s3cr3t-canary"), SecretFormat::IdOnly),
+            None
+        );
+        assert_eq!(
+            key_id_in(&secret(r#"{"AccessKeyId": "s3cr3t"}"#), SecretFormat::Json),
+            None
+        );
+        assert_eq!(key_id_in(&secret("not json"), SecretFormat::Json), None);
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        assert!(!format!("{:?}", secret("s3cr3t-canary")).contains("s3cr3t"));
+    }
+}

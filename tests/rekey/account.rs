@@ -1,0 +1,137 @@
+//! Seeding the emulator: each test gets its own IAM path and name prefix,
+//! so tests run in parallel without resetting the emulator.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_iam::types::{StatusType, Tag};
+
+use crate::emulator::emulator;
+
+/// The secret that seeded targets hold: it must never be printed.
+pub const CANARY: &str = "CANARY-SECRET-6f1d2c9e-never-print-me";
+
+pub struct Account {
+    runtime: tokio::runtime::Runtime,
+    iam: aws_sdk_iam::Client,
+    ssm: aws_sdk_ssm::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    /// Unique to this test: `t<pid>x<n>`.
+    pub id: String,
+}
+
+impl Account {
+    pub fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "t{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = runtime.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(emulator())
+                .region(aws_config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_iam::config::Credentials::new(
+                    "testing", "testing", None, None, "tests",
+                ))
+                .load(),
+        );
+        Self {
+            iam: aws_sdk_iam::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            runtime,
+            id,
+        }
+    }
+
+    /// The IAM path all of this test's users live under.
+    pub fn path(&self) -> String {
+        format!("/rekey-test/{}/", self.id)
+    }
+
+    /// A user name unique to this test.
+    pub fn name(&self, short: &str) -> String {
+        format!("{short}-{}", self.id)
+    }
+
+    /// Creates a user under `path()` + `subpath` with tags; returns its name.
+    pub fn user(&self, short: &str, subpath: &str, tags: &[(&str, &str)]) -> String {
+        let name = self.name(short);
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+            .collect();
+        let path = format!("{}{subpath}", self.path());
+        self.runtime
+            .block_on(
+                self.iam
+                    .create_user()
+                    .user_name(&name)
+                    .path(path)
+                    .set_tags(Some(tags))
+                    .send(),
+            )
+            .unwrap();
+        name
+    }
+
+    /// Creates an access key; returns (id, secret).
+    pub fn key(&self, user: &str) -> (String, String) {
+        let key = self
+            .runtime
+            .block_on(self.iam.create_access_key().user_name(user).send())
+            .unwrap();
+        let key = key.access_key().unwrap();
+        (
+            key.access_key_id().to_string(),
+            key.secret_access_key().to_string(),
+        )
+    }
+
+    pub fn deactivate(&self, user: &str, key_id: &str) {
+        self.runtime
+            .block_on(
+                self.iam
+                    .update_access_key()
+                    .user_name(user)
+                    .access_key_id(key_id)
+                    .status(StatusType::Inactive)
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    /// An SSM SecureString holding `key_id` and the canary secret as JSON.
+    pub fn ssm_json(&self, name: &str, key_id: &str) {
+        let value = format!(r#"{{"AccessKeyId": "{key_id}", "SecretAccessKey": "{CANARY}"}}"#);
+        self.runtime
+            .block_on(
+                self.ssm
+                    .put_parameter()
+                    .name(name)
+                    .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                    .value(value)
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    /// A Secrets Manager secret holding `key_id` and the canary as JSON.
+    pub fn secret_json(&self, id: &str, key_id: &str) {
+        let value = format!(r#"{{"AccessKeyId": "{key_id}", "SecretAccessKey": "{CANARY}"}}"#);
+        self.runtime
+            .block_on(
+                self.secrets
+                    .create_secret()
+                    .name(id)
+                    .secret_string(value)
+                    .send(),
+            )
+            .unwrap();
+    }
+}
