@@ -11,8 +11,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::graph::{MakeRoomStep, StepGraph};
-use crate::plan::PlanRequest;
+use crate::apply;
+use crate::graph::{MakeRoomStep, Phase, StepGraph};
+use crate::plan::{Plan, PlanRequest};
 use crate::providers::aws::{Aws, AwsOptions};
 use crate::render;
 use crate::render::style::Style;
@@ -26,6 +27,9 @@ Examples:
   rekey validate workflows/*.yaml
   rekey plan workflows/ci-deployers.yaml --var env=prod --out plan.json
   rekey plan workflows/ci-deployers.yaml --as-of 2027-03-01 --detailed-exitcode
+  rekey apply plan.json
+  rekey apply workflows/ci-deployers.yaml --auto-approve --until distribute
+  rekey status workflows/ci-deployers.yaml
   rekey graph workflows/ci-deployers.yaml --format mermaid
   rekey schema > schemas/workflow.schema.json";
 
@@ -61,6 +65,9 @@ struct Global {
     /// No colour, even on a terminal (NO_COLOR does the same).
     #[arg(long, global = true)]
     no_color: bool,
+    /// Where apply keeps its lock, journal and staged keys (default: .rekey next to the workflow).
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// More detail: every unchanged user, and API calls per service.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -99,10 +106,18 @@ enum Command {
     /// secrets shown as (sensitive). Exit 0, or with --detailed-exitcode 0 when
     /// nothing would rotate and 2 when something would.
     Plan(PlanArgs),
-    #[command(hide = true)]
-    Apply(Unfinished),
-    #[command(hide = true)]
-    Status(Unfinished),
+    /// Carry out the rotations: crash-safe, resumable, verified.
+    ///
+    /// Given a workflow, plans, shows the plan and asks for `yes` (on a
+    /// terminal) or needs --auto-approve. Given a plan saved with `rekey plan
+    /// --out`, checks that nothing changed since (or refuses, showing what did)
+    /// and applies it. Every step is journaled in the state directory; if apply
+    /// is interrupted, run it again: it finishes what was started. Exit 0 done,
+    /// 1 error, 3 a verification failed (rolled back or halted per policy),
+    /// 4 paused (soak or change window: run again later).
+    Apply(ApplyArgs),
+    /// Show where each rotation of the state directory stands.
+    Status { workflow: PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,11 +154,33 @@ fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
         .map_err(|_| format!("`{text}` is neither an RFC 3339 time (2027-03-01T09:00:00Z) nor a date (2027-03-01)"))
 }
 
-/// A command that this build does not have yet: it says so, exit 1.
 #[derive(Debug, clap::Args)]
-struct Unfinished {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
+struct ApplyArgs {
+    /// A workflow file, or a plan saved with `rekey plan --out` (*.json).
+    #[arg(value_name = "WORKFLOW|PLAN.json")]
+    target: PathBuf,
+    /// Give a param a value (repeatable; a saved plan keeps its own).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::workflow::params::parse_var)]
+    vars: Vec<(String, String)>,
+    /// Do not ask for confirmation (needed when not on a terminal, unless applying a saved plan).
+    #[arg(long)]
+    auto_approve: bool,
+    /// Stop after this phase, e.g. `distribute` on Tuesday and the rest on Thursday.
+    #[arg(long, value_name = "PHASE", value_parser = parse_phase)]
+    until: Option<Phase>,
+    /// How many users are read at once while planning.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallelism: u16,
+}
+
+fn parse_phase(text: &str) -> Result<Phase, String> {
+    Phase::ALL
+        .into_iter()
+        .find(|p| p.name() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Phase::ALL.iter().map(|p| p.name()).collect();
+            format!("`{text}` is not a phase; phases: {}", names.join(", "))
+        })
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -180,16 +217,224 @@ fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Plan(args) => plan(&global, args),
-        Command::Apply(_) => unfinished("apply"),
-        Command::Status(_) => unfinished("status"),
+        Command::Apply(args) => apply(&global, args),
+        Command::Status { workflow } => status(&global, &workflow),
     }
 }
 
-fn unfinished(command: &str) -> ExitCode {
-    eprintln!(
-        "error: `rekey {command}` is not available in this build yet; `rekey validate` and `rekey graph` are"
-    );
+/// Prints `error: MESSAGE` and returns exit code 1.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
     ExitCode::from(1)
+}
+
+/// The directory a workflow's relative paths start from.
+fn workflow_dir(workflow: &Path) -> &Path {
+    workflow
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn state_dir(global: &Global, workflow: &Path) -> PathBuf {
+    global
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| workflow_dir(workflow).join(".rekey"))
+}
+
+fn status(global: &Global, workflow: &Path) -> ExitCode {
+    let dir = state_dir(global, workflow);
+    match apply::journal::read(&dir) {
+        Ok(entries) => {
+            print!(
+                "{}",
+                apply::render_status(&apply::journal::rotations(&entries))
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+/// Reads a plan saved by `rekey plan --out`, if `target` is one.
+fn saved_plan(target: &Path) -> Result<Option<Plan>, String> {
+    if target.extension().is_none_or(|e| e != "json") {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(target)
+        .map_err(|e| format!("cannot read {}: {e}", target.display()))?;
+    match serde_json::from_str::<Plan>(&text) {
+        Ok(plan) if plan.format_version == crate::plan::FORMAT_VERSION => Ok(Some(plan)),
+        Ok(plan) => Err(format!(
+            "{} is a version {} plan; this rekey reads version {}",
+            target.display(),
+            plan.format_version,
+            crate::plan::FORMAT_VERSION
+        )),
+        Err(error) => Err(format!(
+            "{} is not a plan saved by `rekey plan --out`: {error}",
+            target.display()
+        )),
+    }
+}
+
+fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
+    let saved = match saved_plan(&args.target) {
+        Ok(saved) => saved,
+        Err(error) => return fail(error),
+    };
+    let workflow_path = saved
+        .as_ref()
+        .map_or_else(|| args.target.clone(), |p| PathBuf::from(&p.workflow.path));
+    let checked = match workflow::check(&workflow_path) {
+        Ok(checked) => checked,
+        Err(error) => {
+            eprint!("{}", error_text(&error));
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(saved) = &saved
+        && checked.sources.sha256() != saved.workflow.sha256
+    {
+        return fail(format!(
+            "{} (or a library it uses) changed since the plan was made; make a new plan",
+            workflow_path.display()
+        ));
+    }
+    let unsupported = apply::unsupported(&checked.workflow);
+    if !unsupported.is_empty() {
+        return fail(format!(
+            "apply cannot run these yet: {}; nothing was changed",
+            unsupported.join(", ")
+        ));
+    }
+    let vars: Vec<(String, String)> = saved.as_ref().map_or_else(
+        || args.vars.clone(),
+        |p| p.vars.clone().into_iter().collect(),
+    );
+    let params = match crate::workflow::params::bind(&checked.workflow, &vars) {
+        Ok(params) => params,
+        Err(error) => return fail(error),
+    };
+    let dir = state_dir(global, &workflow_path);
+    if let Err(error) = create_private_dir(&dir) {
+        return fail(format!(
+            "cannot create the state directory {}: {error}",
+            dir.display()
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let _lock = match apply::lock::StateLock::acquire(&dir, &crate::plan::rfc3339(now)) {
+        Ok(lock) => lock,
+        Err(error) => return fail(error),
+    };
+    let (journal, entries) = match apply::journal::Journal::open(&dir) {
+        Ok(opened) => opened,
+        Err(error) => return fail(error),
+    };
+    let in_progress: Vec<_> = apply::journal::rotations(&entries)
+        .into_iter()
+        .filter(|r| r.in_progress())
+        .collect();
+    if saved.is_some() && !in_progress.is_empty() {
+        let users: Vec<&str> = in_progress.iter().map(|r| r.user.as_str()).collect();
+        return fail(format!(
+            "a rotation is in progress ({}); a saved plan describes the state before it. Run `rekey apply {}` to resume it",
+            users.join(", "),
+            workflow_path.display()
+        ));
+    }
+    let as_of = match &saved {
+        Some(plan) => match time::OffsetDateTime::parse(
+            &plan.as_of,
+            &time::format_description::well_known::Rfc3339,
+        ) {
+            Ok(as_of) => as_of,
+            Err(error) => return fail(format!("the plan's as_of is not a time: {error}")),
+        },
+        None => now,
+    };
+    let request = PlanRequest {
+        workflow: &checked.workflow,
+        workflow_path: &workflow_path,
+        workflow_sha256: checked.sources.sha256(),
+        vars: vars.clone(),
+        as_of,
+        parallelism: usize::from(args.parallelism),
+    };
+    let style = Style::detect(global.no_color);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let aws = Aws::connect(&aws_options(global)).await;
+        let mut plan = match crate::plan::plan(&request, &aws).await {
+            Ok(plan) => plan,
+            Err(error) => return fail(format!("cannot plan: {error}")),
+        };
+        if let Some(saved) = &saved
+            && saved.observed_sha256 != plan.observed_sha256
+        {
+            eprintln!("error: the plan is stale: what it observed has changed since it was made:\n");
+            eprint!("{}", render::plan::stale_diff(saved, &plan));
+            eprintln!("\nMake a new plan and review it.");
+            return ExitCode::from(1);
+        }
+        apply::mark_resumed(&mut plan, &in_progress);
+        print!("{}", render::plan::human(&plan, style, global.verbose > 0));
+        if plan.summary.rotate == 0 && in_progress.is_empty() {
+            println!("Nothing to do.");
+            return ExitCode::SUCCESS;
+        }
+        if saved.is_none() && !args.auto_approve && !confirm() {
+            return fail("apply needs approval: answer `yes` on a terminal, pass --auto-approve, or apply a saved plan");
+        }
+        let journal = std::sync::Mutex::new(journal);
+        let timings = std::sync::Mutex::new(std::collections::BTreeMap::new());
+        let progress = |line: &str| println!("  {line}");
+        let runner = apply::rotation::Runner {
+            workflow: &checked.workflow,
+            params: &params,
+            account: &plan.account,
+            base_dir: workflow_dir(&workflow_path),
+            state_dir: &dir,
+            provider: &aws,
+            journal: &journal,
+            until: args.until,
+            crash_at: std::env::var("REKEY_CRASH_AT").ok(),
+            progress: &progress,
+            timings: &timings,
+        };
+        println!("\nApplying:");
+        let report = apply::run(&runner, &plan, in_progress).await;
+        print!("{}", apply::render_report(&report, &aws.calls.by_service()));
+        ExitCode::from(report.exit_code())
+    })
+}
+
+/// Asks on the terminal; anything but `yes` (or no terminal) is a no.
+fn confirm() -> bool {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    print!("\nDo you want to perform these rotations? Only `yes` is accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+}
+
+/// The state directory and its `staging` and `backups`, owner-only (0700).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [dir.to_path_buf(), dir.join("staging"), dir.join("backups")] {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {

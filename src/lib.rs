@@ -6,6 +6,7 @@
 //! turns arguments into calls to these and maps results to exit codes; the
 //! engine modules never import clap. See ARCHITECTURE.md for the codemap.
 
+pub mod apply;
 pub mod cli;
 pub mod graph;
 pub mod plan;

@@ -37,6 +37,41 @@ pub fn looks_like_key_id(text: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// A target's new value: the key laid out in `format`. `profile` names the
+/// INI section of the `credentials` format (default `default`).
+pub fn format_value(
+    format: SecretFormat,
+    key_id: &str,
+    secret: &SecretString,
+    profile: Option<&str>,
+) -> SecretString {
+    let secret = secret.expose_secret();
+    let text = match format {
+        SecretFormat::Json => {
+            serde_json::json!({ "AccessKeyId": key_id, "SecretAccessKey": secret }).to_string()
+        }
+        SecretFormat::Env => {
+            format!("AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n")
+        }
+        SecretFormat::Credentials => {
+            format!(
+                "[{}]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n",
+                profile.unwrap_or("default")
+            )
+        }
+        SecretFormat::IdOnly => key_id.to_string(),
+    };
+    SecretString::from(text)
+}
+
+/// The key id and secret of a staged value (written with `Json`).
+pub fn parse_staged(value: &SecretString) -> Option<(String, SecretString)> {
+    let parsed: serde_json::Value = serde_json::from_str(value.expose_secret()).ok()?;
+    let id = parsed.get("AccessKeyId")?.as_str()?;
+    let secret = parsed.get("SecretAccessKey")?.as_str()?;
+    looks_like_key_id(id).then(|| (id.to_string(), SecretString::from(secret.to_string())))
+}
+
 fn assignment(text: &str, name: &str, separator: char) -> Option<String> {
     text.lines().find_map(|line| {
         let line = line.trim().strip_prefix("export ").unwrap_or(line.trim());
@@ -89,6 +124,27 @@ mod tests {
             None
         );
         assert_eq!(key_id_in(&secret("not json"), SecretFormat::Json), None);
+    }
+
+    #[test]
+    fn formatted_values_read_back() {
+        let value = format_value(SecretFormat::Json, ID, &secret("s3cr3t"), None);
+        let (id, back) = parse_staged(&value).unwrap();
+        assert_eq!((id.as_str(), back.expose_secret()), (ID, "s3cr3t"));
+        for format in [
+            SecretFormat::Env,
+            SecretFormat::Credentials,
+            SecretFormat::IdOnly,
+        ] {
+            assert_eq!(
+                key_id_in(
+                    &format_value(format, ID, &secret("s3cr3t"), Some("ci")),
+                    format
+                )
+                .as_deref(),
+                Some(ID)
+            );
+        }
     }
 
     #[test]

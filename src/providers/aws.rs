@@ -19,10 +19,10 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use time::OffsetDateTime;
 
 use super::{
-    AccessKey, ErrorKind, Iam, IamUser, KeyStatus, LastUse, ProviderError, TargetReader,
-    TargetState,
+    AccessKey, ErrorKind, Iam, IamUser, IamWriter, KeyStatus, LastUse, NewKey, ParameterSpec,
+    ParameterStore, ProviderError, TargetReader, TargetState,
 };
-use crate::secret::{SecretString, key_id_in};
+use crate::secret::{ExposeSecret, SecretString, key_id_in};
 use crate::workflow::document::SecretFormat;
 
 /// Where and as whom to talk to AWS; anything unset comes from the
@@ -63,6 +63,7 @@ impl Calls {
 }
 
 pub struct Aws {
+    config: aws_config::SdkConfig,
     iam: aws_sdk_iam::Client,
     sts: aws_sdk_sts::Client,
     ssm: aws_sdk_ssm::Client,
@@ -104,6 +105,7 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             calls: Calls::default(),
+            config,
         }
     }
 }
@@ -372,6 +374,195 @@ impl TargetReader for Aws {
                 Some(id),
                 error,
             )),
+        }
+    }
+}
+
+impl IamWriter for Aws {
+    async fn create_access_key(&self, user: &str) -> Result<NewKey, ProviderError> {
+        Calls::count(&self.calls.iam);
+        let answer = self
+            .iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| provider_error("iam:CreateAccessKey", Some(user), e))?;
+        let key = answer
+            .access_key()
+            .ok_or_else(|| missing("iam:CreateAccessKey", "access key"))?;
+        Ok(NewKey {
+            id: key.access_key_id().to_string(),
+            secret: SecretString::from(key.secret_access_key().to_string()),
+        })
+    }
+
+    async fn set_key_status(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), ProviderError> {
+        Calls::count(&self.calls.iam);
+        let status = match status {
+            KeyStatus::Active => aws_sdk_iam::types::StatusType::Active,
+            KeyStatus::Inactive => aws_sdk_iam::types::StatusType::Inactive,
+        };
+        self.iam
+            .update_access_key()
+            .user_name(user)
+            .access_key_id(key_id)
+            .status(status)
+            .send()
+            .await
+            .map_err(|e| provider_error("iam:UpdateAccessKey", Some(key_id), e))?;
+        Ok(())
+    }
+
+    async fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), ProviderError> {
+        Calls::count(&self.calls.iam);
+        match self
+            .iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(key_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(provider_error("iam:DeleteAccessKey", Some(key_id), error)),
+        }
+    }
+
+    async fn identity_of(
+        &self,
+        key_id: &str,
+        secret: &SecretString,
+    ) -> Result<String, ProviderError> {
+        Calls::count(&self.calls.sts);
+        let credentials = aws_sdk_sts::config::Credentials::new(
+            key_id,
+            secret.expose_secret(),
+            None,
+            None,
+            "rekey-new-key",
+        );
+        let config = aws_sdk_sts::config::Builder::from(&self.config)
+            .credentials_provider(credentials)
+            .build();
+        let sts = aws_sdk_sts::Client::from_conf(config);
+        let identity = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| provider_error("sts:GetCallerIdentity", Some(key_id), e))?;
+        identity
+            .arn()
+            .map(str::to_string)
+            .ok_or_else(|| missing("sts:GetCallerIdentity", "ARN"))
+    }
+}
+
+impl ParameterStore for Aws {
+    async fn put_parameter(
+        &self,
+        spec: &ParameterSpec,
+        value: &SecretString,
+    ) -> Result<String, ProviderError> {
+        Calls::count(&self.calls.ssm);
+        let kind = if spec.secure {
+            aws_sdk_ssm::types::ParameterType::SecureString
+        } else {
+            aws_sdk_ssm::types::ParameterType::String
+        };
+        let answer = self
+            .ssm
+            .put_parameter()
+            .name(&spec.name)
+            .value(value.expose_secret())
+            .r#type(kind)
+            .set_key_id(spec.kms_key_id.clone().filter(|_| spec.secure))
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| provider_error("ssm:PutParameter", Some(&spec.name), e))?;
+        if !spec.tags.is_empty() {
+            Calls::count(&self.calls.ssm);
+            let tags: Vec<aws_sdk_ssm::types::Tag> = spec
+                .tags
+                .iter()
+                .filter_map(|(k, v)| {
+                    aws_sdk_ssm::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            self.ssm
+                .add_tags_to_resource()
+                .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                .resource_id(&spec.name)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| provider_error("ssm:AddTagsToResource", Some(&spec.name), e))?;
+        }
+        Ok(answer.version().to_string())
+    }
+
+    async fn parameter_value(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<SecretString>, ProviderError> {
+        Calls::count(&self.calls.ssm);
+        let selector = match version {
+            Some(version) => format!("{name}:{version}"),
+            None => name.to_string(),
+        };
+        match self
+            .ssm
+            .get_parameter()
+            .name(&selector)
+            .with_decryption(true)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer
+                .parameter()
+                .and_then(|p| p.value())
+                .map(|v| SecretString::from(v.to_string()))),
+            Err(error)
+                if error.as_service_error().is_some_and(|e| {
+                    e.is_parameter_not_found() || e.is_parameter_version_not_found()
+                }) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(provider_error("ssm:GetParameter", Some(&selector), error)),
+        }
+    }
+
+    async fn delete_parameter(&self, name: &str) -> Result<(), ProviderError> {
+        Calls::count(&self.calls.ssm);
+        match self.ssm.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(provider_error("ssm:DeleteParameter", Some(name), error)),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod credentials_file;
+pub mod exec;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -139,4 +140,67 @@ pub trait TargetReader: Sync {
         id: &str,
         format: crate::workflow::document::SecretFormat,
     ) -> impl Future<Output = Result<TargetState, ProviderError>> + Send;
+}
+
+/// A key just created: the only moment its secret is known.
+pub struct NewKey {
+    pub id: String,
+    pub secret: crate::secret::SecretString,
+}
+
+/// Changing IAM keys, and asking STS who a key is.
+pub trait IamWriter: Sync {
+    fn create_access_key(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<NewKey, ProviderError>> + Send;
+    fn set_key_status(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// Deleting a key that is already gone is not an error.
+    fn delete_access_key(
+        &self,
+        user: &str,
+        key_id: &str,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// The ARN that `key_id` with `secret` authenticates as.
+    fn identity_of(
+        &self,
+        key_id: &str,
+        secret: &crate::secret::SecretString,
+    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+}
+
+/// How to write one SSM parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterSpec {
+    pub name: String,
+    /// SecureString; false writes a plain String (for `format: id_only`).
+    pub secure: bool,
+    pub kms_key_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// SSM Parameter Store writes (targets and staging).
+pub trait ParameterStore: Sync {
+    /// Writes a new version; returns its version number.
+    fn put_parameter(
+        &self,
+        spec: &ParameterSpec,
+        value: &crate::secret::SecretString,
+    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+    /// The value at `version` (or the latest), if the parameter exists.
+    fn parameter_value(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> impl Future<Output = Result<Option<crate::secret::SecretString>, ProviderError>> + Send;
+    /// Deleting a parameter that is already gone is not an error.
+    fn delete_parameter(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 }

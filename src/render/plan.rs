@@ -233,3 +233,44 @@ pub fn json(plan: &Plan) -> String {
     text.push('\n');
     text
 }
+
+/// What a plan observed, one line per key and target, for the stale-plan diff.
+fn observed_lines(plan: &Plan) -> String {
+    let mut out = String::new();
+    for user in &plan.users {
+        for key in &user.keys {
+            let _ = writeln!(
+                out,
+                "{}: key {} {} created {}",
+                user.user, key.id, key.status, key.created
+            );
+        }
+        for target in &user.targets {
+            let state = match &target.before {
+                None => "not observable".to_string(),
+                Some(s) if !s.exists => "absent".to_string(),
+                Some(s) => format!(
+                    "version {} holds {}",
+                    s.version.as_deref().unwrap_or("-"),
+                    s.key_id.as_deref().unwrap_or("an unreadable value")
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "{}: target {} {}: {state}",
+                user.user, target.id, target.resource
+            );
+        }
+    }
+    out
+}
+
+/// A unified diff of what a saved plan observed and what is there now.
+pub fn stale_diff(saved: &Plan, fresh: &Plan) -> String {
+    let (before, after) = (observed_lines(saved), observed_lines(fresh));
+    TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(1)
+        .header("when planned", "now")
+        .to_string()
+}

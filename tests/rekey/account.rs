@@ -134,4 +134,51 @@ impl Account {
             )
             .unwrap();
     }
+
+    /// The user's keys: (id, active), oldest first.
+    pub fn keys(&self, user: &str) -> Vec<(String, bool)> {
+        let answer = self
+            .runtime
+            .block_on(self.iam.list_access_keys().user_name(user).send())
+            .unwrap();
+        let mut keys: Vec<_> = answer
+            .access_key_metadata()
+            .iter()
+            .map(|k| {
+                (
+                    k.create_date().map(|d| d.as_nanos()).unwrap_or_default(),
+                    k.access_key_id().unwrap().to_string(),
+                    k.status() == Some(&StatusType::Active),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|(_, id, active)| (id, active))
+            .collect()
+    }
+
+    /// The raw value of an SSM parameter, if it exists.
+    pub fn param(&self, name: &str) -> Option<String> {
+        let answer = self
+            .runtime
+            .block_on(
+                self.ssm
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
+                    .send(),
+            )
+            .ok()?;
+        answer
+            .parameter()
+            .and_then(|p| p.value())
+            .map(str::to_string)
+    }
+
+    /// The access key id an SSM parameter holds as JSON.
+    pub fn param_key(&self, name: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(&self.param(name)?).ok()?;
+        value["AccessKeyId"].as_str().map(str::to_string)
+    }
 }

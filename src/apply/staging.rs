@@ -1,0 +1,105 @@
+//! Staging: where a new secret is written right after CreateAccessKey,
+//! before anything else, so that a crash never loses it. Distribution reads
+//! it from there; `unstage` deletes it at the end.
+//!
+//! Either an SSM SecureString (`staging.ssm_parameter`) or a 0600 file under
+//! the state directory's `staging/`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::providers::{NewKey, ParameterSpec, ParameterStore, ProviderError};
+use crate::secret::{ExposeSecret, SecretString, format_value, parse_staged};
+use crate::workflow::document::SecretFormat;
+
+/// Where one user's new key is staged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    File(PathBuf),
+    Ssm(ParameterSpec),
+}
+
+impl Stage {
+    pub fn file(state_dir: &std::path::Path, user: &str) -> Self {
+        Stage::File(state_dir.join("staging").join(format!("{user}.json")))
+    }
+
+    pub fn ssm(name: String, kms_key_id: Option<String>) -> Self {
+        Stage::Ssm(ParameterSpec {
+            name,
+            secure: true,
+            kms_key_id,
+            tags: BTreeMap::new(),
+        })
+    }
+
+    /// Where, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Stage::File(path) => format!("file {}", path.display()),
+            Stage::Ssm(spec) => format!("SSM parameter {}", spec.name),
+        }
+    }
+
+    pub async fn write<P: ParameterStore>(&self, provider: &P, key: &NewKey) -> Result<(), String> {
+        let value = format_value(SecretFormat::Json, &key.id, &key.secret, None);
+        match self {
+            Stage::File(path) => crate::providers::credentials_file::write_atomically(
+                path,
+                value.expose_secret().as_bytes(),
+                0o600,
+            )
+            .map_err(|e| format!("cannot stage the new key in {}: {e}", path.display())),
+            Stage::Ssm(spec) => provider
+                .put_parameter(spec, &value)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The staged key id and secret, if any.
+    pub async fn read<P: ParameterStore>(
+        &self,
+        provider: &P,
+    ) -> Result<Option<(String, SecretString)>, String> {
+        let value = match self {
+            Stage::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some(SecretString::from(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read the staged key in {}: {e}",
+                        path.display()
+                    ));
+                }
+            },
+            Stage::Ssm(spec) => provider
+                .parameter_value(&spec.name, None)
+                .await
+                .map_err(|e: ProviderError| e.to_string())?,
+        };
+        Ok(value.as_ref().and_then(parse_staged))
+    }
+
+    pub async fn clear<P: ParameterStore>(&self, provider: &P) -> Result<(), String> {
+        match self {
+            Stage::File(path) => {
+                let removed = match std::fs::remove_file(path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(e),
+                };
+                removed
+                    .and_then(|()| {
+                        crate::providers::credentials_file::remove_stale_temporaries(path)
+                    })
+                    .map_err(|e| format!("cannot delete the staged key {}: {e}", path.display()))
+            }
+            Stage::Ssm(spec) => provider
+                .delete_parameter(&spec.name)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Running a target's or hook's command: no shell, a timeout, credentials
+//! only in the environment (never in argv), and output captured with every
+//! secret replaced by `(sensitive)` before anyone sees it.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::AsyncReadExt;
+
+use crate::secret::{ExposeSecret, SecretString};
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    /// The last lines of stdout and stderr, redacted.
+    pub output: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("`{0}` was not found (is it installed, and on PATH or relative to the workflow?)")]
+    NotFound(String),
+    #[error("`{0}` did not finish within {1}; it was killed")]
+    TimedOut(String, crate::workflow::Duration),
+    #[error("cannot run `{0}`: {1}")]
+    Io(String, String),
+}
+
+/// An environment variable for the command; secret values are redacted from
+/// its output.
+pub enum EnvValue<'a> {
+    Plain(String),
+    Secret(&'a SecretString),
+}
+
+const OUTPUT_LINES: usize = 20;
+
+pub async fn run(
+    argv: &[String],
+    dir: &Path,
+    env: &[(&str, EnvValue<'_>)],
+    timeout: crate::workflow::Duration,
+) -> Result<Finished, ExecError> {
+    let program = argv.first().cloned().unwrap_or_default();
+    let mut command = tokio::process::Command::new(&program);
+    command
+        .args(&argv[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        match value {
+            EnvValue::Plain(text) => command.env(name, text),
+            EnvValue::Secret(secret) => command.env(name, secret.expose_secret()),
+        };
+    }
+    let mut child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ExecError::NotFound(program.clone()),
+        _ => ExecError::Io(program.clone(), e.to_string()),
+    })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let collect = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        let status = child.wait().await;
+        (status, out, err)
+    };
+    let (status, out, err) = tokio::time::timeout(timeout.to_std(), collect)
+        .await
+        .map_err(|_| ExecError::TimedOut(program.clone(), timeout))?;
+    let status = status.map_err(|e| ExecError::Io(program.clone(), e.to_string()))?;
+    let mut output = String::from_utf8_lossy(&out).into_owned();
+    output.push_str(&String::from_utf8_lossy(&err));
+    for (_, value) in env {
+        if let EnvValue::Secret(secret) = value
+            && !secret.expose_secret().is_empty()
+        {
+            output = output.replace(secret.expose_secret(), "(sensitive)");
+        }
+    }
+    let lines: Vec<&str> = output.lines().collect();
+    let tail = lines[lines.len().saturating_sub(OUTPUT_LINES)..].join("\n");
+    Ok(Finished {
+        code: status.code(),
+        output: tail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn secrets_reach_the_environment_but_not_the_output() {
+        let secret = SecretString::from("s3cr3t-canary".to_string());
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "echo key=$AWS_SECRET_ACCESS_KEY; exit 3".to_string(),
+        ];
+        let env = [("AWS_SECRET_ACCESS_KEY", EnvValue::Secret(&secret))];
+        let finished = runtime()
+            .block_on(run(
+                &argv,
+                Path::new("."),
+                &env,
+                crate::workflow::Duration::from_secs(10),
+            ))
+            .unwrap();
+        assert_eq!(
+            finished,
+            Finished {
+                code: Some(3),
+                output: "key=(sensitive)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_program_and_a_hung_one_are_clear_errors() {
+        let missing = runtime().block_on(run(
+            &["./no-such-program".into()],
+            Path::new("."),
+            &[],
+            crate::workflow::Duration::from_secs(5),
+        ));
+        assert_eq!(
+            missing,
+            Err(ExecError::NotFound("./no-such-program".into()))
+        );
+        let hung = runtime().block_on(run(
+            &["sleep".into(), "10".into()],
+            Path::new("."),
+            &[],
+            crate::workflow::Duration::from_secs(1),
+        ));
+        assert!(matches!(hung, Err(ExecError::TimedOut(..))), "{hung:?}");
+    }
+}

@@ -1,0 +1,611 @@
+//! `rekey apply` against the AWS emulator: rotations converge, a kill at
+//! any instant is finished by the next apply, one apply at a time, failed
+//! verification rolls back, soak pauses, stale plans are refused, and no
+//! secret reaches an output, the journal or a plan.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::account::{Account, CANARY};
+use crate::emulator::emulator;
+use crate::support::{Rekey, Run};
+
+/// Keys are due after a second, so a test waits that long once after
+/// seeding, and a plan right after the rotation has nothing to do.
+const MAX_KEY_AGE: &str = "1s";
+
+const TARGETS: &str = "targets:
+  - id: param
+    ssm_parameter: { name: \"/{id}/${user}/aws\" }
+  - id: profile
+    credentials_file: { path: credentials, profile: \"${user}\" }
+  - id: push
+    exec: { command: [sh, -c, \"echo $REKEY_USER $AWS_ACCESS_KEY_ID >> pushed.log\"] }
+    needs: [param]
+";
+
+/// A workflow and its directory (which holds the state directory too).
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(account: &Account, subpath: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!(
+            "version: 1\nname: test\nselect:\n  path_prefix: {{path}}{subpath}\n  max_key_age: {MAX_KEY_AGE}\n{TARGETS}{extra}"
+        );
+        std::fs::write(
+            dir.path().join("workflow.yaml"),
+            body.replace("{path}", &account.path())
+                .replace("{id}", &account.id),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("credentials"), "# CI runners\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\n").unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn rekey(&self, args: &[&str]) -> Run {
+        Rekey::new()
+            .aws(emulator())
+            .current_dir(self.path())
+            .args(args)
+            .run()
+    }
+
+    fn apply(&self) -> Run {
+        self.rekey(&["apply", "workflow.yaml", "--auto-approve"])
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rekey"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("AWS_ENDPOINT_URL", emulator())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn journal(&self) -> String {
+        std::fs::read_to_string(self.path().join(".rekey/journal.jsonl")).unwrap_or_default()
+    }
+
+    fn profile_key(&self, user: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.path().join("credentials")).ok()?;
+        let section = text.split(&format!("[{user}]")).nth(1)?;
+        section
+            .lines()
+            .find_map(|l| l.strip_prefix("aws_access_key_id = "))
+            .map(str::to_string)
+    }
+}
+
+/// Seeds users under `{path}{subpath}`: one active key each, and for every
+/// other one an inactive key too (which make-room deletes). Returns
+/// (user, old active key).
+fn seed(account: &Account, subpath: &str, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| {
+            let user = account.user(&format!("u{i}{}", subpath.replace('/', "")), subpath, &[]);
+            if i % 2 == 1 {
+                let (inactive, _) = account.key(&user);
+                account.deactivate(&user, &inactive);
+            }
+            let (key, _) = account.key(&user);
+            account.ssm_json(&format!("/{}/{user}/aws", account.id), &key);
+            (user, key)
+        })
+        .collect()
+}
+
+/// Every invariant of a finished rotation: one key, active, new, held by
+/// every target; staging empty; the journal says done.
+fn assert_rotated(account: &Account, setup: &Setup, users: &[(String, String)]) {
+    for (user, old) in users {
+        let keys = account.keys(user);
+        assert_eq!(keys.len(), 1, "{user} has {keys:?}");
+        let (key, active) = &keys[0];
+        assert!(active, "{user}'s key is not active");
+        assert_ne!(key, old, "{user} still has its old key");
+        assert_eq!(
+            account
+                .param_key(&format!("/{}/{user}/aws", account.id))
+                .as_ref(),
+            Some(key),
+            "{user}: the SSM target"
+        );
+        assert_eq!(
+            setup.profile_key(user).as_ref(),
+            Some(key),
+            "{user}: the credentials file"
+        );
+        let pushed = std::fs::read_to_string(setup.path().join("pushed.log")).unwrap_or_default();
+        assert!(
+            pushed.lines().any(|l| l == format!("{user} {key}")),
+            "{user}: the command did not get the new key: {pushed}"
+        );
+    }
+    let staged: Vec<PathBuf> = std::fs::read_dir(setup.path().join(".rekey/staging"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(staged.is_empty(), "staging is not empty: {staged:?}");
+    let temporaries: Vec<String> = std::fs::read_dir(setup.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".rekey-"))
+        .collect();
+    assert!(
+        temporaries.is_empty(),
+        "temporary copies (which hold secrets) were left: {temporaries:?}"
+    );
+    let credentials = std::fs::read_to_string(setup.path().join("credentials")).unwrap();
+    assert!(credentials.starts_with("# CI runners\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\n"), "other profiles changed:\n{credentials}");
+}
+
+#[test]
+fn rotating_three_users_with_three_targets_converges() {
+    let account = Account::new();
+    let users = seed(&account, "", 3);
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: works\n      sts_identity: { timeout: 20s }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.apply();
+    run.exits(0);
+    assert!(
+        run.stdout
+            .contains("Plan: 3 to rotate, 0 unchanged, 0 blocked."),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("API calls: iam"),
+        "the report counts calls:\n{}",
+        run.stdout
+    );
+    assert_rotated(&account, &setup, &users);
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert_eq!(
+        status
+            .stdout
+            .lines()
+            .filter(|l| l.contains(": done"))
+            .count(),
+        3,
+        "{}",
+        status.stdout
+    );
+    let plan = setup.rekey(&["plan", "workflow.yaml", "--detailed-exitcode"]);
+    plan.exits(0);
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to rotate, 3 unchanged, 0 blocked."),
+        "{}",
+        plan.stdout
+    );
+}
+
+/// Every point a crash can interrupt: right after each step is recorded
+/// done, and between CreateAccessKey's answer and the staging write.
+const KILL_POINTS: &[&str] = &[
+    "make-room",
+    "create:before-stage",
+    "create",
+    "distribute:param",
+    "distribute:profile",
+    "distribute:push",
+    "verify:works",
+    "disable-old",
+    "soak",
+    "delete-old",
+    "unstage",
+];
+
+#[test]
+fn a_kill_at_every_step_is_finished_by_the_next_apply() {
+    let account = Account::new();
+    let mut cases = Vec::new();
+    for (i, point) in KILL_POINTS.iter().enumerate() {
+        let subpath = format!("k{i}/");
+        let users = seed(&account, &subpath, 2);
+        let setup = Setup::new(
+            &account,
+            &subpath,
+            "hooks:\n  verify:\n    - id: works\n      sts_identity: { timeout: 20s }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 1\n",
+        );
+        cases.push((point, users, setup));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    for (point, users, setup) in &cases {
+        let killed = setup
+            .command(&["apply", "workflow.yaml", "--auto-approve"])
+            .env("REKEY_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            killed.status.code(),
+            None,
+            "{point}: the process was not killed:\n{}",
+            String::from_utf8_lossy(&killed.stdout)
+        );
+        let resumed = setup.apply();
+        resumed.exits(0);
+        if **point == "create:before-stage" {
+            assert!(
+                resumed.stdout.contains("deleting orphan key"),
+                "{point}: the orphan was not cleaned up:\n{}",
+                resumed.stdout
+            );
+        }
+        assert_rotated(&account, setup, users);
+    }
+    eprintln!(
+        "kill points covered: {} ({})",
+        KILL_POINTS.len(),
+        KILL_POINTS.join(", ")
+    );
+}
+
+/// xorshift64*, seeded: the kill times can be replayed.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[test]
+fn fifty_kills_at_random_instants_all_converge() {
+    const RUNS: usize = 50;
+    let account = Account::new();
+    let extra = "policy:\n  soak: 0s\n  make_room: delete_inactive\n";
+    let cases: Vec<_> = (0..RUNS)
+        .map(|i| {
+            let subpath = format!("r{i}/");
+            (
+                seed(&account, &subpath, 2),
+                Setup::new(&account, &subpath, extra),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1100));
+    // How long a whole apply takes here bounds the kill times.
+    let probe_users = seed(&account, "probe/", 2);
+    let probe = Setup::new(&account, "probe/", extra);
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = Instant::now();
+    probe.apply().exits(0);
+    assert_rotated(&account, &probe, &probe_users);
+    let full = started.elapsed().as_millis() as u64;
+    let mut seed_state = 0x005e_ed0f_2026_u64;
+    let mut killed_mid_run = 0;
+    for (users, setup) in &cases {
+        let delay = next(&mut seed_state) % (full + 1);
+        let mut child = setup
+            .command(&["apply", "workflow.yaml", "--auto-approve"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let resumed = setup.apply();
+        resumed.exits(0);
+        assert_rotated(&account, setup, users);
+    }
+    eprintln!(
+        "{RUNS} runs killed after 0..{full} ms; {killed_mid_run} were still running when killed"
+    );
+    assert!(
+        killed_mid_run >= RUNS / 2,
+        "most kills should land mid-run ({killed_mid_run} of {RUNS})"
+    );
+}
+
+#[test]
+fn a_second_apply_is_refused_while_one_runs() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: slow\n    exec: { command: [sleep, \"2\"] }\npolicy:\n  soak: 0s\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let first = setup
+        .command(&["apply", "workflow.yaml", "--auto-approve"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !setup.journal().contains("\"event\":\"begin\"") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = setup.apply();
+    second.exits(1);
+    assert!(
+        second
+            .stderr
+            .contains("another apply is running on this state directory (pid "),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.id())),
+        "the refusal names the owner: {}",
+        second.stderr
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    assert_rotated(&account, &setup, &users);
+    for line in setup.journal().lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every journal line is whole");
+    }
+}
+
+#[test]
+fn a_failed_verification_rolls_everything_back() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old) = &users[0];
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: fresh\n    ssm_parameter: { name: \"/{id}/${user}/fresh\" }\nhooks:\n  verify_after_disable:\n    - id: health\n      exec: { command: [sh, -c, \"echo unhealthy; exit 7\"] }\npolicy:\n  soak: 0s\n",
+    );
+    let credentials_before = std::fs::read(setup.path().join("credentials")).unwrap();
+    let param_before = account.param(&format!("/{}/{user}/aws", account.id));
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.apply();
+    run.exits(3);
+    assert!(run.stdout.contains("ROLLED BACK: hook `health`: `sh -c echo unhealthy; exit 7` exited 7 (expected 0): unhealthy"), "{}", run.stdout);
+    assert_eq!(
+        account.keys(user),
+        [(old.clone(), true)],
+        "the old key is active again and the new one gone"
+    );
+    assert_eq!(
+        account.param(&format!("/{}/{user}/aws", account.id)),
+        param_before,
+        "the SSM target holds its previous value"
+    );
+    assert_eq!(
+        account.param(&format!("/{}/{user}/fresh", account.id)),
+        None,
+        "a parameter the rotation created is deleted"
+    );
+    assert_eq!(
+        std::fs::read(setup.path().join("credentials")).unwrap(),
+        credentials_before,
+        "the credentials file is restored byte for byte"
+    );
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert!(
+        status.stdout.contains("rolled back: hook `health`"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn halt_leaves_both_keys_and_says_so() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: check\n      exec: { command: [\"false\"] }\npolicy:\n  on_verify_failure: halt\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.apply();
+    run.exits(3);
+    assert!(
+        run.stdout.contains("HALTED: hook `check`"),
+        "{}",
+        run.stdout
+    );
+    let keys = account.keys(&users[0].0);
+    assert_eq!(keys.len(), 2, "both keys stay: {keys:?}");
+    assert!(keys.iter().all(|(_, active)| *active));
+}
+
+#[test]
+fn soak_pauses_with_exit_4_and_a_later_apply_finishes() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 3s\n");
+    std::thread::sleep(Duration::from_millis(1100));
+    let first = setup.apply();
+    first.exits(4);
+    assert!(
+        first.stdout.contains("paused: the old key"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("run apply again after 20"),
+        "it says when to come back: {}",
+        first.stdout
+    );
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert!(
+        status.stdout.contains("paused at soak until"),
+        "{}",
+        status.stdout
+    );
+    let keys = account.keys(&users[0].0);
+    assert_eq!(
+        keys.iter().filter(|(_, active)| *active).count(),
+        1,
+        "the old key is disabled while it soaks: {keys:?}"
+    );
+    assert_eq!(setup.apply().code, 4, "still soaking");
+    std::thread::sleep(Duration::from_secs(3));
+    setup.apply().exits(0);
+    assert_rotated(&account, &setup, &users);
+}
+
+#[test]
+fn until_stops_after_a_phase_and_the_next_apply_goes_on() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.rekey(&[
+        "apply",
+        "workflow.yaml",
+        "--auto-approve",
+        "--until",
+        "distribute",
+    ]);
+    run.exits(0);
+    assert!(
+        run.stdout.contains("stopped after distribute (--until)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        account.keys(&users[0].0).len(),
+        2,
+        "both keys live until the next apply"
+    );
+    setup.apply().exits(0);
+    assert_rotated(&account, &setup, &users);
+}
+
+#[test]
+fn a_stale_saved_plan_is_refused_with_what_changed() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  make_room: delete_inactive\n");
+    std::thread::sleep(Duration::from_millis(1100));
+    setup
+        .rekey(&["plan", "workflow.yaml", "--out", "plan.json"])
+        .exits(0);
+    let (added, _) = account.key(&users[0].0);
+    let run = setup.rekey(&["apply", "plan.json"]);
+    run.exits(1);
+    assert!(run.stderr.contains("the plan is stale"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("+{}: key {added} Active", users[0].0)),
+        "the diff shows the new key:\n{}",
+        run.stderr
+    );
+    assert_eq!(account.keys(&users[0].0).len(), 2, "nothing was changed");
+}
+
+#[test]
+fn a_fresh_saved_plan_applies_without_asking() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    std::thread::sleep(Duration::from_millis(1100));
+    setup
+        .rekey(&["plan", "workflow.yaml", "--out", "plan.json"])
+        .exits(0);
+    setup.rekey(&["apply", "plan.json"]).exits(0);
+    assert_rotated(&account, &setup, &users);
+}
+
+#[test]
+fn without_approval_nothing_changes() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "");
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.rekey(&["apply", "workflow.yaml"]);
+    run.exits(1);
+    assert!(
+        run.stderr.contains("apply needs approval"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(account.keys(&users[0].0), [(users[0].1.clone(), true)]);
+}
+
+#[test]
+fn no_secret_reaches_an_output_the_journal_or_a_plan() {
+    let account = Account::new();
+    let users = seed(&account, "", 2);
+    // A canary in a target that is not rekey's, but read by the plan.
+    account.ssm_json(&format!("/{}/{}/canary", account.id, users[0].0), CANARY);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: canary\n    ssm_parameter: { name: \"/{id}/${user}/canary\", format: id_only }\nhooks:\n  verify:\n    - id: works\n      sts_identity: {}\n    - id: env\n      exec: { command: [sh, -c, \"echo secret=$AWS_SECRET_ACCESS_KEY\"], with_credentials: true }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let plan = setup.rekey(&["plan", "workflow.yaml", "--out", "plan.json", "-v"]);
+    let json = setup.rekey(&["plan", "workflow.yaml", "--json"]);
+    let apply = setup.rekey(&["apply", "plan.json", "-v"]);
+    apply.exits(0);
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    let mut everything = vec![
+        plan.stdout,
+        plan.stderr,
+        json.stdout,
+        json.stderr,
+        apply.stdout,
+        apply.stderr,
+        status.stdout,
+        status.stderr,
+    ];
+    everything.push(setup.journal());
+    everything.push(std::fs::read_to_string(setup.path().join("plan.json")).unwrap());
+    let everything = everything.join("\n");
+    assert!(!everything.contains(CANARY), "the canary leaked");
+    for (user, _) in &users {
+        let value: serde_json::Value = serde_json::from_str(
+            &account
+                .param(&format!("/{}/{user}/aws", account.id))
+                .unwrap(),
+        )
+        .unwrap();
+        let secret = value["SecretAccessKey"].as_str().unwrap();
+        assert!(!everything.contains(secret), "{user}'s new secret leaked");
+    }
+}
+
+#[test]
+fn kinds_apply_cannot_run_yet_are_refused_before_any_change() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  refresh:\n    - id: reload\n      http: { url: \"http://127.0.0.1:1/reload\" }\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.apply();
+    run.exits(1);
+    assert!(
+        run.stderr
+            .contains("apply cannot run these yet: hook `reload` (http); nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(account.keys(&users[0].0).len(), 1);
+}
