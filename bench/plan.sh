@@ -16,28 +16,12 @@ latency=${2:-50}
 out=bench/out/plan
 rm -rf "$out" && mkdir -p "$out"
 
-scripts/emulator install
+source bench/lib.sh
 cargo build --release --quiet
-eval "$(scripts/emulator start)"
-emulator=$AWS_ENDPOINT_URL
-cleanup() {
-  scripts/emulator stop
-  [[ -n ${proxy_pid:-} ]] && kill "$proxy_pid" 2>/dev/null || true
-}
-trap cleanup EXIT
-
+start_emulator
 echo "seeding $users users..."
-scripts/emulator python bench/plan-seed.py "$users"
-
-# The proxy serves until its stdin closes: feed it from a fifo we hold open.
-mkfifo "$out/proxy-in"
-sleep infinity > "$out/proxy-in" &
-holder=$!
-python3 scripts/aws-proxy.py --upstream "$emulator" --latency-ms "$latency" --log "$out/calls.jsonl" < "$out/proxy-in" > "$out/proxy-out" &
-proxy_pid=$!
-trap 'cleanup; kill $holder 2>/dev/null || true' EXIT
-until grep -q '^listening on ' "$out/proxy-out" 2>/dev/null; do sleep 0.1; done
-proxy=$(sed -n 's/^listening on //p' "$out/proxy-out")
+scripts/emulator python bench/plan-seed.py "$users" /bench/ 1
+start_proxy "$latency" "$out/calls.jsonl"
 
 calls() { wc -l < "$out/calls.jsonl" | tr -d ' '; }
 printf '\n%-34s %9s %7s %10s %8s  %s\n' run seconds calls calls/user "peak MB" result

@@ -6,6 +6,8 @@
 - ci-deploy-3: two active keys (blocked: no free slot)
 - ci-legacy:   excluded by the workflow
 - web-app:     not a CI user (outside /ci/)
+- demo-api, demo-worker: under /demo/ for workflows/demo.yaml (the API's
+  key is already published in SSM at /demo/demo-api/aws)
 """
 
 import json
@@ -39,4 +41,11 @@ key("ci-deploy-3")
 key("ci-deploy-3")
 key(user("ci-legacy"))
 key(user("web-app", path="/apps/", tags=()))
-print("Seeded 5 IAM users, 7 access keys and 1 SSM parameter.")
+api = key(user("demo-api", path="/demo/", tags=()))
+ssm.put_parameter(
+    Name="/demo/demo-api/aws",
+    Type="SecureString",
+    Value=json.dumps({"AccessKeyId": api["AccessKeyId"], "SecretAccessKey": api["SecretAccessKey"]}),
+)
+key(user("demo-worker", path="/demo/", tags=()))
+print("Seeded 7 IAM users, 9 access keys and 2 SSM parameters.")

@@ -168,6 +168,10 @@ struct ApplyArgs {
     /// Stop after this phase, e.g. `distribute` on Tuesday and the rest on Thursday.
     #[arg(long, value_name = "PHASE", value_parser = parse_phase)]
     until: Option<Phase>,
+    /// Judge key ages at this instant: rotate now what will be due by then
+    /// (RFC 3339 or a date). Soak and change windows still run on real time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    as_of: Option<time::OffsetDateTime>,
     /// How many users are read at once while planning.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallelism: u16,
@@ -354,7 +358,7 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
             Ok(as_of) => as_of,
             Err(error) => return fail(format!("the plan's as_of is not a time: {error}")),
         },
-        None => now,
+        None => args.as_of.unwrap_or(now),
     };
     let request = PlanRequest {
         workflow: &checked.workflow,

@@ -81,7 +81,7 @@ pub fn mark_resumed(plan: &mut Plan, in_progress: &[RotationRecord]) {
             .unwrap_or_else(|| "the start".into());
         let reason = format!(
             "resuming the rotation begun {} (last step: {at})",
-            record.started
+            to_seconds(&record.started)
         );
         match plan.users.iter_mut().find(|u| u.user == record.user) {
             Some(user) => {
@@ -214,6 +214,14 @@ pub fn render_report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> St
     out
 }
 
+/// An RFC 3339 time without its fraction of a second, for reading.
+fn to_seconds(time: &str) -> String {
+    match time.split_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => time.to_string(),
+    }
+}
+
 /// `rekey status`: where each rotation of the journal stands.
 pub fn render_status(records: &[RotationRecord]) -> String {
     use std::fmt::Write as _;
@@ -281,7 +289,8 @@ pub fn render_status(records: &[RotationRecord]) -> String {
         let _ = writeln!(
             out,
             "{}: {state}  [{old_key}{new_key}; begun {}]",
-            record.user, record.started
+            record.user,
+            to_seconds(&record.started)
         );
     }
     out

@@ -679,7 +679,8 @@ impl<P: Provider> Runner<'_, P> {
                         )));
                     }
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 3 / 2).min(StdDuration::from_secs(2));
+                    // Capped at a second: the check ends within a second of the key working.
+                    wait = (wait * 3 / 2).min(StdDuration::from_secs(1));
                 }
             }
             other => Err(format!(

@@ -85,7 +85,9 @@ fn rotation(out: &mut String, user: &UserPlan, style: Style) {
         user.reason
     );
     keys(out, &user.keys);
-    let _ = writeln!(out, "    steps:");
+    if !user.steps.is_empty() {
+        let _ = writeln!(out, "    steps:");
+    }
     let width = user
         .steps
         .iter()
