@@ -398,7 +398,19 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         }
         let journal = std::sync::Mutex::new(journal);
         let timings = std::sync::Mutex::new(std::collections::BTreeMap::new());
-        let progress = |line: &str| println!("  {line}");
+        // A progress bar on a terminal; plain lines otherwise.
+        let steps = crate::graph::StepGraph::compile(&checked.workflow, "${user}", crate::graph::MakeRoomStep::No).map_or(1, |g| g.len());
+        let rotations = plan.summary.rotate.max(in_progress.len());
+        let bar = progress_bar((rotations * steps) as u64);
+        let progress = |line: &str| match &bar {
+            Some(bar) => {
+                bar.println(format!("  {line}"));
+                if line.contains(" done") {
+                    bar.inc(1);
+                }
+            }
+            None => println!("  {line}"),
+        };
         let runner = apply::rotation::Runner {
             workflow: &checked.workflow,
             params: &params,
@@ -414,9 +426,26 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         };
         println!("\nApplying:");
         let report = apply::run(&runner, &plan, in_progress).await;
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
         print!("{}", apply::render_report(&report, &aws.calls.by_service()));
         ExitCode::from(report.exit_code())
     })
+}
+
+/// A bar counting steps, when stdout is a terminal.
+fn progress_bar(steps: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    let style =
+        indicatif::ProgressStyle::with_template("  [{elapsed_precise}] {bar:40} {pos}/{len} steps")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
 }
 
 /// Asks on the terminal; anything but `yes` (or no terminal) is a no.

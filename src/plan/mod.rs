@@ -54,6 +54,10 @@ pub struct Plan {
     /// a saved plan is stale when a new observation hashes differently.
     pub observed_sha256: String,
     pub summary: Summary,
+    /// Exact names in `select.users` that match no IAM user (a typo, or a
+    /// user that was deleted or moved to another path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched: Vec<String>,
     /// Every selected user, sorted by name.
     pub users: Vec<UserPlan>,
 }
@@ -195,6 +199,7 @@ pub async fn plan<P: Iam + TargetReader>(
     let account = provider.account_id().await?;
     let parallelism = request.parallelism.max(1);
     let listed = provider.list_users(selector.path_prefix.as_deref()).await?;
+    let unmatched = selector.unmatched_names(&listed);
     let admitted: Vec<IamUser> = listed.into_iter().filter(|u| selector.admits(u)).collect();
     let selected: Vec<IamUser> = if selector.needs_tags() {
         stream::iter(admitted)
@@ -253,6 +258,7 @@ pub async fn plan<P: Iam + TargetReader>(
         account: context.account,
         observed_sha256: observed_sha256(&users),
         summary,
+        unmatched,
         users,
     })
 }

@@ -57,6 +57,16 @@ impl Selector {
         named && in_path && !excluded
     }
 
+    /// The exact names (no `*` or `?`) in `users` that no listed user has.
+    pub fn unmatched_names(&self, listed: &[IamUser]) -> Vec<String> {
+        self.users
+            .iter()
+            .filter(|p| !p.contains(['*', '?']))
+            .filter(|name| !listed.iter().any(|u| u.name.eq_ignore_ascii_case(name)))
+            .cloned()
+            .collect()
+    }
+
     pub fn needs_tags(&self) -> bool {
         !self.tags.is_empty()
     }

@@ -61,6 +61,13 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
     if !unchanged.is_empty() {
         out.push('\n');
     }
+    for name in &plan.unmatched {
+        let _ = writeln!(
+            out,
+            "{} select.users names `{name}`, but there is no such IAM user (under `path_prefix`, if set): a typo, or a user deleted or moved?\n",
+            style.blocked("!")
+        );
+    }
     if plan.users.is_empty() {
         let _ = writeln!(out, "No IAM user matches `select`.\n");
     }

@@ -108,6 +108,56 @@ fn selection_picks_exactly_the_named_globbed_pathed_tagged_and_not_excluded_user
 }
 
 #[test]
+fn an_exact_user_name_that_matches_nobody_is_pointed_out() {
+    let account = Account::new();
+    let user = account.user("svc", "", &[]);
+    account.key(&user);
+    let typo = account.name("scv");
+    let workflow = Workflow::new(
+        &account,
+        &format!(
+            "select:\n  users: [{user}, {typo}, \"nobody-*\"]\n  path_prefix: {{path}}\n{TARGET}"
+        ),
+    );
+    let plan = workflow.json(&[]);
+    assert_eq!(
+        plan["unmatched"],
+        serde_json::json!([typo]),
+        "globs may match nobody; exact names should not"
+    );
+    let run = workflow.plan(&[]);
+    assert!(
+        run.stdout.contains(&format!(
+            "! select.users names `{typo}`, but there is no such IAM user"
+        )),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn missing_credentials_are_an_error_that_says_what_to_set() {
+    let account = Account::new();
+    let workflow = Workflow::new(
+        &account,
+        &format!("select:\n  path_prefix: {{path}}\n{TARGET}"),
+    );
+    let run = Rekey::new()
+        .aws(emulator())
+        .without_env(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+        .current_dir(workflow.dir.path())
+        .args(["plan", "workflow.yaml"])
+        .run();
+    run.exits(1);
+    assert!(
+        run.stderr
+            .contains("no AWS credentials found; set AWS_PROFILE or --profile"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn young_keys_stay_and_age_zero_or_a_later_as_of_rotates_them() {
     let account = Account::new();
     let user = account.user("svc", "", &[]);

@@ -14,6 +14,7 @@ pub struct Rekey {
     args: Vec<OsString>,
     dir: PathBuf,
     env: Vec<(String, String)>,
+    removed: Vec<String>,
 }
 
 impl Rekey {
@@ -22,6 +23,7 @@ impl Rekey {
             args: Vec::new(),
             dir: root(),
             env: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
@@ -45,6 +47,13 @@ impl Rekey {
         self
     }
 
+    /// Leaves these variables out of the environment.
+    pub fn without_env(mut self, names: &[&str]) -> Self {
+        self.env.retain(|(name, _)| !names.contains(&name.as_str()));
+        self.removed.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = dir.into();
         self
@@ -60,7 +69,11 @@ impl Rekey {
     }
 
     pub fn run(self) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_rekey"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rekey"));
+        for name in &self.removed {
+            command.env_remove(name);
+        }
+        let output = command
             .args(&self.args)
             .current_dir(&self.dir)
             .env("NO_COLOR", "1")
