@@ -287,7 +287,9 @@ impl Iam for Aws {
                 });
             }
         }
-        keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        // Oldest first; a stable sort keeps IAM's own (creation) order for keys
+        // created within the same second.
+        keys.sort_by_key(|k| k.created);
         Ok(keys)
     }
 
