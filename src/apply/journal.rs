@@ -163,6 +163,8 @@ pub struct RotationRecord {
     pub begin: BTreeMap<String, String>,
     /// Outputs of every finished step.
     pub done: BTreeMap<String, BTreeMap<String, String>>,
+    /// When each finished step finished (RFC 3339).
+    pub done_at: BTreeMap<String, String>,
     /// The last step with an intent and no outcome, with its intent data.
     pub pending: Option<(String, BTreeMap<String, String>)>,
     /// Every intent's data, by step (kept after the step is done: rollback
@@ -202,6 +204,7 @@ pub fn rotations(entries: &[Entry]) -> Vec<RotationRecord> {
             }
             Event::Done => {
                 record.done.insert(step.clone(), entry.data.clone());
+                record.done_at.insert(step.clone(), entry.time.clone());
                 if record.pending.as_ref().is_some_and(|(s, _)| *s == step) {
                     record.pending = None;
                 }

@@ -36,12 +36,7 @@ pub fn unsupported(workflow: &Workflow) -> Vec<String> {
     let hooks = workflow
         .hooks
         .iter()
-        .filter(|h| {
-            matches!(
-                h.kind,
-                HookKind::Http(_) | HookKind::KeyUnused(_) | HookKind::SsmCommand(_)
-            )
-        })
+        .filter(|h| matches!(h.kind, HookKind::SsmCommand(_)))
         .map(|h| format!("hook `{}` ({})", h.id, h.kind.key()));
     targets.chain(hooks).collect()
 }

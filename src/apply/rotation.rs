@@ -235,6 +235,9 @@ impl<P: Provider> Runner<'_, P> {
                         describe_outputs(&data)
                     ));
                     rotation.done.insert(id.clone(), data);
+                    rotation
+                        .done_at
+                        .insert(id.clone(), rfc3339(OffsetDateTime::now_utc()));
                     self.crash_point(&id);
                 }
                 Ok(StepEnd::Wait { until, reason }) => {
@@ -683,10 +686,89 @@ impl<P: Provider> Runner<'_, P> {
                     wait = (wait * 3 / 2).min(StdDuration::from_secs(1));
                 }
             }
-            other => Err(format!(
-                "hook `{id}`: apply cannot run {} hooks yet",
-                other.key()
+            HookKind::Http(http) => {
+                let check = crate::providers::http::Check {
+                    method: http
+                        .method
+                        .unwrap_or(crate::workflow::document::HttpMethod::Get),
+                    url: self.expand(&http.url, &values)?,
+                    headers: http
+                        .headers
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), self.expand(v, &values)?)))
+                        .collect::<Result<_, String>>()?,
+                    expect_status: http.expect_status.unwrap_or(200),
+                    body_contains: http.body_contains.clone(),
+                    timeout: http.timeout.unwrap_or(Duration::from_secs(30)).to_std(),
+                    retries: http.retries.unwrap_or(2),
+                };
+                match crate::providers::http::check(&check).await {
+                    Ok(()) => Ok(StepEnd::Done(Data::new())),
+                    Err(error) => Ok(StepEnd::Rejected(format!("hook `{id}`: {error}"))),
+                }
+            }
+            HookKind::KeyUnused(unused) => self.key_unused(rotation, id, unused.quiet_for).await,
+            HookKind::SsmCommand(_) => Err(format!(
+                "hook `{id}`: apply cannot run ssm_command hooks yet"
             )),
+        }
+    }
+
+    /// Watches the old key for `quiet_for`: any use IAM records after the
+    /// refresh phase ended means an application still has it.
+    async fn key_unused(
+        &self,
+        rotation: &RotationRecord,
+        id: &str,
+        quiet_for: Duration,
+    ) -> Result<StepEnd, String> {
+        let old_key = rotation.begin.get("old_key").cloned().unwrap_or_default();
+        let moved = rotation
+            .done_at
+            .iter()
+            .filter(|(step, _)| {
+                step.starts_with("create")
+                    || step.starts_with("distribute:")
+                    || step.starts_with("refresh:")
+            })
+            .filter_map(|(_, at)| {
+                OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .max()
+            .ok_or("the new key was not distributed yet")?;
+        let watch = quiet_for.to_std();
+        let interval = (watch / 10).clamp(StdDuration::from_secs(1), StdDuration::from_secs(30));
+        let started = Instant::now();
+        let mut checks = 0;
+        loop {
+            checks += 1;
+            let used = self
+                .provider
+                .key_last_used(&old_key)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(date) = used.date.filter(|date| *date > moved) {
+                let service = used.service.unwrap_or_else(|| "an unknown service".into());
+                let region = used.region.map(|r| format!(" in {r}")).unwrap_or_default();
+                return Ok(StepEnd::Rejected(format!(
+                    "hook `{id}`: the old key {} was used by {service}{region} at {}, after refresh ended at {}: something still uses it",
+                    short_id(&old_key),
+                    rfc3339(date),
+                    rfc3339(moved)
+                )));
+            }
+            if started.elapsed() >= watch {
+                return Ok(StepEnd::Done(Data::from([(
+                    "checks".into(),
+                    checks.to_string(),
+                )])));
+            }
+            tokio::time::sleep(
+                interval
+                    .min(watch.saturating_sub(started.elapsed()))
+                    .max(StdDuration::from_millis(100)),
+            )
+            .await;
         }
     }
 

@@ -12,6 +12,8 @@ pub const CANARY: &str = "CANARY-SECRET-6f1d2c9e-never-print-me";
 
 pub struct Account {
     runtime: tokio::runtime::Runtime,
+    /// Secrets of the keys this test created, by key id.
+    key_secrets: std::sync::Mutex<std::collections::HashMap<String, String>>,
     iam: aws_sdk_iam::Client,
     ssm: aws_sdk_ssm::Client,
     secrets: aws_sdk_secretsmanager::Client,
@@ -45,6 +47,7 @@ impl Account {
             ssm: aws_sdk_ssm::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             runtime,
+            key_secrets: Default::default(),
             id,
         }
     }
@@ -87,10 +90,15 @@ impl Account {
             .block_on(self.iam.create_access_key().user_name(user).send())
             .unwrap();
         let key = key.access_key().unwrap();
-        (
+        let (id, secret) = (
             key.access_key_id().to_string(),
             key.secret_access_key().to_string(),
-        )
+        );
+        self.key_secrets
+            .lock()
+            .unwrap()
+            .insert(id.clone(), secret.clone());
+        (id, secret)
     }
 
     pub fn deactivate(&self, user: &str, key_id: &str) {
@@ -180,5 +188,10 @@ impl Account {
     pub fn param_key(&self, name: &str) -> Option<String> {
         let value: serde_json::Value = serde_json::from_str(&self.param(name)?).ok()?;
         value["AccessKeyId"].as_str().map(str::to_string)
+    }
+
+    /// The secret of a key this test created.
+    pub fn secret_of(&self, key_id: &str) -> String {
+        self.key_secrets.lock().unwrap()[key_id].clone()
     }
 }

@@ -13,7 +13,7 @@ use crate::support::{Rekey, Run};
 
 /// Keys are due after a second, so a test waits that long once after
 /// seeding, and a plan right after the rotation has nothing to do.
-const MAX_KEY_AGE: &str = "1s";
+pub const MAX_KEY_AGE: &str = "1s";
 
 const TARGETS: &str = "targets:
   - id: param
@@ -26,12 +26,12 @@ const TARGETS: &str = "targets:
 ";
 
 /// A workflow and its directory (which holds the state directory too).
-struct Setup {
+pub struct Setup {
     dir: tempfile::TempDir,
 }
 
 impl Setup {
-    fn new(account: &Account, subpath: &str, extra: &str) -> Self {
+    pub fn new(account: &Account, subpath: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let body = format!(
             "version: 1\nname: test\nselect:\n  path_prefix: {{path}}{subpath}\n  max_key_age: {MAX_KEY_AGE}\n{TARGETS}{extra}"
@@ -46,11 +46,11 @@ impl Setup {
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn rekey(&self, args: &[&str]) -> Run {
+    pub fn rekey(&self, args: &[&str]) -> Run {
         Rekey::new()
             .aws(emulator())
             .current_dir(self.path())
@@ -58,7 +58,7 @@ impl Setup {
             .run()
     }
 
-    fn apply(&self) -> Run {
+    pub fn apply(&self) -> Run {
         self.rekey(&["apply", "workflow.yaml", "--auto-approve"])
     }
 
@@ -96,7 +96,7 @@ impl Setup {
 /// Seeds users under `{path}{subpath}`: one active key each, and for every
 /// other one an inactive key too (which make-room deletes). Returns
 /// (user, old active key).
-fn seed(account: &Account, subpath: &str, count: usize) -> Vec<(String, String)> {
+pub fn seed(account: &Account, subpath: &str, count: usize) -> Vec<(String, String)> {
     (0..count)
         .map(|i| {
             let user = account.user(&format!("u{i}{}", subpath.replace('/', "")), subpath, &[]);
@@ -113,7 +113,7 @@ fn seed(account: &Account, subpath: &str, count: usize) -> Vec<(String, String)>
 
 /// Every invariant of a finished rotation: one key, active, new, held by
 /// every target; staging empty; the journal says done.
-fn assert_rotated(account: &Account, setup: &Setup, users: &[(String, String)]) {
+pub fn assert_rotated(account: &Account, setup: &Setup, users: &[(String, String)]) {
     for (user, old) in users {
         let keys = account.keys(user);
         assert_eq!(keys.len(), 1, "{user} has {keys:?}");
@@ -602,8 +602,9 @@ fn kinds_apply_cannot_run_yet_are_refused_before_any_change() {
     let run = setup.apply();
     run.exits(1);
     assert!(
-        run.stderr
-            .contains("apply cannot run these yet: hook `reload` (http); nothing was changed"),
+        run.stderr.contains(
+            "apply cannot run these yet: hook `restart` (ssm_command); nothing was changed"
+        ),
         "{}",
         run.stderr
     );

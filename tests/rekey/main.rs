@@ -6,6 +6,8 @@ mod apply;
 mod emulator;
 mod fuzz;
 mod graph;
+mod hooks;
+mod http_server;
 mod merge;
 mod plan;
 mod schema;
