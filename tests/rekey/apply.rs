@@ -596,7 +596,7 @@ fn kinds_apply_cannot_run_yet_are_refused_before_any_change() {
     let setup = Setup::new(
         &account,
         "",
-        "hooks:\n  refresh:\n    - id: reload\n      http: { url: \"http://127.0.0.1:1/reload\" }\n",
+        "hooks:\n  refresh:\n    - id: restart\n      ssm_command: { commands: [\"systemctl restart app\"], instance_ids: [i-0123456789abcdef0] }\n",
     );
     std::thread::sleep(Duration::from_millis(1100));
     let run = setup.apply();
