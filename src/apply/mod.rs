@@ -21,24 +21,19 @@ use futures_util::{StreamExt, stream};
 use crate::graph::Phase;
 use crate::plan::decide::short_id;
 use crate::plan::{Decision, Plan};
-use crate::workflow::model::{HookKind, TargetKind, Workflow};
+use crate::workflow::model::{HookKind, Workflow};
 use journal::RotationRecord;
 use rotation::{Outcome, Provider, Runner};
 
-/// Kinds this apply cannot run yet; a workflow that uses one is refused
-/// before anything changes.
+/// Hook kinds this apply cannot run yet; a workflow that uses one is
+/// refused before anything changes.
 pub fn unsupported(workflow: &Workflow) -> Vec<String> {
-    let targets = workflow
-        .targets
-        .iter()
-        .filter(|t| matches!(t.kind, TargetKind::SecretsManager(_)))
-        .map(|t| format!("target `{}` ({})", t.id, t.kind.key()));
-    let hooks = workflow
+    workflow
         .hooks
         .iter()
         .filter(|h| matches!(h.kind, HookKind::SsmCommand(_)))
-        .map(|h| format!("hook `{}` ({})", h.id, h.kind.key()));
-    targets.chain(hooks).collect()
+        .map(|h| format!("hook `{}` ({})", h.id, h.kind.key()))
+        .collect()
 }
 
 /// What happened to each user, for the report and the exit code.

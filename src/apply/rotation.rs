@@ -27,7 +27,8 @@ use crate::plan::decide::short_id;
 use crate::plan::rfc3339;
 use crate::providers::exec::{self, EnvValue};
 use crate::providers::{
-    Iam, IamWriter, KeyStatus, ParameterSpec, ParameterStore, TargetReader, credentials_file,
+    Iam, IamWriter, KeyStatus, ParameterSpec, ParameterStore, SecretStore, TargetReader,
+    credentials_file,
 };
 use crate::secret::{SecretString, format_value};
 use crate::workflow::Duration;
@@ -38,8 +39,8 @@ use crate::workflow::template::{Template, Values};
 type Data = BTreeMap<String, String>;
 
 /// What the provider must do for apply.
-pub trait Provider: Iam + IamWriter + TargetReader + ParameterStore {}
-impl<T: Iam + IamWriter + TargetReader + ParameterStore> Provider for T {}
+pub trait Provider: Iam + IamWriter + TargetReader + ParameterStore + SecretStore {}
+impl<T: Iam + IamWriter + TargetReader + ParameterStore + SecretStore> Provider for T {}
 
 /// Everything the rotations of one apply share.
 pub struct Runner<'a, P> {
@@ -485,7 +486,7 @@ impl<P: Provider> Runner<'_, P> {
         target: &Target,
         pending: Option<Data>,
     ) -> Result<StepEnd, String> {
-        let (new_key, secret) = self.new_key(rotation).await?;
+        let (new_key, secret_value) = self.new_key(rotation).await?;
         let values = self.values(rotation, Some(&new_key));
         match &target.kind {
             TargetKind::SsmParameter(ssm) => {
@@ -522,7 +523,10 @@ impl<P: Provider> Runner<'_, P> {
                 }
                 let version = self
                     .provider
-                    .put_parameter(&spec, &format_value(ssm.format, &new_key, &secret, None))
+                    .put_parameter(
+                        &spec,
+                        &format_value(ssm.format, &new_key, &secret_value, None),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(StepEnd::Done(Data::from([("version".into(), version)])))
@@ -559,7 +563,7 @@ impl<P: Provider> Runner<'_, P> {
                     )
                     .await?;
                 }
-                credentials_file::write_profile(&path, &profile, &new_key, &secret)
+                credentials_file::write_profile(&path, &profile, &new_key, &secret_value)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 Ok(StepEnd::Done(Data::new()))
             }
@@ -570,7 +574,7 @@ impl<P: Provider> Runner<'_, P> {
                     .iter()
                     .map(|t| self.expand(t, &values))
                     .collect::<Result<_, _>>()?;
-                let env = credentials_env(&rotation.user, &new_key, &secret);
+                let env = credentials_env(&rotation.user, &new_key, &secret_value);
                 let finished = exec::run(
                     &argv,
                     self.base_dir,
@@ -590,10 +594,64 @@ impl<P: Provider> Runner<'_, P> {
                     )),
                 }
             }
-            TargetKind::SecretsManager(_) => Err(format!(
-                "target `{}`: apply cannot write secrets_manager targets yet",
-                target.id
-            )),
+            TargetKind::SecretsManager(secret) => {
+                let secret_id = self.expand(&secret.secret_id, &values)?;
+                let current = self
+                    .provider
+                    .current_secret(&secret_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let current_key = current
+                    .as_ref()
+                    .and_then(|(_, value)| crate::secret::key_id_in(value, secret.format));
+                if current_key.as_deref() == Some(new_key.as_str()) {
+                    let version = current.map(|(version, _)| version).unwrap_or_default();
+                    return Ok(StepEnd::Done(Data::from([("version".into(), version)])));
+                }
+                if pending.is_none() {
+                    let mut before =
+                        Data::from([("previous_exists".into(), current.is_some().to_string())]);
+                    before.extend(
+                        current
+                            .as_ref()
+                            .map(|(version, _)| ("previous_version".to_string(), version.clone())),
+                    );
+                    self.intent(rotation, id, before).await?;
+                }
+                let value = format_value(secret.format, &new_key, &secret_value, None);
+                // The same token on a resumed write names the same version.
+                let token = request_token(&rotation.id, &target.id);
+                let version = match &current {
+                    None => {
+                        let kms = secret
+                            .kms_key_id
+                            .as_ref()
+                            .map(|k| self.expand(k, &values))
+                            .transpose()?;
+                        self.provider
+                            .create_secret(&secret_id, &value, kms.as_deref(), &token)
+                            .await
+                            .map_err(|e| e.to_string())?
+                    }
+                    Some((current_version, _)) => {
+                        let version = self
+                            .provider
+                            .put_pending(&secret_id, &value, &token)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        self.provider
+                            .make_current(&secret_id, &version, Some(current_version))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        self.provider
+                            .clear_pending(&secret_id, &version)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        version
+                    }
+                };
+                Ok(StepEnd::Done(Data::from([("version".into(), version)])))
+            }
         }
     }
 
@@ -934,7 +992,27 @@ impl<P: Provider> Runner<'_, P> {
                         }
                     }
                 }
-                TargetKind::SecretsManager(_) => {}
+                TargetKind::SecretsManager(secret) => {
+                    let secret_id = self.expand(&secret.secret_id, &values)?;
+                    if existed {
+                        let previous = before.get("previous_version").cloned().unwrap_or_default();
+                        let current = self
+                            .provider
+                            .current_secret(&secret_id)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map(|(version, _)| version);
+                        self.provider
+                            .make_current(&secret_id, &previous, current.as_deref())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    } else {
+                        self.provider
+                            .delete_secret(&secret_id)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
             }
             (self.progress)(&format!(
                 "{user}: rollback: target `{}` restored",
@@ -964,6 +1042,14 @@ impl<P: Provider> Runner<'_, P> {
         }
         Ok(())
     }
+}
+
+/// A Secrets Manager ClientRequestToken (32 to 64 characters) that is the
+/// same for the same rotation and target, so a resumed write is idempotent.
+fn request_token(rotation: &str, target: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{rotation}\0{target}"));
+    format!("{digest:x}")[..40].to_string()
 }
 
 fn credentials_env<'s>(

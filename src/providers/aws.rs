@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::{
     AccessKey, ErrorKind, Iam, IamUser, IamWriter, KeyStatus, LastUse, NewKey, ParameterSpec,
-    ParameterStore, ProviderError, TargetReader, TargetState,
+    ParameterStore, ProviderError, SecretStore, TargetReader, TargetState,
 };
 use crate::secret::{ExposeSecret, SecretString, key_id_in};
 use crate::workflow::document::SecretFormat;
@@ -353,7 +353,14 @@ impl TargetReader for Aws {
 
     async fn secret(&self, id: &str, format: SecretFormat) -> Result<TargetState, ProviderError> {
         Calls::count(&self.calls.secretsmanager);
-        match self.secrets.get_secret_value().secret_id(id).send().await {
+        match self
+            .secrets
+            .get_secret_value()
+            .secret_id(id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+        {
             Ok(answer) => {
                 let value = answer
                     .secret_string()
@@ -565,6 +572,147 @@ impl ParameterStore for Aws {
                 Ok(())
             }
             Err(error) => Err(provider_error("ssm:DeleteParameter", Some(name), error)),
+        }
+    }
+}
+
+impl SecretStore for Aws {
+    async fn current_secret(
+        &self,
+        id: &str,
+    ) -> Result<Option<(String, SecretString)>, ProviderError> {
+        Calls::count(&self.calls.secretsmanager);
+        match self
+            .secrets
+            .get_secret_value()
+            .secret_id(id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer.version_id().map(|version| {
+                (
+                    version.to_string(),
+                    SecretString::from(answer.secret_string().unwrap_or_default().to_string()),
+                )
+            })),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(provider_error(
+                "secretsmanager:GetSecretValue",
+                Some(id),
+                error,
+            )),
+        }
+    }
+
+    async fn create_secret(
+        &self,
+        id: &str,
+        value: &SecretString,
+        kms_key_id: Option<&str>,
+        token: &str,
+    ) -> Result<String, ProviderError> {
+        Calls::count(&self.calls.secretsmanager);
+        let answer = self
+            .secrets
+            .create_secret()
+            .name(id)
+            .secret_string(value.expose_secret())
+            .set_kms_key_id(kms_key_id.map(str::to_string))
+            .client_request_token(token)
+            .send()
+            .await
+            .map_err(|e| provider_error("secretsmanager:CreateSecret", Some(id), e))?;
+        answer
+            .version_id()
+            .map(str::to_string)
+            .ok_or_else(|| missing("secretsmanager:CreateSecret", "version id"))
+    }
+
+    async fn put_pending(
+        &self,
+        id: &str,
+        value: &SecretString,
+        token: &str,
+    ) -> Result<String, ProviderError> {
+        Calls::count(&self.calls.secretsmanager);
+        let answer = self
+            .secrets
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(value.expose_secret())
+            .client_request_token(token)
+            .version_stages("AWSPENDING")
+            .send()
+            .await
+            .map_err(|e| provider_error("secretsmanager:PutSecretValue", Some(id), e))?;
+        answer
+            .version_id()
+            .map(str::to_string)
+            .ok_or_else(|| missing("secretsmanager:PutSecretValue", "version id"))
+    }
+
+    async fn make_current(
+        &self,
+        id: &str,
+        to: &str,
+        from: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        Calls::count(&self.calls.secretsmanager);
+        self.secrets
+            .update_secret_version_stage()
+            .secret_id(id)
+            .version_stage("AWSCURRENT")
+            .move_to_version_id(to)
+            .set_remove_from_version_id(from.filter(|f| *f != to).map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| provider_error("secretsmanager:UpdateSecretVersionStage", Some(id), e))?;
+        Ok(())
+    }
+
+    async fn clear_pending(&self, id: &str, version: &str) -> Result<(), ProviderError> {
+        Calls::count(&self.calls.secretsmanager);
+        self.secrets
+            .update_secret_version_stage()
+            .secret_id(id)
+            .version_stage("AWSPENDING")
+            .remove_from_version_id(version)
+            .send()
+            .await
+            .map_err(|e| provider_error("secretsmanager:UpdateSecretVersionStage", Some(id), e))?;
+        Ok(())
+    }
+
+    async fn delete_secret(&self, id: &str) -> Result<(), ProviderError> {
+        Calls::count(&self.calls.secretsmanager);
+        match self
+            .secrets
+            .delete_secret()
+            .secret_id(id)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(provider_error(
+                "secretsmanager:DeleteSecret",
+                Some(id),
+                error,
+            )),
         }
     }
 }

@@ -205,3 +205,43 @@ pub trait ParameterStore: Sync {
         name: &str,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 }
+
+/// Secrets Manager writes, by version stage.
+pub trait SecretStore: Sync {
+    /// The AWSCURRENT version's id and value, if the secret exists.
+    fn current_secret(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(String, crate::secret::SecretString)>, ProviderError>> + Send;
+    /// Creates the secret with `value` as its first (current) version.
+    fn create_secret(
+        &self,
+        id: &str,
+        value: &crate::secret::SecretString,
+        kms_key_id: Option<&str>,
+        token: &str,
+    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+    /// Adds `value` as a version staged AWSPENDING; the same `token` again
+    /// is the same version (idempotent).
+    fn put_pending(
+        &self,
+        id: &str,
+        value: &crate::secret::SecretString,
+        token: &str,
+    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+    /// Moves AWSCURRENT to `to` from `from` (AWSPREVIOUS follows to `from`).
+    fn make_current(
+        &self,
+        id: &str,
+        to: &str,
+        from: Option<&str>,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// Takes AWSPENDING off `version`, once it is current.
+    fn clear_pending(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// Deletes the secret at once (no recovery window).
+    fn delete_secret(&self, id: &str) -> impl Future<Output = Result<(), ProviderError>> + Send;
+}

@@ -194,4 +194,20 @@ impl Account {
     pub fn secret_of(&self, key_id: &str) -> String {
         self.key_secrets.lock().unwrap()[key_id].clone()
     }
+
+    /// The access key id the secret's `stage` version holds as JSON.
+    pub fn secret_key(&self, id: &str, stage: &str) -> Option<String> {
+        let answer = self
+            .runtime
+            .block_on(
+                self.secrets
+                    .get_secret_value()
+                    .secret_id(id)
+                    .version_stage(stage)
+                    .send(),
+            )
+            .ok()?;
+        let value: serde_json::Value = serde_json::from_str(answer.secret_string()?).ok()?;
+        value["AccessKeyId"].as_str().map(str::to_string)
+    }
 }

@@ -12,4 +12,5 @@ mod merge;
 mod plan;
 mod schema;
 mod support;
+mod targets;
 mod validate;
