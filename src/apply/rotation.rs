@@ -30,7 +30,7 @@ use crate::providers::{
     Iam, IamWriter, KeyStatus, ParameterSpec, ParameterStore, SecretStore, TargetReader,
     credentials_file,
 };
-use crate::secret::{SecretString, format_value};
+use crate::secret::{ExposeSecret, SecretString, format_value};
 use crate::workflow::Duration;
 use crate::workflow::document::{OnVerifyFailure, SecretFormat};
 use crate::workflow::model::{HookKind, Staging, Target, TargetKind, Workflow};
@@ -531,40 +531,63 @@ impl<P: Provider> Runner<'_, P> {
                     .map_err(|e| e.to_string())?;
                 Ok(StepEnd::Done(Data::from([("version".into(), version)])))
             }
-            TargetKind::CredentialsFile(file) => {
-                let path = self.base_dir.join(self.expand(&file.path, &values)?);
-                let profile = match &file.profile {
-                    Some(profile) => self.expand(profile, &values)?,
-                    None => rotation.user.clone(),
+            TargetKind::CredentialsFile(_) | TargetKind::EnvFile(_) | TargetKind::Template(_) => {
+                let local = crate::plan::local_file(
+                    &target.kind,
+                    &values,
+                    self.base_dir,
+                    &format!("target `{}`", target.id),
+                )
+                .map_err(|e| e.to_string())?
+                .expect("a file kind");
+                let path = &local.path;
+                let (text, mode) = match std::fs::read_to_string(path) {
+                    Ok(text) => {
+                        use std::os::unix::fs::PermissionsExt;
+                        let mode = std::fs::metadata(path)
+                            .map(|m| m.permissions().mode() & 0o777)
+                            .unwrap_or(0o600);
+                        (Some(text), mode)
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0o600),
+                    Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
                 };
-                let state = credentials_file::read(&path, &profile)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                if state.key_id.as_deref() == Some(new_key.as_str()) {
+                if text
+                    .as_deref()
+                    .and_then(|t| local.file.held_key(t))
+                    .as_deref()
+                    == Some(new_key.as_str())
+                {
                     return Ok(StepEnd::Done(Data::new()));
+                }
+                if let Some(text) = &text {
+                    local
+                        .file
+                        .check(text)
+                        .map_err(|e| format!("target `{}`: {}: {e}", target.id, path.display()))?;
                 }
                 if pending.is_none() {
                     let backup = self.backup_path(rotation, &target.id);
-                    let existed = path.exists();
-                    if existed {
-                        std::fs::create_dir_all(backup.parent().expect("a directory"))
-                            .map_err(|e| e.to_string())?;
-                        let original = std::fs::read(&path)
-                            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                        credentials_file::write_atomically(&backup, &original, 0o600)
+                    if let Some(text) = &text {
+                        credentials_file::write_atomically(&backup, text.as_bytes(), 0o600)
                             .map_err(|e| format!("cannot back up {}: {e}", path.display()))?;
                     }
-                    self.intent(
-                        rotation,
-                        id,
-                        Data::from([
-                            ("previous_exists".into(), existed.to_string()),
-                            ("backup".into(), backup.display().to_string()),
-                        ]),
-                    )
-                    .await?;
+                    let before = Data::from([
+                        ("previous_exists".into(), text.is_some().to_string()),
+                        ("backup".into(), backup.display().to_string()),
+                    ]);
+                    self.intent(rotation, id, before).await?;
                 }
-                credentials_file::write_profile(&path, &profile, &new_key, &secret_value)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                let new_text =
+                    local
+                        .file
+                        .render(text.as_deref().unwrap_or_default(), &new_key, &secret_value);
+                credentials_file::write_atomically(
+                    path,
+                    new_text.expose_secret().as_bytes(),
+                    local.mode.unwrap_or(mode),
+                )
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 Ok(StepEnd::Done(Data::new()))
             }
             TargetKind::Exec(exec) => {
@@ -937,8 +960,14 @@ impl<P: Provider> Runner<'_, P> {
                             .map_err(|e| e.to_string())?;
                     }
                 }
-                TargetKind::CredentialsFile(file) => {
-                    let path = self.base_dir.join(self.expand(&file.path, &values)?);
+                TargetKind::CredentialsFile(_)
+                | TargetKind::EnvFile(_)
+                | TargetKind::Template(_) => {
+                    let local =
+                        crate::plan::local_file(&target.kind, &values, self.base_dir, &target.id)
+                            .map_err(|e| e.to_string())?
+                            .expect("a file kind");
+                    let path = &local.path;
                     if existed {
                         let backup = std::path::PathBuf::from(
                             before.get("backup").cloned().unwrap_or_default(),
@@ -948,13 +977,13 @@ impl<P: Provider> Runner<'_, P> {
                         })?;
                         let mode = {
                             use std::os::unix::fs::PermissionsExt;
-                            std::fs::metadata(&path)
+                            std::fs::metadata(path)
                                 .map(|m| m.permissions().mode() & 0o7777)
                                 .unwrap_or(0o600)
                         };
-                        credentials_file::write_atomically(&path, &original, mode)
+                        credentials_file::write_atomically(path, &original, mode)
                             .map_err(|e| e.to_string())?;
-                    } else if let Err(error) = std::fs::remove_file(&path)
+                    } else if let Err(error) = std::fs::remove_file(path)
                         && error.kind() != std::io::ErrorKind::NotFound
                     {
                         return Err(format!("cannot remove {}: {error}", path.display()));

@@ -22,9 +22,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::graph::{MakeRoomStep, Phase, StepGraph};
+use crate::providers::files::{self, FileTarget};
 use crate::providers::{
     AccessKey, Iam, IamUser, KeyStatus, LastUse, ProviderError, TargetReader, TargetState,
-    credentials_file,
 };
 use crate::workflow::document::{HttpMethod, SecretFormat};
 use crate::workflow::model::{HookKind, Staging, Target, TargetKind, Workflow};
@@ -386,6 +386,101 @@ async fn plan_user<P: Iam + TargetReader>(
     Ok(plan)
 }
 
+/// A target that is a file on this machine: where it is, how it is read and
+/// written, and its mode.
+pub struct LocalFile {
+    /// The path as written (with `[profile]` for a credentials file).
+    pub display: String,
+    pub path: PathBuf,
+    pub file: FileTarget,
+    /// The mode to write it with; `None` keeps the file's own (0600 if new).
+    pub mode: Option<u32>,
+}
+
+/// The file a file-kind target (credentials_file, env_file, template)
+/// writes, with its templates expanded; `None` for other kinds.
+pub fn local_file(
+    kind: &TargetKind,
+    values: &Values,
+    base_dir: &Path,
+    what: &str,
+) -> Result<Option<LocalFile>, PlanError> {
+    let invalid = |message: String| PlanError::Template {
+        what: what.to_string(),
+        message,
+    };
+    let mode = |text: &Option<String>| -> Result<Option<u32>, PlanError> {
+        text.as_deref()
+            .map(|m| {
+                files::parse_mode(m)
+                    .ok_or_else(|| invalid(format!("`{m}` is not an octal file mode such as 0600")))
+            })
+            .transpose()
+    };
+    Ok(Some(match kind {
+        TargetKind::CredentialsFile(file) => {
+            let path = expand(&file.path, values, what)?;
+            let profile = match &file.profile {
+                Some(profile) => expand(profile, values, what)?,
+                None => values.user.unwrap_or_default().to_string(),
+            };
+            LocalFile {
+                display: format!("{path} [{profile}]"),
+                path: base_dir.join(&path),
+                file: FileTarget::Credentials { profile },
+                mode: None,
+            }
+        }
+        TargetKind::EnvFile(env) => {
+            let path = expand(&env.path, values, what)?;
+            let file = FileTarget::Env {
+                id_var: env
+                    .access_key_id_var
+                    .clone()
+                    .unwrap_or_else(|| "AWS_ACCESS_KEY_ID".into()),
+                secret_var: env
+                    .secret_access_key_var
+                    .clone()
+                    .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".into()),
+            };
+            LocalFile {
+                display: path.clone(),
+                path: base_dir.join(&path),
+                file,
+                mode: mode(&env.mode)?,
+            }
+        }
+        TargetKind::Template(template) => {
+            let path = expand(&template.path, values, what)?;
+            let content = match (&template.content, &template.source) {
+                (Some(content), _) => expand(content, values, what)?,
+                (None, Some(source)) => {
+                    let source = base_dir.join(expand(source, values, what)?);
+                    std::fs::read_to_string(&source).map_err(|error| PlanError::Read {
+                        path: source.clone(),
+                        source: error,
+                    })?
+                }
+                (None, None) => {
+                    return Err(invalid("a template needs `content` or `source`".into()));
+                }
+            };
+            if let Some(unknown) = files::unknown_placeholders(&content).first() {
+                return Err(invalid(format!(
+                    "`{{{{{unknown}}}}}` is not a placeholder; use {{{{access_key_id}}}} and {{{{secret_access_key}}}}"
+                )));
+            }
+            LocalFile {
+                display: path.clone(),
+                path: base_dir.join(&path),
+                file: FileTarget::Template { content },
+                mode: mode(&template.mode)?,
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
 fn key_view(key: &AccessKey, last_use: Option<&LastUse>, as_of: OffsetDateTime) -> KeyView {
     KeyView {
         id: key.id.clone(),
@@ -418,23 +513,38 @@ async fn observe_target<P: TargetReader>(
             let state = provider.secret(&id, secret.format).await?;
             (id, Some(secret.format), Some(state))
         }
-        TargetKind::CredentialsFile(file) => {
-            let path = expand(&file.path, values, &what)?;
-            let profile = match &file.profile {
-                Some(profile) => expand(profile, values, &what)?,
-                None => values.user.unwrap_or_default().to_string(),
+        TargetKind::CredentialsFile(_) | TargetKind::EnvFile(_) | TargetKind::Template(_) => {
+            let local =
+                local_file(&target.kind, values, &context.base_dir, &what)?.expect("a file kind");
+            let state = match std::fs::read_to_string(&local.path) {
+                Ok(text) => {
+                    local
+                        .file
+                        .check(&text)
+                        .map_err(|message| PlanError::Template {
+                            what: format!("{what}: {}", local.path.display()),
+                            message,
+                        })?;
+                    TargetState {
+                        exists: true,
+                        version: None,
+                        key_id: local.file.held_key(&text),
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => TargetState::absent(),
+                Err(source) => {
+                    return Err(PlanError::Read {
+                        path: local.path.clone(),
+                        source,
+                    });
+                }
             };
-            let full = context.base_dir.join(&path);
-            let state =
-                credentials_file::read(&full, &profile).map_err(|source| PlanError::Read {
-                    path: full.clone(),
-                    source,
-                })?;
-            (
-                format!("{path} [{profile}]"),
-                Some(SecretFormat::Credentials),
-                Some(state),
-            )
+            let format = match local.file {
+                FileTarget::Credentials { .. } => Some(SecretFormat::Credentials),
+                FileTarget::Env { .. } => Some(SecretFormat::Env),
+                FileTarget::Template { .. } => None,
+            };
+            (local.display, format, Some(state))
         }
         TargetKind::Exec(exec) => {
             let argv: Vec<String> = exec
@@ -550,6 +660,20 @@ fn target_detail(target: &Target, values: &Values) -> Result<String, PlanError> 
                 expand(&file.path, values, &what)?
             )
         }
+        TargetKind::EnvFile(env) => format!(
+            "update {} and {} in {}",
+            env.access_key_id_var
+                .as_deref()
+                .unwrap_or("AWS_ACCESS_KEY_ID"),
+            env.secret_access_key_var
+                .as_deref()
+                .unwrap_or("AWS_SECRET_ACCESS_KEY"),
+            expand(&env.path, values, &what)?
+        ),
+        TargetKind::Template(template) => format!(
+            "render {} from its template",
+            expand(&template.path, values, &what)?
+        ),
         TargetKind::Exec(exec) => {
             let argv: Vec<String> = exec
                 .command

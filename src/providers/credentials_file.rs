@@ -2,8 +2,9 @@
 //! key id a profile holds, and replacing one profile's key in place, leaving
 //! every other profile, comment and the file's mode as they were.
 
-use std::io::Write;
 use std::path::Path;
+
+pub use super::files::{remove_stale_temporaries, write_atomically};
 
 use super::TargetState;
 use crate::secret::{ExposeSecret, SecretString, looks_like_key_id};
@@ -46,6 +47,28 @@ pub fn profile_state(text: &str, profile: &str) -> TargetState {
         }
     }
     state
+}
+
+/// Checks that `text` is a credentials file rekey understands: every line
+/// is blank, a comment (`#`, `;`), a `[section]`, or `key = value`.
+pub fn check(text: &str) -> Result<(), String> {
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let understood = line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with(';')
+            || (line.starts_with('[') && line.ends_with(']'))
+            || line
+                .split_once('=')
+                .is_some_and(|(key, _)| !key.trim().is_empty());
+        if !understood {
+            return Err(format!(
+                "line {} is not a section, a `key = value` line or a comment; rekey will not rewrite a file it does not understand",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `text` with `profile`'s key id and secret replaced (or the profile
@@ -141,66 +164,6 @@ pub fn write_profile(
     )
 }
 
-/// The prefix of the temporary files [`write_atomically`] writes beside `path`.
-fn temporary_prefix(path: &Path) -> String {
-    format!(
-        ".{}.rekey-",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    )
-}
-
-/// Removes temporary copies of `path` that a killed rekey left behind (they
-/// may hold a secret). Our own process's, if any, is left alone.
-pub fn remove_stale_temporaries(path: &Path) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let prefix = temporary_prefix(path);
-    let ours = format!("{prefix}{}", std::process::id());
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(error),
-    };
-    for entry in entries {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name != ours {
-            std::fs::remove_file(dir.join(&name))?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    remove_stale_temporaries(path)?;
-    let temporary = dir.join(format!("{}{}", temporary_prefix(path), std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&temporary)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,21 +207,10 @@ aws_secret_access_key=s3cr3t
     }
 
     #[test]
-    fn a_killed_writers_temporary_copy_is_removed_by_the_next_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credentials");
-        let stale = dir.path().join(".credentials.rekey-999999999");
-        std::fs::write(&stale, "aws_secret_access_key = from-a-killed-run").unwrap();
-        write_atomically(&path, b"[a]\n", 0o600).unwrap();
-        assert!(
-            !stale.exists(),
-            "a temporary copy holding a secret was left behind"
-        );
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["credentials"]);
+    fn a_file_that_is_not_a_credentials_file_is_refused_with_its_line() {
+        assert_eq!(check(FILE), Ok(()));
+        let error = check("[ci]\naws_access_key_id = AKIA\nthis is not ini\n").unwrap_err();
+        assert!(error.starts_with("line 3 is not a section"), "{error}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod credentials_file;
 pub mod exec;
+pub mod files;
 pub mod http;
 
 use std::collections::BTreeMap;

@@ -198,7 +198,10 @@ fn target_diff(out: &mut String, target: &TargetView, old_key: Option<&str>, sty
         .resource
         .rsplit_once(" [")
         .map(|(_, p)| p.trim_end_matches(']').to_string());
-    let format = target.format.unwrap_or(SecretFormat::Json);
+    // A template has no fixed layout: the note line says it all.
+    let Some(format) = target.format else {
+        return;
+    };
     let old_text = if !before.exists {
         String::new()
     } else {

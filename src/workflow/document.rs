@@ -166,6 +166,8 @@ pub struct StagingDoc {
     { "required": ["ssm_parameter"] },
     { "required": ["secrets_manager"] },
     { "required": ["credentials_file"] },
+    { "required": ["env_file"] },
+    { "required": ["template"] },
     { "required": ["exec"] },
 ]))]
 pub struct TargetDoc {
@@ -180,6 +182,8 @@ pub struct TargetDoc {
     pub ssm_parameter: Option<SsmParameterTarget>,
     pub secrets_manager: Option<SecretsManagerTarget>,
     pub credentials_file: Option<CredentialsFileTarget>,
+    pub env_file: Option<EnvFileTarget>,
+    pub template: Option<TemplateTarget>,
     pub exec: Option<ExecTarget>,
 }
 
@@ -230,6 +234,38 @@ pub struct CredentialsFileTarget {
     pub path: Template,
     /// Profile (section) name. Default `${user}`.
     pub profile: Option<Template>,
+}
+
+/// Two variables of a dotenv file (`NAME=value` lines), updated in place,
+/// leaving every other line as it was.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFileTarget {
+    /// Path of the file, relative to the workflow file.
+    pub path: Template,
+    /// Variable for the key id. Default AWS_ACCESS_KEY_ID.
+    pub access_key_id_var: Option<String>,
+    /// Variable for the secret. Default AWS_SECRET_ACCESS_KEY.
+    pub secret_access_key_var: Option<String>,
+    /// File mode, in octal (`"0600"`). Default: the file's own, or 0600 for a new file.
+    #[schemars(regex(pattern = r"^0?[0-7]{3}$"))]
+    pub mode: Option<String>,
+}
+
+/// A file rendered from a template with `{{access_key_id}}` and
+/// `{{secret_access_key}}` placeholders (and `${user}` references).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateTarget {
+    /// Path of the file written, relative to the workflow file.
+    pub path: Template,
+    /// The template, inline. Give this or `source`.
+    pub content: Option<Template>,
+    /// A file holding the template, relative to the workflow file.
+    pub source: Option<Template>,
+    /// File mode, in octal (`"0600"`). Default: the file's own, or 0600 for a new file.
+    #[schemars(regex(pattern = r"^0?[0-7]{3}$"))]
+    pub mode: Option<String>,
 }
 
 /// A command that receives the new credentials in its environment
@@ -500,6 +536,15 @@ impl Templates for TargetDoc {
             let at = at.key("credentials_file");
             out.push((at.key("path"), &mut file.path));
             maybe(&mut file.profile, at.key("profile"), out);
+        }
+        if let Some(file) = &mut self.env_file {
+            out.push((at.key("env_file").key("path"), &mut file.path));
+        }
+        if let Some(template) = &mut self.template {
+            let at = at.key("template");
+            out.push((at.key("path"), &mut template.path));
+            maybe(&mut template.content, at.key("content"), out);
+            maybe(&mut template.source, at.key("source"), out);
         }
         if let Some(exec) = &mut self.exec {
             let at = at.key("exec");

@@ -35,7 +35,7 @@ use super::document::{
 };
 use super::source::{DocPath, FileId, Origin, Pos, SourceFile, Sources};
 use super::template::{Scope, Template};
-use crate::workflow::model::HookPhase;
+use crate::workflow::model::{HookKind, HookPhase, TargetKind};
 
 /// Top-level keys of a workflow file (the properties of `WorkflowDoc`).
 pub const TOP_KEYS: &[&str] = &[
@@ -52,13 +52,6 @@ pub const TOP_KEYS: &[&str] = &[
     "policy",
 ];
 const LIBRARY_FORBIDS: &[&str] = &["select", "staging"];
-const TARGET_KINDS: &[&str] = &[
-    "ssm_parameter",
-    "secrets_manager",
-    "credentials_file",
-    "exec",
-];
-const HOOK_KINDS: &[&str] = &["http", "sts_identity", "key_unused", "exec", "ssm_command"];
 
 /// A target or hook with where it was written.
 #[derive(Debug, Clone)]
@@ -763,12 +756,12 @@ fn kinds_hint(path: &DocPath, key: &str) -> Option<String> {
     if parent_is("targets") && segments.len() == 3 {
         Some(format!(
             "`{key}` is not a target kind; target kinds are {}",
-            one_of(TARGET_KINDS.iter().copied())
+            one_of(TargetKind::KEYS.iter().copied())
         ))
     } else if in_hooks && segments.len() == 4 {
         Some(format!(
             "`{key}` is not a hook kind; hook kinds are {}",
-            one_of(HOOK_KINDS.iter().copied())
+            one_of(HookKind::KEYS.iter().copied())
         ))
     } else {
         None

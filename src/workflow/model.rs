@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use super::document::{
-    CredentialsFileTarget, DocKind, ExecHook, ExecTarget, HttpHook, KeyUnusedHook, MakeRoom,
-    OnVerifyFailure, SecretsManagerTarget, SsmCommandHook, SsmParameterTarget, StsIdentityHook,
-    Weekday,
+    CredentialsFileTarget, DocKind, EnvFileTarget, ExecHook, ExecTarget, HttpHook, KeyUnusedHook,
+    MakeRoom, OnVerifyFailure, SecretsManagerTarget, SsmCommandHook, SsmParameterTarget,
+    StsIdentityHook, TemplateTarget, Weekday,
 };
 use super::duration::Duration;
 use super::template::Template;
@@ -68,16 +68,30 @@ pub enum TargetKind {
     SsmParameter(SsmParameterTarget),
     SecretsManager(SecretsManagerTarget),
     CredentialsFile(CredentialsFileTarget),
+    EnvFile(EnvFileTarget),
+    Template(TemplateTarget),
     Exec(ExecTarget),
 }
 
 impl TargetKind {
+    /// Every target kind's key, in the order the docs list them.
+    pub const KEYS: [&'static str; 6] = [
+        "ssm_parameter",
+        "secrets_manager",
+        "credentials_file",
+        "env_file",
+        "template",
+        "exec",
+    ];
+
     /// The key that names this kind in a workflow file.
     pub fn key(&self) -> &'static str {
         match self {
             TargetKind::SsmParameter(_) => "ssm_parameter",
             TargetKind::SecretsManager(_) => "secrets_manager",
             TargetKind::CredentialsFile(_) => "credentials_file",
+            TargetKind::EnvFile(_) => "env_file",
+            TargetKind::Template(_) => "template",
             TargetKind::Exec(_) => "exec",
         }
     }
@@ -129,6 +143,10 @@ pub enum HookKind {
 }
 
 impl HookKind {
+    /// Every hook kind's key.
+    pub const KEYS: [&'static str; 5] =
+        ["http", "sts_identity", "key_unused", "exec", "ssm_command"];
+
     pub fn key(&self) -> &'static str {
         match self {
             HookKind::Http(_) => "http",

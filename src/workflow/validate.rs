@@ -231,18 +231,19 @@ impl Checker<'_> {
         if let Some(k) = &doc.credentials_file {
             kinds.push(TargetKind::CredentialsFile(k.clone()));
         }
+        if let Some(k) = &doc.env_file {
+            kinds.push(TargetKind::EnvFile(k.clone()));
+        }
+        if let Some(k) = &doc.template {
+            kinds.push(TargetKind::Template(k.clone()));
+        }
         if let Some(k) = &doc.exec {
             kinds.push(TargetKind::Exec(k.clone()));
         }
         let keys: Vec<&str> = kinds.iter().map(TargetKind::key).collect();
-        let all = [
-            "ssm_parameter",
-            "secrets_manager",
-            "credentials_file",
-            "exec",
-        ];
-        self.one_kind(&placed.origin, "target", &doc.id, &keys, &all)?;
+        self.one_kind(&placed.origin, "target", &doc.id, &keys, &TargetKind::KEYS)?;
         let kind = kinds.pop()?;
+        self.file_target(&placed.origin, &kind);
         if let TargetKind::Exec(exec) = &kind {
             let at = placed.origin.key("exec").key("command");
             self.command(&at, exec.command.is_empty());
@@ -279,8 +280,7 @@ impl Checker<'_> {
             kinds.push(HookKind::SsmCommand(k.clone()));
         }
         let keys: Vec<&str> = kinds.iter().map(HookKind::key).collect();
-        let all = ["http", "sts_identity", "key_unused", "exec", "ssm_command"];
-        self.one_kind(&placed.origin, "hook", &doc.id, &keys, &all)?;
+        self.one_kind(&placed.origin, "hook", &doc.id, &keys, &HookKind::KEYS)?;
         let kind = kinds.pop()?;
         let at = placed.origin.key(kind.key());
         match &kind {
@@ -333,6 +333,41 @@ impl Checker<'_> {
             needs: doc.needs.clone(),
             kind,
         })
+    }
+
+    /// A template's content and a file mode are checked here, not first
+    /// when a plan reads them.
+    fn file_target(&mut self, origin: &Origin, kind: &TargetKind) {
+        let (at, mode) = match kind {
+            TargetKind::EnvFile(env) => (origin.key("env_file"), &env.mode),
+            TargetKind::Template(template) => {
+                let at = origin.key("template");
+                match (&template.content, &template.source) {
+                    (Some(_), Some(_)) => self.error(&at.key("source"), Part::Key, "a template has `content` and `source`", Some("keep one of them".into())),
+                    (None, None) => self.error(&at, Part::Key, "a template needs `content` or `source`", Some("write the template inline under `content:`, or name a file with `source:`".into())),
+                    (Some(content), None) => {
+                        for unknown in crate::providers::files::unknown_placeholders(content.as_str()) {
+                            let message = format!("`{{{{{unknown}}}}}` is not a template placeholder");
+                            self.error(&at.key("content"), Part::Value, message, Some("use {{access_key_id}} and {{secret_access_key}}; `${user}` and the like work too".into()));
+                        }
+                    }
+                    (None, Some(_)) => {}
+                }
+                (at, &template.mode)
+            }
+            _ => return,
+        };
+        if let Some(text) = mode
+            .as_deref()
+            .filter(|m| crate::providers::files::parse_mode(m).is_none())
+        {
+            self.error(
+                &at.key("mode"),
+                Part::Value,
+                format!("`{text}` is not a file mode"),
+                Some("write it in octal, quoted: \"0600\"".into()),
+            );
+        }
     }
 
     fn one_kind(

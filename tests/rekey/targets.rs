@@ -65,3 +65,148 @@ fn secrets_manager_rollback_moves_the_current_label_back_or_deletes_what_it_crea
     );
     assert_eq!(account.keys(user), [(old.clone(), true)]);
 }
+
+#[test]
+fn env_files_and_templates_are_written_and_rolled_back() {
+    let account = Account::new();
+    let users = seed(&account, "", 2);
+    let extra = "  - id: dotenv\n    env_file: { path: \"app-${user}.env\" }\n  - id: config\n    template: { path: \"config-${user}.json\", content: \"{\\\"user\\\": \\\"${user}\\\", \\\"key\\\": \\\"{{access_key_id}}\\\", \\\"secret\\\": \\\"{{secret_access_key}}\\\"}\\n\" }\n";
+    let ok = Setup::new(
+        &account,
+        "",
+        &format!("{extra}policy:\n  soak: 0s\n  make_room: delete_inactive\n"),
+    );
+    for (user, old) in &users {
+        std::fs::write(
+            ok.path().join(format!("app-{user}.env")),
+            format!(
+                "# app\nREGION=eu-west-1\nAWS_ACCESS_KEY_ID={old}\nAWS_SECRET_ACCESS_KEY=old\n"
+            ),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    ok.apply().exits(0);
+    assert_rotated(&account, &ok, &users);
+    for (user, _) in &users {
+        let new = account.keys(user)[0].0.clone();
+        let env = std::fs::read_to_string(ok.path().join(format!("app-{user}.env"))).unwrap();
+        assert!(
+            env.starts_with(&format!(
+                "# app\nREGION=eu-west-1\nAWS_ACCESS_KEY_ID={new}\nAWS_SECRET_ACCESS_KEY="
+            )),
+            "{env}"
+        );
+        let config = ok.path().join(format!("config-{user}.json"));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        assert_eq!(
+            (json["user"].as_str(), json["key"].as_str()),
+            (Some(user.as_str()), Some(new.as_str()))
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "a new file is private"
+        );
+    }
+
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let failing = Setup::new(&account, "", &format!("{extra}{FAILING_CHECK}"));
+    let (user, old) = &users[0];
+    let env_path = failing.path().join(format!("app-{user}.env"));
+    let original = format!("REGION=eu-west-1\nAWS_ACCESS_KEY_ID={old}\n");
+    std::fs::write(&env_path, &original).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    failing.apply().exits(3);
+    assert_eq!(
+        std::fs::read_to_string(&env_path).unwrap(),
+        original,
+        "the env file is restored"
+    );
+    assert!(
+        !failing.path().join(format!("config-{user}.json")).exists(),
+        "the rendered file the rotation created is removed"
+    );
+}
+
+#[test]
+fn a_realistic_credentials_file_changes_in_one_profile_only() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old) = &users[0];
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    let file = setup.path().join("credentials");
+    let before = format!(
+        "# Managed by hand and by rekey.\n; Comments of both kinds stay.\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\nregion = eu-west-1\n\n[profile ops]\nrole_arn = arn:aws:iam::123456789012:role/ops\nsource_profile = default\n\n[{user}]\n# the CI user\naws_access_key_id = {old}\naws_secret_access_key = old-secret\naws_session_token = stale-token\nregion = us-east-1\n\n[other]\naws_access_key_id=AKIAOTHER00000000000\naws_secret_access_key=other-secret\n"
+    );
+    std::fs::write(&file, &before).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    setup.apply().exits(0);
+    let after = std::fs::read_to_string(&file).unwrap();
+    let new = account.keys(user)[0].0.clone();
+    let redacted = after.replace(&new, "AKIA[NEW]").replace(user, "[USER]");
+    let redacted: String = redacted
+        .lines()
+        .map(|l| {
+            if l.starts_with("aws_secret_access_key = ") && l != "aws_secret_access_key = keep-me" {
+                "aws_secret_access_key = [NEW SECRET]"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("credentials_file_after_rotation", redacted);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o640,
+        "the file keeps its mode"
+    );
+}
+
+#[test]
+fn a_credentials_file_rekey_cannot_parse_is_refused_with_its_line() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "");
+    std::fs::write(
+        setup.path().join("credentials"),
+        "[default]\naws_access_key_id = AKIADEFAULT000000000\n<<<<<<< merge conflict\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.apply();
+    run.exits(1);
+    assert!(
+        run.stderr
+            .contains("line 3 is not a section, a `key = value` line or a comment"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(account.keys(&users[0].0).len(), 1, "nothing changed");
+}
+
+#[test]
+fn an_exec_target_s_rollback_command_runs_on_rollback() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        &format!(
+            "  - id: announce\n    exec: {{ command: [sh, -c, \"echo new >> announce.log\"], rollback: [sh, -c, \"echo back to $REKEY_OLD_ACCESS_KEY_ID >> announce.log\"] }}\n{FAILING_CHECK}"
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    setup.apply().exits(3);
+    let log = std::fs::read_to_string(setup.path().join("announce.log")).unwrap();
+    assert_eq!(log, format!("new\nback to {}\n", users[0].1));
+}
