@@ -306,13 +306,6 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
             workflow_path.display()
         ));
     }
-    let unsupported = apply::unsupported(&checked.workflow);
-    if !unsupported.is_empty() {
-        return fail(format!(
-            "apply cannot run these yet: {}; nothing was changed",
-            unsupported.join(", ")
-        ));
-    }
     let vars: Vec<(String, String)> = saved.as_ref().map_or_else(
         || args.vars.clone(),
         |p| p.vars.clone().into_iter().collect(),

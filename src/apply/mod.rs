@@ -21,20 +21,8 @@ use futures_util::{StreamExt, stream};
 use crate::graph::Phase;
 use crate::plan::decide::short_id;
 use crate::plan::{Decision, Plan};
-use crate::workflow::model::{HookKind, Workflow};
 use journal::RotationRecord;
 use rotation::{Outcome, Provider, Runner};
-
-/// Hook kinds this apply cannot run yet; a workflow that uses one is
-/// refused before anything changes.
-pub fn unsupported(workflow: &Workflow) -> Vec<String> {
-    workflow
-        .hooks
-        .iter()
-        .filter(|h| matches!(h.kind, HookKind::SsmCommand(_)))
-        .map(|h| format!("hook `{}` ({})", h.id, h.kind.key()))
-        .collect()
-}
 
 /// What happened to each user, for the report and the exit code.
 #[derive(Debug, Default)]

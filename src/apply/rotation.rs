@@ -27,8 +27,8 @@ use crate::plan::decide::short_id;
 use crate::plan::rfc3339;
 use crate::providers::exec::{self, EnvValue};
 use crate::providers::{
-    Iam, IamWriter, KeyStatus, ParameterSpec, ParameterStore, SecretStore, TargetReader,
-    credentials_file,
+    Iam, IamWriter, KeyStatus, ParameterSpec, ParameterStore, RunCommand, SecretStore,
+    TargetReader, credentials_file,
 };
 use crate::secret::{ExposeSecret, SecretString, format_value};
 use crate::workflow::Duration;
@@ -39,8 +39,11 @@ use crate::workflow::template::{Template, Values};
 type Data = BTreeMap<String, String>;
 
 /// What the provider must do for apply.
-pub trait Provider: Iam + IamWriter + TargetReader + ParameterStore + SecretStore {}
-impl<T: Iam + IamWriter + TargetReader + ParameterStore + SecretStore> Provider for T {}
+pub trait Provider:
+    Iam + IamWriter + TargetReader + ParameterStore + SecretStore + RunCommand
+{
+}
+impl<T: Iam + IamWriter + TargetReader + ParameterStore + SecretStore + RunCommand> Provider for T {}
 
 /// Everything the rotations of one apply share.
 pub struct Runner<'a, P> {
@@ -789,9 +792,98 @@ impl<P: Provider> Runner<'_, P> {
                 }
             }
             HookKind::KeyUnused(unused) => self.key_unused(rotation, id, unused.quiet_for).await,
-            HookKind::SsmCommand(_) => Err(format!(
-                "hook `{id}`: apply cannot run ssm_command hooks yet"
-            )),
+            HookKind::SsmCommand(ssm) => self.ssm_command(id, ssm, &values).await,
+        }
+    }
+
+    /// Runs shell commands on instances through SSM and waits for every
+    /// invocation to end.
+    async fn ssm_command(
+        &self,
+        id: &str,
+        ssm: &crate::workflow::document::SsmCommandHook,
+        values: &Values<'_>,
+    ) -> Result<StepEnd, String> {
+        let commands: Vec<String> = ssm
+            .commands
+            .iter()
+            .map(|t| self.expand(t, values))
+            .collect::<Result<_, _>>()?;
+        let instance_ids: Vec<String> = ssm
+            .instance_ids
+            .iter()
+            .map(|t| self.expand(t, values))
+            .collect::<Result<_, _>>()?;
+        let tags: BTreeMap<String, String> = ssm
+            .instance_tags
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.expand(v, values)?)))
+            .collect::<Result<_, String>>()?;
+        let timeout = ssm.timeout.unwrap_or(Duration::from_secs(300));
+        let sent = self
+            .provider
+            .send_shell_command(
+                &commands,
+                &instance_ids,
+                &tags,
+                timeout.as_secs().clamp(30, 172_800) as i32,
+            )
+            .await;
+        let (command_id, mut instances) = match sent {
+            Ok(sent) => sent,
+            Err(error) => return Ok(StepEnd::Rejected(format!("hook `{id}`: {error}"))),
+        };
+        if instances.is_empty() {
+            instances = self
+                .provider
+                .command_instances(&command_id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if instances.is_empty() {
+            return Ok(StepEnd::Rejected(format!(
+                "hook `{id}`: the command reached no instance"
+            )));
+        }
+        let started = Instant::now();
+        let mut wait = StdDuration::from_millis(500);
+        loop {
+            let mut invocations = Vec::new();
+            for instance in &instances {
+                let invocation = self
+                    .provider
+                    .invocation(&command_id, instance)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                invocations.push(invocation.unwrap_or(crate::providers::Invocation {
+                    instance: instance.clone(),
+                    status: "Pending".into(),
+                    response_code: None,
+                    output: String::new(),
+                }));
+            }
+            if let Some(verdict) = judge_invocations(id, &invocations) {
+                return Ok(match verdict {
+                    Ok(()) => StepEnd::Done(Data::from([
+                        ("command_id".into(), command_id),
+                        ("instances".into(), instances.len().to_string()),
+                    ])),
+                    Err(reason) => StepEnd::Rejected(reason),
+                });
+            }
+            if started.elapsed() >= timeout.to_std() {
+                let waiting: Vec<String> = invocations
+                    .iter()
+                    .filter(|i| !i.finished())
+                    .map(|i| format!("{} ({})", i.instance, i.status))
+                    .collect();
+                return Ok(StepEnd::Rejected(format!(
+                    "hook `{id}`: still running after {timeout}: {}",
+                    waiting.join(", ")
+                )));
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 3 / 2).min(StdDuration::from_secs(5));
         }
     }
 
@@ -1073,6 +1165,33 @@ impl<P: Provider> Runner<'_, P> {
     }
 }
 
+/// The verdict on a command's invocations: `None` while any runs; an
+/// error naming the first instance that failed, with its output.
+fn judge_invocations(
+    hook: &str,
+    invocations: &[crate::providers::Invocation],
+) -> Option<Result<(), String>> {
+    if let Some(failed) = invocations.iter().find(|i| i.finished() && !i.succeeded()) {
+        let code = failed
+            .response_code
+            .map(|c| format!(", exit {c}"))
+            .unwrap_or_default();
+        let output = if failed.output.trim().is_empty() {
+            String::new()
+        } else {
+            format!(": {}", failed.output.trim())
+        };
+        return Some(Err(format!(
+            "hook `{hook}`: instance {} {}{code}{output}",
+            failed.instance, failed.status
+        )));
+    }
+    invocations
+        .iter()
+        .all(crate::providers::Invocation::finished)
+        .then_some(Ok(()))
+}
+
 /// A Secrets Manager ClientRequestToken (32 to 64 characters) that is the
 /// same for the same rotation and target, so a resumed write is idempotent.
 fn request_token(rotation: &str, target: &str) -> String {
@@ -1118,5 +1237,57 @@ fn describe_outputs(data: &Data) -> String {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Invocation;
+
+    fn invocation(instance: &str, status: &str, code: Option<i32>, output: &str) -> Invocation {
+        Invocation {
+            instance: instance.into(),
+            status: status.into(),
+            response_code: code,
+            output: output.into(),
+        }
+    }
+
+    #[test]
+    fn a_command_passes_when_every_instance_succeeds_and_fails_on_the_first_failure() {
+        assert_eq!(
+            judge_invocations(
+                "restart",
+                &[
+                    invocation("i-1", "Success", Some(0), ""),
+                    invocation("i-2", "InProgress", None, "")
+                ]
+            ),
+            None
+        );
+        assert_eq!(
+            judge_invocations(
+                "restart",
+                &[
+                    invocation("i-1", "Success", Some(0), ""),
+                    invocation("i-2", "Success", Some(0), "")
+                ]
+            ),
+            Some(Ok(()))
+        );
+        let failed = judge_invocations(
+            "restart",
+            &[
+                invocation("i-1", "Success", Some(0), ""),
+                invocation("i-2", "Failed", Some(1), "app: unit not found\n"),
+            ],
+        );
+        assert_eq!(
+            failed,
+            Some(Err(
+                "hook `restart`: instance i-2 Failed, exit 1: app: unit not found".into()
+            ))
+        );
     }
 }

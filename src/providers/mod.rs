@@ -246,3 +246,51 @@ pub trait SecretStore: Sync {
     /// Deletes the secret at once (no recovery window).
     fn delete_secret(&self, id: &str) -> impl Future<Output = Result<(), ProviderError>> + Send;
 }
+
+/// One instance's run of an SSM command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub instance: String,
+    /// SSM's status: Pending, InProgress, Success, Failed, TimedOut, ...
+    pub status: String,
+    pub response_code: Option<i32>,
+    /// The end of stdout and stderr.
+    pub output: String,
+}
+
+impl Invocation {
+    pub fn finished(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "Pending" | "InProgress" | "Delayed" | "Cancelling"
+        )
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.status == "Success"
+    }
+}
+
+/// SSM Run Command (AWS-RunShellScript).
+pub trait RunCommand: Sync {
+    /// Sends `commands` to the instances (by id, or by tags); returns the
+    /// command id and the instance ids SSM named in its answer, if any.
+    fn send_shell_command(
+        &self,
+        commands: &[String],
+        instance_ids: &[String],
+        tags: &BTreeMap<String, String>,
+        timeout_seconds: i32,
+    ) -> impl Future<Output = Result<(String, Vec<String>), ProviderError>> + Send;
+    /// The instances a command runs on (for tag targets, whose answer names none).
+    fn command_instances(
+        &self,
+        command_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ProviderError>> + Send;
+    /// One instance's invocation; `None` while SSM does not know it yet.
+    fn invocation(
+        &self,
+        command_id: &str,
+        instance: &str,
+    ) -> impl Future<Output = Result<Option<Invocation>, ProviderError>> + Send;
+}

@@ -168,3 +168,22 @@ fn key_unused_catches_an_application_still_using_the_old_key() {
     );
     assert_eq!(account.keys(user), [(old.clone(), true)], "rolled back");
 }
+
+#[test]
+fn ssm_command_runs_on_the_instances_and_waits_for_each() {
+    let account = Account::new();
+    let hooks = "  refresh:\n    - id: restart\n      ssm_command: { commands: [\"systemctl restart app\"], instance_ids: [i-0123456789abcdef0, i-0fedcba9876543210], timeout: 1m }\n";
+    let (setup, users) = with_hooks(&account, hooks, "");
+    let run = setup.apply();
+    run.exits(0);
+    assert!(
+        run.stdout.contains("refresh:restart done"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        setup.journal().contains("\"instances\":\"2\""),
+        "both invocations were awaited"
+    );
+    assert_rotated(&account, &setup, &users);
+}

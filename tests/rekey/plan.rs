@@ -253,9 +253,19 @@ fn every_target_kind_reports_the_key_it_holds() {
     account.secret_json(&format!("{id}/{user}"), &key);
     let workflow = Workflow::new(
         &account,
-        "select:\n  path_prefix: {path}\n  max_key_age: 0d\ntargets:\n  - id: param\n    ssm_parameter: { name: \"/{id}/${user}/aws\" }\n  - id: vault\n    secrets_manager: { secret_id: \"{id}/${user}\" }\n  - id: profile\n    credentials_file: { path: creds, profile: ci }\n  - id: missing\n    ssm_parameter: { name: \"/{id}/${user}/nothing\" }\n  - id: push\n    exec: { command: [./push.sh, \"${user}\"] }\n",
+        "select:\n  path_prefix: {path}\n  max_key_age: 0d\ntargets:\n  - id: param\n    ssm_parameter: { name: \"/{id}/${user}/aws\" }\n  - id: vault\n    secrets_manager: { secret_id: \"{id}/${user}\" }\n  - id: profile\n    credentials_file: { path: creds, profile: ci }\n  - id: missing\n    ssm_parameter: { name: \"/{id}/${user}/nothing\" }\n  - id: push\n    exec: { command: [./push.sh, \"${user}\"] }\n  - id: dotenv\n    env_file: { path: app.env }\n  - id: config\n    template: { path: config.json, content: \"{\\\"key\\\": \\\"{{access_key_id}}\\\"}\" }\n",
     );
     std::fs::write(workflow.dir.path().join("creds"), format!("[other]\naws_access_key_id = AKIAOTHER00000000000\n\n[ci]\naws_access_key_id = {key}\naws_secret_access_key = {CANARY}\n")).unwrap();
+    std::fs::write(
+        workflow.dir.path().join("app.env"),
+        format!("REGION=eu-west-1\nAWS_ACCESS_KEY_ID={key}\nAWS_SECRET_ACCESS_KEY={CANARY}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        workflow.dir.path().join("config.json"),
+        format!("{{\"key\": \"{key}\"}}"),
+    )
+    .unwrap();
     let plan = workflow.json(&[]);
     let targets = plan["users"][0]["targets"].as_array().unwrap();
     let held: Vec<(&str, Option<&str>, bool)> = targets
@@ -275,7 +285,9 @@ fn every_target_kind_reports_the_key_it_holds() {
             ("vault", Some(key.as_str()), true),
             ("profile", Some(key.as_str()), true),
             ("missing", None, false),
-            ("push", None, false)
+            ("push", None, false),
+            ("dotenv", Some(key.as_str()), true),
+            ("config", Some(key.as_str()), true)
         ]
     );
     assert_eq!(targets[4]["resource"], format!("./push.sh {user}"));
