@@ -210,4 +210,33 @@ impl Account {
         let value: serde_json::Value = serde_json::from_str(answer.secret_string()?).ok()?;
         value["AccessKeyId"].as_str().map(str::to_string)
     }
+
+    /// An SSM parameter's type and tags.
+    pub fn param_type_and_tags(&self, name: &str) -> (String, Vec<(String, String)>) {
+        let parameter = self
+            .runtime
+            .block_on(self.ssm.get_parameter().name(name).send())
+            .unwrap();
+        let kind = parameter
+            .parameter()
+            .and_then(|p| p.r#type())
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default();
+        let tags = self
+            .runtime
+            .block_on(
+                self.ssm
+                    .list_tags_for_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                    .resource_id(name)
+                    .send(),
+            )
+            .unwrap();
+        let tags = tags
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        (kind, tags)
+    }
 }

@@ -210,3 +210,41 @@ fn an_exec_target_s_rollback_command_runs_on_rollback() {
     let log = std::fs::read_to_string(setup.path().join("announce.log")).unwrap();
     assert_eq!(log, format!("new\nback to {}\n", users[0].1));
 }
+
+#[test]
+fn ssm_formats_types_and_tags() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, _) = &users[0];
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: as-env\n    ssm_parameter: { name: \"/{id}/${user}/env\", format: env, kms_key_id: alias/aws/ssm, tags: { owner: \"${user}\" } }\n  - id: id-only\n    ssm_parameter: { name: \"/{id}/${user}/id\", format: id_only }\npolicy:\n  soak: 0s\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    setup.apply().exits(0);
+    let new = account.keys(user)[0].0.clone();
+    let env = account
+        .param(&format!("/{}/{user}/env", account.id))
+        .unwrap();
+    assert!(
+        env.starts_with(&format!("AWS_ACCESS_KEY_ID={new}\nAWS_SECRET_ACCESS_KEY=")),
+        "{env}"
+    );
+    let (kind, tags) = account.param_type_and_tags(&format!("/{}/{user}/env", account.id));
+    assert_eq!(
+        (kind.as_str(), tags),
+        ("SecureString", vec![("owner".to_string(), user.clone())])
+    );
+    assert_eq!(
+        account.param(&format!("/{}/{user}/id", account.id)),
+        Some(new)
+    );
+    assert_eq!(
+        account
+            .param_type_and_tags(&format!("/{}/{user}/id", account.id))
+            .0,
+        "String",
+        "a key id alone is not secret"
+    );
+}
