@@ -1,21 +1,36 @@
-"""An HTTP proxy in front of the AWS emulator that records and delays calls.
+"""An HTTP proxy in front of the AWS emulator that records, delays and
+breaks calls.
 
     python scripts/aws-proxy.py --upstream http://127.0.0.1:PORT
-        [--latency-ms 50] [--log calls.jsonl]
+        [--latency-ms 50] [--log calls.jsonl] [--seed 1]
+        [--throttle 0.10] [--error 0.05] [--drop 0.01] [--lose 0.01]
+        [--stall 0.0 --stall-ms 60000] [--only DeleteAccessKey,PutParameter]
 
 Prints `listening on http://127.0.0.1:PORT` and serves until its standard
-input closes. Each request is forwarded to the upstream after the added
-latency (which stands for the round trip to real AWS), and one JSON line is
-appended to the log: {"service": "iam", "action": "ListUsers", "status": 200}.
-The service comes from the SigV4 credential scope, the action from
-X-Amz-Target (JSON protocols) or the `Action` form field (query protocols).
-Uses only the standard library, so it runs under any python3.
+input closes. Each request waits the added latency (a round trip to real
+AWS), then, with the given probabilities (decided by one seeded generator,
+so a run can be replayed), gets a fault instead of a plain forward:
+
+  --throttle  an AWS throttling error (Throttling / ThrottlingException, 400)
+  --error     an HTTP 500 or 503
+  --drop      the connection is closed before the request is forwarded
+  --lose      the request IS forwarded, then the connection is closed: the
+              change happened but the caller never hears of it
+  --stall     the request hangs for --stall-ms before it is forwarded
+
+--only limits faults to these API actions. One JSON line per request goes
+to the log: {"service": "iam", "action": "ListUsers", "status": 200,
+"fault": null}. The service comes from the SigV4 credential scope, the
+action from X-Amz-Target (JSON protocols) or the `Action` form field (query
+protocols). Uses only the standard library, so it runs under any python3.
 """
 
 import argparse
 import http.client
 import json
+import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -35,15 +50,69 @@ def describe(headers, body: bytes):
     return service, form.get("Action", ["unknown"])[0]
 
 
+class Faults:
+    """Which fault, if any, each request gets: one seeded generator."""
+
+    def __init__(self, args):
+        self.random = random.Random(args.seed)
+        self.lock = threading.Lock()
+        self.only = set(filter(None, (args.only or "").split(",")))
+        self.table = [("throttle", args.throttle), ("error", args.error), ("drop", args.drop), ("lose", args.lose), ("stall", args.stall)]
+        self.stall = args.stall_ms / 1000
+
+    def pick(self, action):
+        if self.only and action not in self.only:
+            return None
+        with self.lock:
+            roll = self.random.random()
+        for fault, share in self.table:
+            if roll < share:
+                return fault
+            roll -= share
+        return None
+
+
+def throttling(headers):
+    """An AWS throttling error in the protocol the request spoke."""
+    if headers.get("X-Amz-Target"):
+        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+        return 400, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "ThrottlingException"}, body
+    body = (b'<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>'
+            b"<Message>Rate exceeded</Message></Error><RequestId>proxy</RequestId></ErrorResponse>")
+    return 400, {"Content-Type": "text/xml"}, body
+
+
 class Proxy(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     upstream = None
     latency = 0.0
     log = None
+    faults = None
     lock = threading.Lock()
 
     def log_message(self, *args):
         pass
+
+    def record(self, service, action, status, fault):
+        if self.log:
+            line = json.dumps({"service": service, "action": action, "status": status, "fault": fault})
+            with self.lock, open(self.log, "a") as log:
+                log.write(line + "\n")
+
+    def reply(self, status, headers, payload):
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def hang_up(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def forward(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -51,23 +120,31 @@ class Proxy(BaseHTTPRequestHandler):
         service, action = describe(self.headers, body)
         if self.latency:
             time.sleep(self.latency)
+        fault = self.faults.pick(action) if self.faults else None
+        if fault == "throttle":
+            status, headers, payload = throttling(self.headers)
+            self.record(service, action, status, fault)
+            return self.reply(status, headers, payload)
+        if fault == "error":
+            status = 500 if self.faults.random.random() < 0.5 else 503
+            self.record(service, action, status, fault)
+            return self.reply(status, {"Content-Type": "text/plain"}, b"injected server error")
+        if fault == "drop":
+            self.record(service, action, None, fault)
+            return self.hang_up()
+        if fault == "stall":
+            time.sleep(self.faults.stall)
         connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
         connection.request(self.command, self.path, body=body, headers=headers)
         response = connection.getresponse()
         payload = response.read()
         connection.close()
-        self.send_response(response.status)
-        for key, value in response.getheaders():
-            if key.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-        if self.log:
-            line = json.dumps({"service": service, "action": action, "status": response.status})
-            with self.lock, open(self.log, "a") as log:
-                log.write(line + "\n")
+        self.record(service, action, response.status, fault)
+        if fault == "lose":
+            return self.hang_up()
+        kept = {k: v for k, v in response.getheaders() if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length")}
+        self.reply(response.status, kept, payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward
 
@@ -77,10 +154,16 @@ def main():
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--log")
+    parser.add_argument("--seed", type=int, default=1)
+    for fault in ("throttle", "error", "drop", "lose", "stall"):
+        parser.add_argument(f"--{fault}", type=float, default=0.0)
+    parser.add_argument("--stall-ms", type=float, default=60000)
+    parser.add_argument("--only")
     args = parser.parse_args()
     Proxy.upstream = urllib.parse.urlparse(args.upstream)
     Proxy.latency = args.latency_ms / 1000
     Proxy.log = args.log
+    Proxy.faults = Faults(args)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     server.daemon_threads = True
     server.request_queue_size = 256

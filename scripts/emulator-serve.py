@@ -5,6 +5,7 @@ its standard input to close (its parent exited, or `scripts/emulator stop`)
 and stops the server. Requests are not authenticated (moto's default).
 """
 
+import logging
 import socket
 import sys
 import urllib.request
@@ -19,6 +20,8 @@ def free_port() -> int:
 
 
 def main() -> None:
+    # One log line per request would drown the test output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

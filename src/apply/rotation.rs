@@ -400,38 +400,18 @@ impl<P: Provider> Runner<'_, P> {
         let user = rotation.user.as_str();
         let stage = self.stage(rotation)?;
         if let Some(intent) = pending {
-            let before: Vec<&str> = intent
-                .get("keys_before")
-                .map(|k| k.split(',').filter(|k| !k.is_empty()).collect())
-                .unwrap_or_default();
-            let keys = self
-                .provider
-                .access_keys(user)
-                .await
-                .map_err(|e| e.to_string())?;
-            let extra: Vec<String> = keys
-                .iter()
-                .map(|k| k.id.clone())
-                .filter(|k| !before.contains(&k.as_str()))
-                .collect();
+            let before = key_list(intent.get("keys_before"));
             let staged = stage.read(self.provider).await?.map(|(key_id, _)| key_id);
+            let extra = self.new_keys(user, &before).await?;
             if let Some(staged) = staged.filter(|s| extra.contains(s)) {
                 (self.progress)(&format!(
                     "{user}: create was interrupted after staging {}: adopting it",
                     short_id(&staged)
                 ));
+                self.delete_orphans(user, &extra, &staged).await?;
                 return Ok(StepEnd::Done(Data::from([("new_key".into(), staged)])));
             }
-            for orphan in &extra {
-                (self.progress)(&format!(
-                    "{user}: deleting orphan key {} (created by an interrupted run, its secret never staged)",
-                    short_id(orphan)
-                ));
-                self.provider
-                    .delete_access_key(user, orphan)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+            self.delete_orphans(user, &extra, "").await?;
             stage.clear(self.provider).await?;
         }
         let keys = self
@@ -446,17 +426,60 @@ impl<P: Provider> Runner<'_, P> {
             Data::from([("keys_before".into(), before.join(","))]),
         )
         .await?;
-        let key = self
-            .provider
-            .create_access_key(user)
-            .await
-            .map_err(|e| e.to_string())?;
+        let key = match self.provider.create_access_key(user).await {
+            Ok(key) => key,
+            Err(error) => {
+                // A create whose answer was lost may have made a key (and
+                // filled the second slot): clear such orphans, then once more.
+                let extra = self.new_keys(user, &before).await?;
+                if extra.is_empty() {
+                    return Err(error.to_string());
+                }
+                self.delete_orphans(user, &extra, "").await?;
+                self.provider
+                    .create_access_key(user)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
         self.crash_point("create:before-stage");
         stage.write(self.provider, &key).await?;
+        let extra = self.new_keys(user, &before).await?;
+        self.delete_orphans(user, &extra, &key.id).await?;
         Ok(StepEnd::Done(Data::from([
             ("new_key".into(), key.id.clone()),
             ("staged".into(), stage.describe()),
         ])))
+    }
+
+    /// Keys of `user` that are not in `before`.
+    async fn new_keys(&self, user: &str, before: &[String]) -> Result<Vec<String>, String> {
+        let keys = self
+            .provider
+            .access_keys(user)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(keys
+            .into_iter()
+            .map(|k| k.id)
+            .filter(|k| !before.contains(k))
+            .collect())
+    }
+
+    /// Deletes every key of `extra` but `keep`: keys a create made whose
+    /// secret never reached staging, so nothing can ever use them.
+    async fn delete_orphans(&self, user: &str, extra: &[String], keep: &str) -> Result<(), String> {
+        for orphan in extra.iter().filter(|k| *k != keep) {
+            (self.progress)(&format!(
+                "{user}: deleting orphan key {} (created, but its secret never reached staging)",
+                short_id(orphan)
+            ));
+            self.provider
+                .delete_access_key(user, orphan)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// The new key and its secret, from staging.
@@ -1163,6 +1186,18 @@ impl<P: Provider> Runner<'_, P> {
         }
         Ok(())
     }
+}
+
+/// The key ids of a comma-separated journal field.
+fn key_list(field: Option<&String>) -> Vec<String> {
+    field
+        .map(|k| {
+            k.split(',')
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The verdict on a command's invocations: `None` while any runs; an

@@ -76,8 +76,12 @@ impl Aws {
     pub async fn connect(options: &AwsOptions) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
-            .operation_attempt_timeout(Duration::from_secs(20))
-            .operation_timeout(Duration::from_secs(90))
+            .operation_attempt_timeout(
+                env_duration("REKEY_AWS_ATTEMPT_TIMEOUT").unwrap_or(Duration::from_secs(20)),
+            )
+            .operation_timeout(
+                env_duration("REKEY_AWS_OPERATION_TIMEOUT").unwrap_or(Duration::from_secs(90)),
+            )
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(5))
@@ -109,6 +113,15 @@ impl Aws {
             config,
         }
     }
+}
+
+/// A duration (`2s`, `1m`) from the environment, for the timeouts above.
+fn env_duration(name: &str) -> Option<Duration> {
+    std::env::var(name)
+        .ok()?
+        .parse::<crate::workflow::Duration>()
+        .ok()
+        .map(|d| d.to_std())
 }
 
 /// Turns an SDK error into advice: which action, on what, and what to do.

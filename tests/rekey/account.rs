@@ -239,4 +239,22 @@ impl Account {
             .collect();
         (kind, tags)
     }
+
+    /// Deletes a user and its keys, as someone else might.
+    pub fn delete_user(&self, user: &str) {
+        for (key, _) in self.keys(user) {
+            self.runtime
+                .block_on(
+                    self.iam
+                        .delete_access_key()
+                        .user_name(user)
+                        .access_key_id(key)
+                        .send(),
+                )
+                .unwrap();
+        }
+        self.runtime
+            .block_on(self.iam.delete_user().user_name(user).send())
+            .unwrap();
+    }
 }

@@ -50,6 +50,18 @@ impl Setup {
         self.dir.path()
     }
 
+    /// `rekey ARGS` against `endpoint` (a proxy, say), with extra env.
+    pub fn rekey_at(&self, endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut rekey = Rekey::new()
+            .aws(endpoint)
+            .current_dir(self.path())
+            .args(args);
+        for (name, value) in env {
+            rekey = rekey.env(name, value);
+        }
+        rekey.run()
+    }
+
     pub fn rekey(&self, args: &[&str]) -> Run {
         Rekey::new()
             .aws(emulator())

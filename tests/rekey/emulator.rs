@@ -68,16 +68,18 @@ pub fn emulator() -> &'static str {
 /// A proxy in front of the emulator that logs every call (one JSON line
 /// each) to `log`, optionally adding latency.
 pub fn recording_proxy(log: &Path, latency_ms: u32) -> Server {
+    fault_proxy(log, &["--latency-ms", &latency_ms.to_string()])
+}
+
+/// A proxy that logs every call and injects the faults `options` name
+/// (scripts/aws-proxy.py: --throttle, --error, --drop, --lose, --stall,
+/// --stall-ms, --only, --seed).
+pub fn fault_proxy(log: &Path, options: &[&str]) -> Server {
     Server::start(
         Command::new("python3")
             .arg(root().join("scripts/aws-proxy.py"))
-            .args([
-                "--upstream",
-                emulator(),
-                "--latency-ms",
-                &latency_ms.to_string(),
-                "--log",
-            ])
-            .arg(log),
+            .args(["--upstream", emulator(), "--log"])
+            .arg(log)
+            .args(options),
     )
 }

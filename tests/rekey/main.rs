@@ -4,6 +4,7 @@
 mod account;
 mod apply;
 mod emulator;
+mod faults;
 mod fuzz;
 mod graph;
 mod hooks;

@@ -47,6 +47,12 @@ impl Rekey {
         self
     }
 
+    /// Sets one more environment variable.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// Leaves these variables out of the environment.
     pub fn without_env(mut self, names: &[&str]) -> Self {
         self.env.retain(|(name, _)| !names.contains(&name.as_str()));
