@@ -71,7 +71,7 @@ fn twenty_rotations_converge_under_throttling_errors_and_lost_connections() {
     assert_rotated(&account, &setup, &users);
     let (calls, faults) = census(&log);
     eprintln!(
-        "converged after {runs} apply run(s): {calls} calls through the proxy, faults injected: {faults:?}"
+        "FAULTS seed={seed} mix=[{mix}] converged=yes runs={runs} calls={calls} faults={faults:?}"
     );
     assert!(
         faults.values().sum::<usize>() >= 20,
