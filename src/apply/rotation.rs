@@ -202,16 +202,7 @@ impl<P: Provider> Runner<'_, P> {
                 if !window::is_open(window, now) {
                     let until = rfc3339(window::next_open(window, now));
                     let reason = "the change window is closed".to_string();
-                    let _ = self.record(
-                        &rotation,
-                        Event::Paused,
-                        Some(&id),
-                        Data::from([
-                            ("until".into(), until.clone()),
-                            ("reason".into(), reason.clone()),
-                        ]),
-                    );
-                    return Outcome::Paused { until, reason };
+                    return self.pause(&rotation, &id, until, reason);
                 }
             }
             let pending = rotation
@@ -246,16 +237,7 @@ impl<P: Provider> Runner<'_, P> {
                 }
                 Ok(StepEnd::Wait { until, reason }) => {
                     let until = rfc3339(until);
-                    let _ = self.record(
-                        &rotation,
-                        Event::Paused,
-                        Some(&id),
-                        Data::from([
-                            ("until".into(), until.clone()),
-                            ("reason".into(), reason.clone()),
-                        ]),
-                    );
-                    return Outcome::Paused { until, reason };
+                    return self.pause(&rotation, &id, until, reason);
                 }
                 Ok(StepEnd::Rejected(reason)) => {
                     let _ = self.record(
@@ -286,6 +268,22 @@ impl<P: Provider> Runner<'_, P> {
                 error,
             },
         }
+    }
+
+    /// Records that the rotation waits at `step` until `until`, and says so.
+    fn pause(
+        &self,
+        rotation: &RotationRecord,
+        step: &str,
+        until: String,
+        reason: String,
+    ) -> Outcome {
+        let data = Data::from([
+            ("until".into(), until.clone()),
+            ("reason".into(), reason.clone()),
+        ]);
+        let _ = self.record(rotation, Event::Paused, Some(step), data);
+        Outcome::Paused { until, reason }
     }
 
     async fn intent(

@@ -692,14 +692,7 @@ fn hook_detail(kind: &HookKind, values: &Values, old: &str) -> Result<String, Pl
     let what = "hook";
     Ok(match kind {
         HookKind::Http(http) => {
-            let method = match http.method.unwrap_or(HttpMethod::Get) {
-                HttpMethod::Get => "GET",
-                HttpMethod::Head => "HEAD",
-                HttpMethod::Post => "POST",
-                HttpMethod::Put => "PUT",
-                HttpMethod::Patch => "PATCH",
-                HttpMethod::Delete => "DELETE",
-            };
+            let method = http.method.unwrap_or(HttpMethod::Get).as_str();
             format!(
                 "{method} {} expecting {}",
                 expand(&http.url, values, what)?,

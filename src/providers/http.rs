@@ -50,24 +50,13 @@ pub async fn check(check: &Check) -> Result<(), String> {
     }
 }
 
-fn method_name(method: HttpMethod) -> &'static str {
-    match method {
-        HttpMethod::Get => "GET",
-        HttpMethod::Head => "HEAD",
-        HttpMethod::Post => "POST",
-        HttpMethod::Put => "PUT",
-        HttpMethod::Patch => "PATCH",
-        HttpMethod::Delete => "DELETE",
-    }
-}
-
 fn attempt_once(check: &Check) -> Result<(), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(check.timeout))
         .http_status_as_error(false)
         .build()
         .into();
-    let method = method_name(check.method);
+    let method = check.method.as_str();
     let mut request = ureq::http::Request::builder()
         .method(method)
         .uri(&check.url);

@@ -355,6 +355,19 @@ pub enum HttpMethod {
     Delete,
 }
 
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
 /// Polls STS GetCallerIdentity with the new key until it answers as the
 /// rotated user.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
