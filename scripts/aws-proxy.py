@@ -4,7 +4,8 @@ breaks calls.
     python scripts/aws-proxy.py --upstream http://127.0.0.1:PORT
         [--latency-ms 50] [--log calls.jsonl] [--seed 1]
         [--throttle 0.10] [--error 0.05] [--drop 0.01] [--lose 0.01]
-        [--stall 0.0 --stall-ms 60000] [--only DeleteAccessKey,PutParameter]
+        [--stall 0.0 --stall-ms 60000] [--mangle 0.0]
+        [--only DeleteAccessKey,PutParameter]
 
 Prints `listening on http://127.0.0.1:PORT` and serves until its standard
 input closes. Each request waits the added latency (a round trip to real
@@ -17,6 +18,8 @@ so a run can be replayed), gets a fault instead of a plain forward:
   --lose      the request IS forwarded, then the connection is closed: the
               change happened but the caller never hears of it
   --stall     the request hangs for --stall-ms before it is forwarded
+  --mangle    the request IS forwarded, then the answer is a 200 whose body
+              has none of the expected fields
 
 --only limits faults to these API actions. One JSON line per request goes
 to the log: {"service": "iam", "action": "ListUsers", "status": 200,
@@ -57,7 +60,7 @@ class Faults:
         self.random = random.Random(args.seed)
         self.lock = threading.Lock()
         self.only = set(filter(None, (args.only or "").split(",")))
-        self.table = [("throttle", args.throttle), ("error", args.error), ("drop", args.drop), ("lose", args.lose), ("stall", args.stall)]
+        self.table = [("throttle", args.throttle), ("error", args.error), ("drop", args.drop), ("lose", args.lose), ("stall", args.stall), ("mangle", args.mangle)]
         self.stall = args.stall_ms / 1000
 
     def pick(self, action):
@@ -143,6 +146,11 @@ class Proxy(BaseHTTPRequestHandler):
         self.record(service, action, response.status, fault)
         if fault == "lose":
             return self.hang_up()
+        if fault == "mangle":
+            if self.headers.get("X-Amz-Target"):
+                return self.reply(200, {"Content-Type": "application/x-amz-json-1.1"}, b"{}")
+            name = action + "Response"
+            return self.reply(200, {"Content-Type": "text/xml"}, f"<{name}><{action}Result/></{name}>".encode())
         kept = {k: v for k, v in response.getheaders() if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length")}
         self.reply(response.status, kept, payload)
 
@@ -155,7 +163,7 @@ def main():
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--log")
     parser.add_argument("--seed", type=int, default=1)
-    for fault in ("throttle", "error", "drop", "lose", "stall"):
+    for fault in ("throttle", "error", "drop", "lose", "stall", "mangle"):
         parser.add_argument(f"--{fault}", type=float, default=0.0)
     parser.add_argument("--stall-ms", type=float, default=60000)
     parser.add_argument("--only")

@@ -247,3 +247,29 @@ fn a_target_deleted_by_someone_else_before_rollback_halts_with_its_name() {
     let status = setup.rekey(&["status", "workflow.yaml"]);
     assert!(status.stdout.contains("halted:"), "{}", status.stdout);
 }
+
+#[test]
+fn an_answer_missing_its_fields_fails_cleanly_and_a_later_apply_converges() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    let log = setup.path().join("calls.jsonl");
+    // CreateAccessKey happens, but its answer has no AccessKey in it.
+    let mangling = fault_proxy(&log, &["--mangle", "1.0", "--only", "CreateAccessKey"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = setup.rekey_at(
+        &mangling.endpoint,
+        &[],
+        &["apply", "workflow.yaml", "--auto-approve"],
+    );
+    run.exits(1);
+    assert!(
+        run.stdout.contains("FAILED at create: iam:CreateAccessKey"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    drop(mangling);
+    setup.apply().exits(0);
+    assert_rotated(&account, &setup, &users);
+}
