@@ -2,7 +2,9 @@
 # Scale: plan and apply over 1,000 users (one key and one SSM parameter
 # each; two SSM targets and a verification per rotation) through a proxy
 # adding LATENCY ms (default 20), and peak memory over 50 and 500 rotations
-# in a row, to show that it stays flat.
+# in a row, to show that it stays flat. Exits non-zero when a rotation did
+# not finish or peak memory over 500 rotations exceeds 1.5x that over 50
+# (CI runs it).
 #
 #   bench/scale.sh [LATENCY]
 set -euo pipefail
@@ -29,12 +31,32 @@ measure() {
   end=$(date +%s%N)
   local calls result
   calls=$(wc -l < "$out/calls.jsonl")
-  result=$(grep -E '^Plan:|rotated|FAILED' "$out/last.log" | sort | uniq -c | sed 's/^ *//' | tr '\n' ';' | cut -c1-70)
+  if [[ $1 == plan* ]]; then
+    result=$(grep -E '^Plan:' "$out/last.log" || echo "no plan")
+  else
+    result="$(grep -c ': rotated:' "$out/last.log" || true) rotated, $(grep -c 'FAILED' "$out/last.log" || true) failed"
+  fi
+  peak[$users]=$(tail -n 1 "$out/rss")
   printf '%-24s %9.1f %8s %10.2f %8.1f  %s\n' "$label" "$(echo "($end - $start) / 1000000000" | bc -l)" "$calls" \
     "$(echo "$calls / $users" | bc -l)" "$(echo "$(tail -n 1 "$out/rss") / 1024" | bc -l)" "$result"
 }
+declare -A peak
 workflow=bench/workflows/apply-100.yaml
 measure "plan, 1000 users" 1000 plan "$workflow" --var path=/scale-1000/ --parallelism 32
 measure "apply, 1000 rotations" 1000 apply "$workflow" --var path=/scale-1000/ --auto-approve --state-dir "$out/state-1000"
 measure "apply, 50 rotations" 50 apply "$workflow" --var path=/scale-50/ --auto-approve --state-dir "$out/state-50"
 measure "apply, 500 rotations" 500 apply "$workflow" --var path=/scale-500/ --auto-approve --state-dir "$out/state-500"
+
+status=0
+for n in 1000 50 500; do
+  finished=$(grep -c '"event":"finished"' "$out/state-$n/journal.jsonl" || true)
+  if [[ $finished != "$n" ]]; then
+    echo "FAIL: $finished of $n rotations finished"
+    status=1
+  fi
+done
+if (( ${peak[500]} * 2 > ${peak[50]} * 3 )); then
+  echo "FAIL: peak memory grew from ${peak[50]} KB (50 rotations) to ${peak[500]} KB (500)"
+  status=1
+fi
+exit $status

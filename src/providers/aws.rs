@@ -416,7 +416,9 @@ impl IamWriter for Aws {
             .ok_or_else(|| missing("iam:CreateAccessKey", "access key"))?;
         // The SDK fills missing required fields with empty strings: an
         // answer without a real key id and secret is no key at all.
-        if !crate::secret::looks_like_key_id(key.access_key_id()) || key.secret_access_key().is_empty() {
+        if !crate::secret::looks_like_key_id(key.access_key_id())
+            || key.secret_access_key().is_empty()
+        {
             return Err(missing("iam:CreateAccessKey", "access key id and secret"));
         }
         Ok(NewKey {
