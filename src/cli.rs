@@ -570,7 +570,11 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         }
     };
     if let Some(path) = &args.out
-        && let Err(error) = write_atomically(path, render::plan::json(&plan).as_bytes())
+        && let Err(error) = crate::providers::files::write_atomically(
+            path,
+            render::plan::json(&plan).as_bytes(),
+            0o644,
+        )
     {
         eprintln!("error: cannot save the plan to {}: {error}", path.display());
         return ExitCode::from(1);
@@ -610,24 +614,6 @@ fn aws_options(global: &Global) -> AwsOptions {
         region: global.region.clone(),
         endpoint_url: global.endpoint_url.clone(),
     }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it
-/// over `path`: a reader sees the old file or the new one, never half.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
 }
 
 fn error_text(error: &LoadError) -> String {

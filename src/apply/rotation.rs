@@ -28,7 +28,7 @@ use crate::plan::rfc3339;
 use crate::providers::exec::{self, EnvValue};
 use crate::providers::{
     Iam, IamWriter, KeyStatus, ParameterSpec, ParameterStore, RunCommand, SecretStore,
-    TargetReader, credentials_file,
+    TargetReader, files,
 };
 use crate::secret::{ExposeSecret, SecretString, format_value};
 use crate::workflow::Duration;
@@ -593,7 +593,7 @@ impl<P: Provider> Runner<'_, P> {
                 if pending.is_none() {
                     let backup = self.backup_path(rotation, &target.id);
                     if let Some(text) = &text {
-                        credentials_file::write_atomically(&backup, text.as_bytes(), 0o600)
+                        files::write_atomically(&backup, text.as_bytes(), 0o600)
                             .map_err(|e| format!("cannot back up {}: {e}", path.display()))?;
                     }
                     let before = Data::from([
@@ -606,7 +606,7 @@ impl<P: Provider> Runner<'_, P> {
                     local
                         .file
                         .render(text.as_deref().unwrap_or_default(), &new_key, &secret_value);
-                credentials_file::write_atomically(
+                files::write_atomically(
                     path,
                     new_text.expose_secret().as_bytes(),
                     local.mode.unwrap_or(mode),
@@ -1094,7 +1094,7 @@ impl<P: Provider> Runner<'_, P> {
                                 .map(|m| m.permissions().mode() & 0o7777)
                                 .unwrap_or(0o600)
                         };
-                        credentials_file::write_atomically(path, &original, mode)
+                        files::write_atomically(path, &original, mode)
                             .map_err(|e| e.to_string())?;
                     } else if let Err(error) = std::fs::remove_file(path)
                         && error.kind() != std::io::ErrorKind::NotFound

@@ -44,7 +44,7 @@ impl Stage {
     pub async fn write<P: ParameterStore>(&self, provider: &P, key: &NewKey) -> Result<(), String> {
         let value = format_value(SecretFormat::Json, &key.id, &key.secret, None);
         match self {
-            Stage::File(path) => crate::providers::credentials_file::write_atomically(
+            Stage::File(path) => crate::providers::files::write_atomically(
                 path,
                 value.expose_secret().as_bytes(),
                 0o600,
@@ -91,9 +91,7 @@ impl Stage {
                     Err(e) => Err(e),
                 };
                 removed
-                    .and_then(|()| {
-                        crate::providers::credentials_file::remove_stale_temporaries(path)
-                    })
+                    .and_then(|()| crate::providers::files::remove_stale_temporaries(path))
                     .map_err(|e| format!("cannot delete the staged key {}: {e}", path.display()))
             }
             Stage::Ssm(spec) => provider

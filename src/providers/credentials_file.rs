@@ -2,25 +2,8 @@
 //! key id a profile holds, and replacing one profile's key in place, leaving
 //! every other profile, comment and the file's mode as they were.
 
-use std::path::Path;
-
-pub use super::files::{remove_stale_temporaries, write_atomically};
-
 use super::TargetState;
 use crate::secret::{ExposeSecret, SecretString, looks_like_key_id};
-
-/// The state of `profile` in the file at `path`: absent when the file or
-/// the profile is missing; the key id when the profile has one.
-pub fn read(path: &Path, profile: &str) -> std::io::Result<TargetState> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(TargetState::absent());
-        }
-        Err(error) => return Err(error),
-    };
-    Ok(profile_state(&text, profile))
-}
 
 /// The state of `profile` in credentials-file `text`.
 pub fn profile_state(text: &str, profile: &str) -> TargetState {
@@ -138,30 +121,6 @@ pub fn with_profile(text: &str, profile: &str, key_id: &str, secret: &SecretStri
     let mut text = out.join("\n");
     text.push('\n');
     text
-}
-
-/// Replaces `profile`'s key in the file at `path` atomically: the new text
-/// goes to a temporary file beside it (same mode; 0600 for a new file), is
-/// synced, and renamed over the original.
-pub fn write_profile(
-    path: &Path,
-    profile: &str,
-    key_id: &str,
-    secret: &SecretString,
-) -> std::io::Result<()> {
-    let (text, mode) = match std::fs::read_to_string(path) {
-        Ok(text) => {
-            use std::os::unix::fs::PermissionsExt;
-            (text, std::fs::metadata(path)?.permissions().mode() & 0o7777)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => (String::new(), 0o600),
-        Err(error) => return Err(error),
-    };
-    write_atomically(
-        path,
-        with_profile(&text, profile, key_id, secret).as_bytes(),
-        mode,
-    )
 }
 
 #[cfg(test)]
