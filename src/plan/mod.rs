@@ -769,3 +769,211 @@ pub fn observed_sha256(users: &[UserPlan]) -> String {
     let bytes = serde_json::to_vec(&observed).expect("plain data");
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The engine with an in-memory provider: no AWS, no processes.
+
+    use std::collections::{BTreeMap, HashMap};
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::providers::{AccessKey, IamUser, KeyStatus, LastUse, ProviderError, TargetState};
+    use crate::secret::{SecretString, key_id_in};
+
+    const CANARY: &str = "fake-provider-canary-secret";
+
+    /// Users, keys and SSM values held in memory.
+    #[derive(Default)]
+    struct Fake {
+        users: Vec<IamUser>,
+        keys: HashMap<String, Vec<AccessKey>>,
+        parameters: HashMap<String, String>,
+    }
+
+    impl Fake {
+        fn user(&mut self, name: &str, path: &str, keys: &[(&str, KeyStatus, i64)]) {
+            self.users.push(IamUser {
+                name: name.into(),
+                arn: format!("arn:aws:iam::111122223333:user{path}{name}"),
+                path: path.into(),
+            });
+            let now = datetime!(2026-11-29 00:00 UTC);
+            let keys = keys
+                .iter()
+                .map(|(id, status, days)| AccessKey {
+                    id: (*id).into(),
+                    status: *status,
+                    created: now - time::Duration::days(*days),
+                })
+                .collect();
+            self.keys.insert(name.into(), keys);
+        }
+    }
+
+    impl Iam for Fake {
+        async fn account_id(&self) -> Result<String, ProviderError> {
+            Ok("111122223333".into())
+        }
+        async fn list_users(
+            &self,
+            path_prefix: Option<&str>,
+        ) -> Result<Vec<IamUser>, ProviderError> {
+            Ok(self
+                .users
+                .iter()
+                .filter(|u| path_prefix.is_none_or(|p| u.path.starts_with(p)))
+                .cloned()
+                .collect())
+        }
+        async fn user_tags(&self, _: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+            Ok(BTreeMap::new())
+        }
+        async fn access_keys(&self, user: &str) -> Result<Vec<AccessKey>, ProviderError> {
+            Ok(self.keys.get(user).cloned().unwrap_or_default())
+        }
+        async fn key_last_used(&self, _: &str) -> Result<LastUse, ProviderError> {
+            Ok(LastUse::default())
+        }
+    }
+
+    impl TargetReader for Fake {
+        async fn ssm_parameter(
+            &self,
+            name: &str,
+            format: SecretFormat,
+        ) -> Result<TargetState, ProviderError> {
+            Ok(match self.parameters.get(name) {
+                Some(value) => TargetState {
+                    exists: true,
+                    version: Some("1".into()),
+                    key_id: key_id_in(&SecretString::from(value.clone()), format),
+                },
+                None => TargetState::absent(),
+            })
+        }
+        async fn secret(&self, _: &str, _: SecretFormat) -> Result<TargetState, ProviderError> {
+            Ok(TargetState::absent())
+        }
+    }
+
+    fn workflow(text: &str) -> crate::workflow::Workflow {
+        crate::workflow::check_str(Path::new("w.yaml"), text.to_string())
+            .expect("valid")
+            .workflow
+    }
+
+    fn plan_of(fake: &Fake, workflow: &crate::workflow::Workflow) -> Plan {
+        let request = PlanRequest {
+            workflow,
+            workflow_path: Path::new("w.yaml"),
+            workflow_sha256: "sha256:test".into(),
+            vars: Vec::new(),
+            as_of: datetime!(2026-11-29 00:00 UTC),
+            parallelism: 4,
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(plan(&request, fake))
+            .unwrap()
+    }
+
+    #[test]
+    fn decides_per_user_and_reads_targets_only_for_rotations() {
+        let mut fake = Fake::default();
+        fake.user(
+            "ci-old",
+            "/ci/",
+            &[("AKIAOLD0000000000001", KeyStatus::Active, 120)],
+        );
+        fake.user(
+            "ci-young",
+            "/ci/",
+            &[("AKIAYOUNG00000000001", KeyStatus::Active, 10)],
+        );
+        fake.user(
+            "ci-full",
+            "/ci/",
+            &[
+                ("AKIAFULLA00000000001", KeyStatus::Active, 200),
+                ("AKIAFULLB00000000002", KeyStatus::Active, 100),
+            ],
+        );
+        fake.user(
+            "web",
+            "/web/",
+            &[("AKIAWEB0000000000001", KeyStatus::Active, 400)],
+        );
+        fake.parameters.insert(
+            "/apps/ci-old".into(),
+            format!(r#"{{"AccessKeyId": "AKIAOLD0000000000001", "SecretAccessKey": "{CANARY}"}}"#),
+        );
+        let workflow = workflow(
+            "version: 1\nselect:\n  path_prefix: /ci/\ntargets:\n  - id: app\n    ssm_parameter: { name: \"/apps/${user}\" }\n",
+        );
+        let plan = plan_of(&fake, &workflow);
+        let decisions: Vec<(&str, Decision)> = plan
+            .users
+            .iter()
+            .map(|u| (u.user.as_str(), u.decision))
+            .collect();
+        assert_eq!(
+            decisions,
+            [
+                ("ci-full", Decision::Blocked),
+                ("ci-old", Decision::Rotate),
+                ("ci-young", Decision::Unchanged)
+            ]
+        );
+        assert_eq!(
+            plan.summary,
+            Summary {
+                rotate: 1,
+                unchanged: 1,
+                blocked: 1
+            }
+        );
+        let rotation = &plan.users[1];
+        assert_eq!(
+            rotation.targets[0]
+                .before
+                .as_ref()
+                .and_then(|b| b.key_id.as_deref()),
+            Some("AKIAOLD0000000000001")
+        );
+        assert!(
+            plan.users[0].targets.is_empty() && plan.users[2].targets.is_empty(),
+            "only a rotation reads its targets"
+        );
+        assert_eq!(plan.account, "111122223333");
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(!json.contains(CANARY), "the plan document holds no secret");
+    }
+
+    #[test]
+    fn the_same_state_gives_the_same_plan_and_a_changed_one_another_hash() {
+        let mut fake = Fake::default();
+        fake.user(
+            "ci-old",
+            "/ci/",
+            &[("AKIAOLD0000000000001", KeyStatus::Active, 120)],
+        );
+        let workflow = workflow(
+            "version: 1\nselect:\n  users: [\"ci-*\"]\ntargets:\n  - id: app\n    ssm_parameter: { name: \"/apps/${user}\" }\n",
+        );
+        let first = plan_of(&fake, &workflow);
+        assert_eq!(first, plan_of(&fake, &workflow));
+        fake.keys.get_mut("ci-old").unwrap().push(AccessKey {
+            id: "AKIANEW0000000000002".into(),
+            status: KeyStatus::Inactive,
+            created: datetime!(2026-11-28 00:00 UTC),
+        });
+        assert_ne!(
+            first.observed_sha256,
+            plan_of(&fake, &workflow).observed_sha256,
+            "a new key makes a saved plan stale"
+        );
+    }
+}
