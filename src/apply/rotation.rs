@@ -349,8 +349,12 @@ impl<P: Provider> Runner<'_, P> {
                             .map_err(|e| e.to_string())?
                     }
                     None => {
-                        let until = OffsetDateTime::now_utc()
-                            + time::Duration::seconds(self.workflow.policy.soak.as_secs() as i64);
+                        // Whole seconds, rounded up: readable, and never early.
+                        let now = OffsetDateTime::now_utc();
+                        let until = now.replace_nanosecond(0).unwrap_or(now)
+                            + time::Duration::seconds(
+                                self.workflow.policy.soak.as_secs() as i64 + 1,
+                            );
                         self.intent(
                             rotation,
                             &id,
