@@ -481,8 +481,24 @@ fn soak_pauses_with_exit_4_and_a_later_apply_finishes() {
         "the old key is disabled while it soaks: {keys:?}"
     );
     assert_eq!(setup.apply().code, 4, "still soaking");
-    std::thread::sleep(Duration::from_secs(3));
-    setup.apply().exits(0);
+    // Each later apply pauses again until the soak is over, then finishes.
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let run = setup.apply();
+        if run.code == 0 {
+            break;
+        }
+        run.exits(4);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a 3s soak never ended"
+        );
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the soak ended early"
+    );
     assert_rotated(&account, &setup, &users);
 }
 
