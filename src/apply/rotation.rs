@@ -349,12 +349,14 @@ impl<P: Provider> Runner<'_, P> {
                             .map_err(|e| e.to_string())?
                     }
                     None => {
+                        let soak = self.workflow.policy.soak.as_secs() as i64;
+                        if soak == 0 {
+                            return Ok(StepEnd::Done(Data::new()));
+                        }
                         // Whole seconds, rounded up: readable, and never early.
                         let now = OffsetDateTime::now_utc();
                         let until = now.replace_nanosecond(0).unwrap_or(now)
-                            + time::Duration::seconds(
-                                self.workflow.policy.soak.as_secs() as i64 + 1,
-                            );
+                            + time::Duration::seconds(soak + 1);
                         self.intent(
                             rotation,
                             &id,
