@@ -197,3 +197,24 @@ fn help_teaches_and_usage_errors_exit_1() {
     Rekey::new().args(["validate"]).run().exits(1);
     Rekey::new().args(["frobnicate"]).run().exits(1);
 }
+
+#[test]
+fn the_readme_example_is_a_valid_workflow() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let example = readme
+        .split("## A workflow, by example")
+        .nth(1)
+        .and_then(|s| s.split("```yaml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the README has its example");
+    // Beside workflows/lib, where its `uses:` point.
+    let checked = rekey::workflow::check_str(
+        &root().join("workflows/readme-example.yaml"),
+        example.to_string(),
+    );
+    assert!(
+        checked.is_ok(),
+        "the README's example is not valid:\n{}",
+        checked.err().map(|e| e.to_string()).unwrap_or_default()
+    );
+}
