@@ -572,13 +572,7 @@ impl<P: Provider> Runner<'_, P> {
                 .expect("a file kind");
                 let path = &local.path;
                 let (text, mode) = match std::fs::read_to_string(path) {
-                    Ok(text) => {
-                        use std::os::unix::fs::PermissionsExt;
-                        let mode = std::fs::metadata(path)
-                            .map(|m| m.permissions().mode() & 0o777)
-                            .unwrap_or(0o600);
-                        (Some(text), mode)
-                    }
+                    Ok(text) => (Some(text), files::mode_of(path).unwrap_or(0o600)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0o600),
                     Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
                 };
@@ -1094,12 +1088,7 @@ impl<P: Provider> Runner<'_, P> {
                         let original = std::fs::read(&backup).map_err(|e| {
                             format!("cannot read the backup {}: {e}", backup.display())
                         })?;
-                        let mode = {
-                            use std::os::unix::fs::PermissionsExt;
-                            std::fs::metadata(path)
-                                .map(|m| m.permissions().mode() & 0o7777)
-                                .unwrap_or(0o600)
-                        };
+                        let mode = files::mode_of(path).unwrap_or(0o600);
                         files::write_atomically(path, &original, mode)
                             .map_err(|e| e.to_string())?;
                     } else if let Err(error) = std::fs::remove_file(path)

@@ -21,11 +21,15 @@ fn allowed(window: &Window, day: TimeWeekday) -> bool {
     window.days.is_empty() || window.days.contains(&weekday(day))
 }
 
+fn offset(window: &Window) -> UtcOffset {
+    UtcOffset::from_whole_seconds(i32::from(window.utc_offset_minutes) * 60)
+        .unwrap_or(UtcOffset::UTC)
+}
+
 /// Whether `now` is inside the window. A window that crosses midnight
 /// belongs to the day it opens on.
 pub fn is_open(window: &Window, now: OffsetDateTime) -> bool {
-    let offset = UtcOffset::from_whole_seconds(i32::from(window.utc_offset_minutes) * 60)
-        .unwrap_or(UtcOffset::UTC);
+    let offset = offset(window);
     let local = now.to_offset(offset);
     let minute = u16::from(local.hour()) * 60 + u16::from(local.minute());
     let (start, end) = (window.start_minute, window.end_minute);
@@ -39,8 +43,7 @@ pub fn is_open(window: &Window, now: OffsetDateTime) -> bool {
 
 /// The next instant after `now` at which the window opens.
 pub fn next_open(window: &Window, now: OffsetDateTime) -> OffsetDateTime {
-    let offset = UtcOffset::from_whole_seconds(i32::from(window.utc_offset_minutes) * 60)
-        .unwrap_or(UtcOffset::UTC);
+    let offset = offset(window);
     let local = now.to_offset(offset);
     for days in 0..=8 {
         let date = local.date() + Duration::days(days);

@@ -67,6 +67,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// The permission bits of the file at `path`, if it exists.
+pub fn mode_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
 /// How one file target reads and writes its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileTarget {
