@@ -23,6 +23,11 @@ pub struct Account {
 
 impl Account {
     pub fn new() -> Self {
+        Self::at(emulator())
+    }
+
+    /// An account on the emulator at `endpoint` (the shared one by default).
+    pub fn at(endpoint: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let id = format!(
             "t{}x{}",
@@ -35,7 +40,7 @@ impl Account {
             .unwrap();
         let config = runtime.block_on(
             aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(emulator())
+                .endpoint_url(endpoint)
                 .region(aws_config::Region::from_static("us-east-1"))
                 .credentials_provider(aws_sdk_iam::config::Credentials::new(
                     "testing", "testing", None, None, "tests",

@@ -527,3 +527,41 @@ fn mistakes_and_an_unreachable_aws_are_errors_with_advice() {
         unreachable.stderr
     );
 }
+
+#[test]
+fn access_denied_names_the_action_and_the_resource() {
+    // A private emulator that checks IAM permissions after two calls: the
+    // seeding below. (The shared one never does.)
+    let strict = crate::emulator::Server::start(
+        std::process::Command::new(crate::support::root().join("scripts/emulator"))
+            .arg("serve")
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "2"),
+    );
+    let account = Account::at(&strict.endpoint);
+    let user = account.user("powerless", "", &[]);
+    let (key, secret) = account.key(&user);
+    let workflow = Workflow::new(
+        &account,
+        &format!("select:\n  path_prefix: {{path}}\n{TARGET}"),
+    );
+    let run = Rekey::new()
+        .aws(&strict.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .current_dir(workflow.dir.path())
+        .args(["plan", "workflow.yaml"])
+        .run();
+    run.exits(1);
+    let expected = format!(
+        "error: cannot plan: iam:ListUsers on {}: access denied",
+        account.path()
+    );
+    assert!(run.stderr.starts_with(&expected), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the identity running rekey needs this permission"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(&secret));
+}
