@@ -616,30 +616,11 @@ impl<P: Provider> Runner<'_, P> {
             }
             TargetKind::Exec(exec) => {
                 self.intent(rotation, id, Data::new()).await?;
-                let argv: Vec<String> = exec
-                    .command
-                    .iter()
-                    .map(|t| self.expand(t, &values))
-                    .collect::<Result<_, _>>()?;
                 let env = credentials_env(&rotation.user, &new_key, &secret_value);
-                let finished = exec::run(
-                    &argv,
-                    self.base_dir,
-                    &env,
-                    exec.timeout.unwrap_or(Duration::from_secs(60)),
-                )
-                .await
-                .map_err(|e| format!("target `{}`: {e}", target.id))?;
-                match finished.code {
-                    Some(0) => Ok(StepEnd::Done(Data::new())),
-                    code => Err(format!(
-                        "target `{}`: `{}` exited {}: {}",
-                        target.id,
-                        argv.join(" "),
-                        exit_text(code),
-                        finished.output
-                    )),
-                }
+                let what = format!("target `{}`", target.id);
+                self.run_command(&what, &exec.command, &values, &env, exec.timeout)
+                    .await?;
+                Ok(StepEnd::Done(Data::new()))
             }
             TargetKind::SecretsManager(secret) => {
                 let secret_id = self.expand(&secret.secret_id, &values)?;
@@ -699,6 +680,39 @@ impl<P: Provider> Runner<'_, P> {
                 };
                 Ok(StepEnd::Done(Data::from([("version".into(), version)])))
             }
+        }
+    }
+
+    /// Runs a target's command (or its rollback) in the workflow's
+    /// directory; anything but exit 0 is an error naming `what`.
+    async fn run_command(
+        &self,
+        what: &str,
+        command: &[Template],
+        values: &Values<'_>,
+        env: &[(&str, EnvValue<'_>)],
+        timeout: Option<Duration>,
+    ) -> Result<(), String> {
+        let argv: Vec<String> = command
+            .iter()
+            .map(|t| self.expand(t, values))
+            .collect::<Result<_, _>>()?;
+        let finished = exec::run(
+            &argv,
+            self.base_dir,
+            env,
+            timeout.unwrap_or(Duration::from_secs(60)),
+        )
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+        match finished.code {
+            Some(0) => Ok(()),
+            code => Err(format!(
+                "{what}: `{}` exited {}: {}",
+                argv.join(" "),
+                exit_text(code),
+                finished.output
+            )),
         }
     }
 
@@ -1099,10 +1113,6 @@ impl<P: Provider> Runner<'_, P> {
                 }
                 TargetKind::Exec(exec) => {
                     if let Some(command) = &exec.rollback {
-                        let argv: Vec<String> = command
-                            .iter()
-                            .map(|t| self.expand(t, &values))
-                            .collect::<Result<_, _>>()?;
                         let env = [
                             ("REKEY_USER", EnvValue::Plain(user.to_string())),
                             ("REKEY_OLD_ACCESS_KEY_ID", EnvValue::Plain(old_key.clone())),
@@ -1111,22 +1121,9 @@ impl<P: Provider> Runner<'_, P> {
                                 EnvValue::Plain(new_key.clone().unwrap_or_default()),
                             ),
                         ];
-                        let finished = exec::run(
-                            &argv,
-                            self.base_dir,
-                            &env,
-                            exec.timeout.unwrap_or(Duration::from_secs(60)),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
-                        if finished.code != Some(0) {
-                            return Err(format!(
-                                "rollback of target `{}` exited {}: {}",
-                                target.id,
-                                exit_text(finished.code),
-                                finished.output
-                            ));
-                        }
+                        let what = format!("rollback of target `{}`", target.id);
+                        self.run_command(&what, command, &values, &env, exec.timeout)
+                            .await?;
                     }
                 }
                 TargetKind::SecretsManager(secret) => {
