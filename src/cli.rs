@@ -11,12 +11,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::apply;
-use crate::graph::{MakeRoomStep, Phase, StepGraph};
-use crate::plan::{Plan, PlanRequest};
+use crate::apply::{self, ApplyError};
+use crate::exit::Exit;
+use crate::plan::PlanRequest;
 use crate::providers::aws::{Aws, AwsOptions};
 use crate::render;
 use crate::render::style::Style;
+use crate::workflow::graph::{MakeRoomStep, Phase, StepGraph};
 use crate::workflow::{self, LoadError};
 
 const AFTER_HELP: &str = "\
@@ -202,9 +203,9 @@ pub fn main() -> ExitCode {
             let _ = error.print();
             return match error.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
+                    Exit::Success.into()
                 }
-                _ => ExitCode::from(1),
+                _ => Exit::Error.into(),
             };
         }
     };
@@ -218,7 +219,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Graph { workflow, format } => graph(&workflow, format),
         Command::Schema => {
             print!("{}", crate::schema::workflow_schema());
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
         Command::Plan(args) => plan(&global, args),
         Command::Apply(args) => apply(&global, args),
@@ -229,22 +230,11 @@ fn run(cli: Cli) -> ExitCode {
 /// Prints `error: MESSAGE` and returns exit code 1.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
-    ExitCode::from(1)
-}
-
-/// The directory a workflow's relative paths start from.
-fn workflow_dir(workflow: &Path) -> &Path {
-    workflow
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
+    Exit::Error.into()
 }
 
 fn state_dir(global: &Global, workflow: &Path) -> PathBuf {
-    global
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| workflow_dir(workflow).join(".rekey"))
+    apply::state_dir(global.state_dir.as_deref(), workflow)
 }
 
 fn status(global: &Global, workflow: &Path) -> ExitCode {
@@ -253,113 +243,37 @@ fn status(global: &Global, workflow: &Path) -> ExitCode {
         Ok(entries) => {
             print!(
                 "{}",
-                apply::render_status(&apply::journal::rotations(&entries))
+                render::apply::status(&apply::journal::rotations(&entries))
             );
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
         Err(error) => fail(error),
     }
 }
 
-/// Reads a plan saved by `rekey plan --out`, if `target` is one.
-fn saved_plan(target: &Path) -> Result<Option<Plan>, String> {
-    if target.extension().is_none_or(|e| e != "json") {
-        return Ok(None);
+/// Prints why apply could not go on, and returns exit code 1.
+fn apply_failed(error: ApplyError) -> ExitCode {
+    match &error {
+        ApplyError::Invalid(invalid) => eprint!("{}", error_text(invalid)),
+        ApplyError::Stale { saved, fresh } => {
+            eprintln!("error: {error}:\n");
+            eprint!("{}", render::plan::stale_diff(saved, fresh));
+            eprintln!("\nMake a new plan and review it.");
+        }
+        _ => eprintln!("error: {error}"),
     }
-    let text = std::fs::read_to_string(target)
-        .map_err(|e| format!("cannot read {}: {e}", target.display()))?;
-    match serde_json::from_str::<Plan>(&text) {
-        Ok(plan) if plan.format_version == crate::plan::FORMAT_VERSION => Ok(Some(plan)),
-        Ok(plan) => Err(format!(
-            "{} is a version {} plan; this rekey reads version {}",
-            target.display(),
-            plan.format_version,
-            crate::plan::FORMAT_VERSION
-        )),
-        Err(error) => Err(format!(
-            "{} is not a plan saved by `rekey plan --out`: {error}",
-            target.display()
-        )),
-    }
+    Exit::Error.into()
 }
 
 fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
-    let saved = match saved_plan(&args.target) {
-        Ok(saved) => saved,
-        Err(error) => return fail(error),
+    let prepared = match apply::prepare(&args.target, args.vars.clone()) {
+        Ok(prepared) => prepared,
+        Err(error) => return apply_failed(error),
     };
-    let workflow_path = saved
-        .as_ref()
-        .map_or_else(|| args.target.clone(), |p| PathBuf::from(&p.workflow.path));
-    let checked = match workflow::check(&workflow_path) {
-        Ok(checked) => checked,
-        Err(error) => {
-            eprint!("{}", error_text(&error));
-            return ExitCode::from(1);
-        }
-    };
-    if let Some(saved) = &saved
-        && checked.sources.sha256() != saved.workflow.sha256
-    {
-        return fail(format!(
-            "{} (or a library it uses) changed since the plan was made; make a new plan",
-            workflow_path.display()
-        ));
-    }
-    let vars: Vec<(String, String)> = saved.as_ref().map_or_else(
-        || args.vars.clone(),
-        |p| p.vars.clone().into_iter().collect(),
-    );
-    let params = match crate::workflow::params::bind(&checked.workflow, &vars) {
-        Ok(params) => params,
-        Err(error) => return fail(error),
-    };
-    let dir = state_dir(global, &workflow_path);
-    if let Err(error) = create_private_dir(&dir) {
-        return fail(format!(
-            "cannot create the state directory {}: {error}",
-            dir.display()
-        ));
-    }
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    let _lock = match apply::lock::StateLock::acquire(&dir, &crate::plan::rfc3339(now)) {
-        Ok(lock) => lock,
-        Err(error) => return fail(error),
-    };
-    let (journal, entries) = match apply::journal::Journal::open(&dir) {
-        Ok(opened) => opened,
-        Err(error) => return fail(error),
-    };
-    let in_progress: Vec<_> = apply::journal::rotations(&entries)
-        .into_iter()
-        .filter(|r| r.in_progress())
-        .collect();
-    if saved.is_some() && !in_progress.is_empty() {
-        let users: Vec<&str> = in_progress.iter().map(|r| r.user.as_str()).collect();
-        return fail(format!(
-            "a rotation is in progress ({}); a saved plan describes the state before it. Run `rekey apply {}` to resume it",
-            users.join(", "),
-            workflow_path.display()
-        ));
-    }
-    let as_of = match &saved {
-        Some(plan) => match time::OffsetDateTime::parse(
-            &plan.as_of,
-            &time::format_description::well_known::Rfc3339,
-        ) {
-            Ok(as_of) => as_of,
-            Err(error) => return fail(format!("the plan's as_of is not a time: {error}")),
-        },
-        None => args.as_of.unwrap_or(now),
-    };
-    let request = PlanRequest {
-        workflow: &checked.workflow,
-        workflow_path: &workflow_path,
-        workflow_sha256: checked.sources.sha256(),
-        vars: vars.clone(),
-        as_of,
-        parallelism: usize::from(args.parallelism),
+    let dir = state_dir(global, &prepared.workflow_path);
+    let session = match apply::Session::open(&prepared, dir) {
+        Ok(session) => session,
+        Err(error) => return apply_failed(error),
     };
     let style = Style::detect(global.no_color);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -368,33 +282,22 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         .expect("a tokio runtime");
     runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
-        let mut plan = match crate::plan::plan(&request, &aws).await {
+        let parallelism = usize::from(args.parallelism);
+        let plan = match session.plan(&prepared, &aws, args.as_of, parallelism).await {
             Ok(plan) => plan,
-            Err(error) => return fail(format!("cannot plan: {error}")),
+            Err(error) => return apply_failed(error),
         };
-        if let Some(saved) = &saved
-            && saved.observed_sha256 != plan.observed_sha256
-        {
-            eprintln!("error: the plan is stale: what it observed has changed since it was made:\n");
-            eprint!("{}", render::plan::stale_diff(saved, &plan));
-            eprintln!("\nMake a new plan and review it.");
-            return ExitCode::from(1);
-        }
-        apply::mark_resumed(&mut plan, &in_progress);
         print!("{}", render::plan::human(&plan, style, global.verbose > 0));
-        if plan.summary.rotate == 0 && in_progress.is_empty() {
+        if !session.has_work(&plan) {
             println!("Nothing to do.");
-            return ExitCode::SUCCESS;
+            return Exit::Success.into();
         }
-        if saved.is_none() && !args.auto_approve && !confirm() {
+        if prepared.saved.is_none() && !args.auto_approve && !confirm() {
             return fail("apply needs approval: answer `yes` on a terminal, pass --auto-approve, or apply a saved plan");
         }
-        let journal = std::sync::Mutex::new(journal);
-        let timings = std::sync::Mutex::new(std::collections::BTreeMap::new());
         // A progress bar on a terminal; plain lines otherwise.
-        let steps = crate::graph::StepGraph::compile(&checked.workflow, "${user}", crate::graph::MakeRoomStep::No).map_or(1, |g| g.len());
-        let rotations = plan.summary.rotate.max(in_progress.len());
-        let bar = progress_bar((rotations * steps) as u64);
+        let planned: usize = plan.users.iter().map(|u| u.steps.len()).sum();
+        let bar = progress_bar(planned.max(session.in_progress.len()) as u64);
         let progress = |line: &str| match &bar {
             Some(bar) => {
                 bar.println(format!("  {line}"));
@@ -404,26 +307,15 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
             }
             None => println!("  {line}"),
         };
-        let runner = apply::rotation::Runner {
-            workflow: &checked.workflow,
-            params: &params,
-            account: &plan.account,
-            base_dir: workflow_dir(&workflow_path),
-            state_dir: &dir,
-            provider: &aws,
-            journal: &journal,
-            until: args.until,
-            crash_at: std::env::var("REKEY_CRASH_AT").ok(),
-            progress: &progress,
-            timings: &timings,
-        };
         println!("\nApplying:");
-        let report = apply::run(&runner, &plan, in_progress).await;
+        let report = session
+            .execute(&prepared, &plan, &aws, args.until, &progress)
+            .await;
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
-        print!("{}", apply::render_report(&report, &aws.calls.by_service()));
-        ExitCode::from(report.exit_code())
+        print!("{}", render::apply::report(&report, &aws.calls.by_service()));
+        report.exit().into()
     })
 }
 
@@ -451,16 +343,6 @@ fn confirm() -> bool {
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
-}
-
-/// The state directory and its `staging` and `backups`, owner-only (0700).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for dir in [dir.to_path_buf(), dir.join("staging"), dir.join("backups")] {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
@@ -502,9 +384,9 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
         }
     }
     if invalid == 0 {
-        ExitCode::SUCCESS
+        Exit::Success.into()
     } else {
-        ExitCode::from(1)
+        Exit::Error.into()
     }
 }
 
@@ -513,7 +395,7 @@ fn graph(path: &Path, format: GraphFormat) -> ExitCode {
         Ok(checked) => checked,
         Err(error) => {
             eprint!("{}", error_text(&error));
-            return ExitCode::from(1);
+            return Exit::Error.into();
         }
     };
     let workflow = &checked.workflow;
@@ -521,7 +403,7 @@ fn graph(path: &Path, format: GraphFormat) -> ExitCode {
         Ok(graph) => graph,
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::from(1);
+            return Exit::Error.into();
         }
     };
     let text = match format {
@@ -530,7 +412,7 @@ fn graph(path: &Path, format: GraphFormat) -> ExitCode {
         GraphFormat::Json => render::graph::json(&workflow.name, &graph),
     };
     print!("{text}");
-    ExitCode::SUCCESS
+    Exit::Success.into()
 }
 
 fn plan(global: &Global, args: PlanArgs) -> ExitCode {
@@ -538,7 +420,7 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         Ok(checked) => checked,
         Err(error) => {
             eprint!("{}", error_text(&error));
-            return ExitCode::from(1);
+            return Exit::Error.into();
         }
     };
     let request = PlanRequest {
@@ -546,10 +428,7 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         workflow_path: &args.workflow,
         workflow_sha256: checked.sources.sha256(),
         vars: args.vars.clone(),
-        as_of: args.as_of.unwrap_or_else(|| {
-            let now = time::OffsetDateTime::now_utc();
-            now.replace_nanosecond(0).unwrap_or(now)
-        }),
+        as_of: args.as_of.unwrap_or_else(crate::text::now_in_seconds),
         parallelism: usize::from(args.parallelism),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -566,7 +445,7 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(error) => {
             eprintln!("error: cannot plan: {error}");
-            return ExitCode::from(1);
+            return Exit::Error.into();
         }
     };
     if let Some(path) = &args.out
@@ -577,7 +456,7 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         )
     {
         eprintln!("error: cannot save the plan to {}: {error}", path.display());
-        return ExitCode::from(1);
+        return Exit::Error.into();
     }
     if args.json {
         print!("{}", render::plan::json(&plan));
@@ -591,20 +470,16 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         }
     }
     if global.verbose > 0 {
-        let calls: Vec<String> = calls
-            .iter()
-            .map(|(service, count)| format!("{service} {count}"))
-            .collect();
         eprintln!(
             "API calls: {} in {:.1?}",
-            calls.join(", "),
+            render::apply::calls_line(&calls),
             started.elapsed()
         );
     }
     if args.detailed_exitcode && plan.summary.rotate > 0 {
-        ExitCode::from(2)
+        Exit::Changes.into()
     } else {
-        ExitCode::SUCCESS
+        Exit::Success.into()
     }
 }
 

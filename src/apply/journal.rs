@@ -1,14 +1,19 @@
 //! The journal: the checkpoint that makes apply resumable.
 //!
-//! One JSON line per event, appended and synced before the step it records
+//! One JSON line per record, appended and synced before the step it records
 //! goes on, in a file only its owner can read (0600). Every step writes an
 //! intent before it acts and an outcome after; a step with an intent and no
 //! outcome was interrupted, and the next apply reconciles it against live
-//! state. Records carry ids, versions, times and messages: never a secret.
+//! state. Records are typed ([`Record`], [`Intent`], [`Done`]) and carry
+//! ids, versions, times and messages: never a secret.
 //!
 //! A crash can cut the last line short: that line is ignored (its step
 //! has no outcome, so it is reconciled). Damage anywhere else is refused,
 //! never silently started over.
+//!
+//! Journals of the first format (every record's fields as strings under
+//! `data`) are read too, so a rotation an older rekey left in progress is
+//! resumed: see [`v1`].
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -18,39 +23,106 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::hooks::HookOutcome;
+use crate::targets::TargetBefore;
+use crate::workflow::graph::{Phase, StepId};
+
 pub const FILE_NAME: &str = "journal.jsonl";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Event {
-    /// A rotation of one user begins: `data` has `arn`, `old_key`, `make_room`.
-    Begin,
-    /// A step is about to act; `data` has what reconciling it needs.
-    Intent,
-    /// A step finished; `data` has its outputs (`new_key`, `version`, ...).
-    Done,
-    /// A step failed with `data.error`; it will be retried or reconciled.
-    Failed,
-    /// The rotation waits (soak, change window) until `data.until`.
-    Paused,
-    /// A verification failed and everything was put back.
-    RolledBack,
-    /// A verification failed and policy says stop: both keys stay.
-    Halted,
-    /// Every step is done.
-    Finished,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub time: String,
     pub rotation: String,
     pub user: String,
-    pub event: Event,
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+/// What happened, by event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    /// A rotation of one user begins.
+    Begin(Begin),
+    /// A step is about to act; `intent` has what reconciling or undoing it
+    /// needs.
+    Intent {
+        step: StepId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        intent: Option<Intent>,
+    },
+    /// A step finished; `done` has its outputs.
+    Done {
+        step: StepId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        done: Option<Done>,
+    },
+    /// A step failed; it will be retried or reconciled.
+    Failed { step: StepId, error: String },
+    /// The rotation waits (soak, change window) until `until`.
+    Paused {
+        step: StepId,
+        until: String,
+        reason: String,
+    },
+    /// A verification failed and everything was put back.
+    RolledBack { reason: String },
+    /// A verification failed and policy says stop: both keys stay.
+    Halted { reason: String },
+    /// Every step is done.
+    Finished,
+}
+
+/// What a rotation starts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Begin {
+    /// The user's ARN: what the new key must authenticate as.
+    pub arn: String,
+    /// The active key the rotation replaces.
+    pub old_key: String,
+    /// The inactive key deleted first to free a slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, String>,
+    pub make_room: Option<String>,
+}
+
+/// What a step's intent remembers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    /// The user's keys before CreateAccessKey: any other key seen after it
+    /// was made by this create.
+    Create { keys_before: Vec<String> },
+    /// What a target held before it was written.
+    Distribute(TargetBefore),
+    /// The same, as the first journal format wrote it; the target's kind
+    /// reads it ([`crate::targets::TargetKind::before_from_v1`]).
+    DistributeV1(BTreeMap<String, String>),
+    /// When the soak ends.
+    Soak { until: String },
+}
+
+/// What a finished step left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Done {
+    /// The new key, and where its secret is staged.
+    Created {
+        new_key: String,
+        staged: String,
+    },
+    /// The version a target now has.
+    Written {
+        version: String,
+    },
+    /// What a hook that passed found.
+    Checked(HookOutcome),
+    Disabled {
+        key: String,
+    },
+    Deleted {
+        key: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,15 +210,15 @@ fn parse(text: &str, path: &Path) -> Result<Vec<Entry>, JournalError> {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Entry>(line.trim_end()) {
+        match parse_line(line.trim_end()) {
             Ok(entry) => entries.push(entry),
             // Only the very last line, unterminated, can be a torn write.
             Err(_) if i + 1 == lines.len() && !line.ends_with('\n') => {}
-            Err(error) => {
+            Err(reason) => {
                 return Err(JournalError::Damaged {
                     path: path.to_path_buf(),
                     line: i + 1,
-                    reason: error.to_string(),
+                    reason,
                 });
             }
         }
@@ -154,30 +226,60 @@ fn parse(text: &str, path: &Path) -> Result<Vec<Entry>, JournalError> {
     Ok(entries)
 }
 
+/// A line of this format, or of the first one (which has `data`).
+fn parse_line(line: &str) -> Result<Entry, String> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if value.get("data").is_some() {
+        return v1::parse(value).ok_or_else(|| "a first-format record rekey does not know".into());
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+/// How one rotation ended, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Finished,
+    RolledBack,
+    Halted,
+}
+
 /// One rotation as the journal tells it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RotationRecord {
     pub id: String,
     pub user: String,
     pub started: String,
-    pub begin: BTreeMap<String, String>,
+    pub begin: Begin,
     /// Outputs of every finished step.
-    pub done: BTreeMap<String, BTreeMap<String, String>>,
+    pub done: BTreeMap<StepId, Option<Done>>,
     /// When each finished step finished (RFC 3339).
-    pub done_at: BTreeMap<String, String>,
-    /// The last step with an intent and no outcome, with its intent data.
-    pub pending: Option<(String, BTreeMap<String, String>)>,
-    /// Every intent's data, by step (kept after the step is done: rollback
-    /// needs what each target held before).
-    pub intents: BTreeMap<String, BTreeMap<String, String>>,
+    pub done_at: BTreeMap<StepId, String>,
+    /// The last step with an intent and no outcome, with its intent.
+    pub pending: Option<(StepId, Option<Intent>)>,
+    /// Every intent, by step (kept after the step is done: rollback needs
+    /// what each target held before).
+    pub intents: BTreeMap<StepId, Option<Intent>>,
     pub last: Option<Entry>,
-    pub ended: Option<Event>,
+    pub ended: Option<End>,
 }
 
 impl RotationRecord {
     /// Whether later applies still have work to do on it.
     pub fn in_progress(&self) -> bool {
-        !matches!(self.ended, Some(Event::Finished | Event::RolledBack))
+        !matches!(self.ended, Some(End::Finished | End::RolledBack))
+    }
+
+    /// The key `create` made, once it is done.
+    pub fn new_key(&self) -> Option<&str> {
+        match self.done.get(&StepId::of(Phase::Create)) {
+            Some(Some(Done::Created { new_key, .. })) => Some(new_key),
+            _ => None,
+        }
+    }
+
+    /// The intent recorded for `step`, if it recorded anything.
+    pub fn intent(&self, step: &StepId) -> Option<&Intent> {
+        self.intents.get(step).and_then(Option::as_ref)
     }
 }
 
@@ -195,25 +297,26 @@ pub fn rotations(entries: &[Entry]) -> Vec<RotationRecord> {
                 ..RotationRecord::default()
             }
         });
-        let step = entry.step.clone().unwrap_or_default();
-        match entry.event {
-            Event::Begin => record.begin = entry.data.clone(),
-            Event::Intent => {
-                record.pending = Some((step.clone(), entry.data.clone()));
-                record.intents.insert(step, entry.data.clone());
+        match &entry.record {
+            Record::Begin(begin) => record.begin = begin.clone(),
+            Record::Intent { step, intent } => {
+                record.pending = Some((step.clone(), intent.clone()));
+                record.intents.insert(step.clone(), intent.clone());
             }
-            Event::Done => {
-                record.done.insert(step.clone(), entry.data.clone());
+            Record::Done { step, done } => {
+                record.done.insert(step.clone(), done.clone());
                 record.done_at.insert(step.clone(), entry.time.clone());
-                if record.pending.as_ref().is_some_and(|(s, _)| *s == step) {
+                if record.pending.as_ref().is_some_and(|(s, _)| s == step) {
                     record.pending = None;
                 }
             }
-            Event::RolledBack | Event::Finished => record.ended = Some(entry.event),
-            Event::Halted => record.ended = Some(Event::Halted),
-            Event::Failed | Event::Paused => {}
+            Record::RolledBack { .. } => record.ended = Some(End::RolledBack),
+            Record::Finished => record.ended = Some(End::Finished),
+            Record::Halted { .. } => record.ended = Some(End::Halted),
+            Record::Failed { .. } | Record::Paused { .. } => {}
         }
-        if matches!(entry.event, Event::Intent | Event::Done) && record.ended == Some(Event::Halted)
+        if matches!(entry.record, Record::Intent { .. } | Record::Done { .. })
+            && record.ended == Some(End::Halted)
         {
             record.ended = None;
         }
@@ -225,24 +328,150 @@ pub fn rotations(entries: &[Entry]) -> Vec<RotationRecord> {
         .collect()
 }
 
+/// The first journal format: `event`, `step`, and every field as a string
+/// under `data` (lists comma-joined). Read, never written.
+mod v1 {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::{Begin, Done, Entry, Intent, Record};
+    use crate::workflow::graph::{Phase, StepId};
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Event {
+        Begin,
+        Intent,
+        Done,
+        Failed,
+        Paused,
+        RolledBack,
+        Halted,
+        Finished,
+    }
+
+    #[derive(Deserialize)]
+    struct Line {
+        time: String,
+        rotation: String,
+        user: String,
+        event: Event,
+        #[serde(default)]
+        step: Option<StepId>,
+        #[serde(default)]
+        data: BTreeMap<String, String>,
+    }
+
+    pub(super) fn parse(line: serde_json::Value) -> Option<Entry> {
+        let line: Line = serde_json::from_value(line).ok()?;
+        let mut data = line.data;
+        let mut take = |name: &str| data.remove(name).unwrap_or_default();
+        let record = match line.event {
+            Event::Begin => Record::Begin(Begin {
+                arn: take("arn"),
+                old_key: take("old_key"),
+                make_room: Some(take("make_room")).filter(|k| !k.is_empty()),
+            }),
+            Event::Intent => {
+                let step = line.step?;
+                let intent = match step.phase {
+                    Phase::Create => Some(Intent::Create {
+                        keys_before: take("keys_before")
+                            .split(',')
+                            .filter(|k| !k.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    }),
+                    Phase::Distribute => Some(Intent::DistributeV1(std::mem::take(&mut data))),
+                    Phase::Soak => Some(Intent::Soak {
+                        until: take("until"),
+                    }),
+                    _ => None,
+                };
+                Record::Intent { step, intent }
+            }
+            Event::Done => {
+                let step = line.step?;
+                let done = match step.phase {
+                    Phase::Create => Some(Done::Created {
+                        new_key: take("new_key"),
+                        staged: take("staged"),
+                    }),
+                    Phase::Distribute => data
+                        .remove("version")
+                        .map(|version| Done::Written { version }),
+                    Phase::MakeRoom | Phase::DeleteOld => Some(Done::Deleted {
+                        key: take("deleted"),
+                    }),
+                    Phase::DisableOld => Some(Done::Disabled {
+                        key: take("disabled"),
+                    }),
+                    // A hook's findings were only shown, never read back.
+                    _ => None,
+                };
+                Record::Done { step, done }
+            }
+            Event::Failed => Record::Failed {
+                step: line.step.unwrap_or_else(|| StepId::of(Phase::Create)),
+                error: take("error"),
+            },
+            Event::Paused => Record::Paused {
+                step: line.step?,
+                until: take("until"),
+                reason: take("reason"),
+            },
+            Event::RolledBack => Record::RolledBack {
+                reason: take("reason"),
+            },
+            Event::Halted => Record::Halted {
+                reason: take("reason"),
+            },
+            Event::Finished => Record::Finished,
+        };
+        Some(Entry {
+            time: line.time,
+            rotation: line.rotation,
+            user: line.user,
+            record,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(rotation: &str, event: Event, step: Option<&str>) -> Entry {
+    fn entry(rotation: &str, record: Record) -> Entry {
         Entry {
             time: "t".into(),
             rotation: rotation.into(),
             user: "u".into(),
-            event,
-            step: step.map(str::to_string),
-            data: BTreeMap::new(),
+            record,
+        }
+    }
+
+    fn step(text: &str) -> StepId {
+        text.parse().unwrap()
+    }
+
+    fn intent(text: &str) -> Record {
+        Record::Intent {
+            step: step(text),
+            intent: None,
+        }
+    }
+
+    fn done(text: &str) -> Record {
+        Record::Done {
+            step: step(text),
+            done: None,
         }
     }
 
     #[test]
     fn a_torn_last_line_is_ignored_and_damage_elsewhere_refused() {
-        let good = serde_json::to_string(&entry("r", Event::Begin, None)).unwrap();
+        let good = serde_json::to_string(&entry("r", Record::Begin(Begin::default()))).unwrap();
         let path = Path::new("j");
         assert_eq!(
             parse(&format!("{good}\n{{\"time\":\"t\",\"rot"), path)
@@ -260,22 +489,69 @@ mod tests {
     #[test]
     fn replay_finds_done_steps_the_pending_one_and_the_end() {
         let entries = [
-            entry("r", Event::Begin, None),
-            entry("r", Event::Intent, Some("create")),
-            entry("r", Event::Done, Some("create")),
-            entry("r", Event::Intent, Some("distribute:a")),
+            entry("r", Record::Begin(Begin::default())),
+            entry("r", intent("create")),
+            entry("r", done("create")),
+            entry("r", intent("distribute:a")),
         ];
         let records = rotations(&entries);
         assert_eq!(records.len(), 1);
-        assert!(records[0].done.contains_key("create"));
+        assert!(records[0].done.contains_key(&step("create")));
         assert_eq!(
-            records[0].pending.as_ref().map(|(s, _)| s.as_str()),
-            Some("distribute:a")
+            records[0].pending.as_ref().map(|(s, _)| s.to_string()),
+            Some("distribute:a".into())
         );
         assert!(records[0].in_progress());
-        let finished =
-            rotations(&[entries.to_vec(), vec![entry("r", Event::Finished, None)]].concat());
+        let finished = rotations(&[entries.to_vec(), vec![entry("r", Record::Finished)]].concat());
         assert!(!finished[0].in_progress());
+    }
+
+    #[test]
+    fn records_are_typed_and_read_by_a_person() {
+        let record = entry(
+            "r",
+            Record::Intent {
+                step: step("distribute:param"),
+                intent: Some(Intent::Distribute(TargetBefore::SsmParameter(
+                    crate::targets::Version {
+                        existed: true,
+                        version: Some("3".into()),
+                    },
+                ))),
+            },
+        );
+        let line = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            line,
+            r#"{"time":"t","rotation":"r","user":"u","event":"intent","step":"distribute:param","intent":{"distribute":{"ssm_parameter":{"existed":true,"version":"3"}}}}"#
+        );
+        assert_eq!(parse_line(&line).unwrap(), record);
+    }
+
+    #[test]
+    fn the_first_format_is_read_into_typed_records() {
+        let lines = [
+            r#"{"time":"t0","rotation":"r","user":"u","event":"begin","data":{"arn":"arn:aws:iam::1:user/u","old_key":"AKIAOLD"}}"#,
+            r#"{"time":"t1","rotation":"r","user":"u","event":"intent","step":"create","data":{"keys_before":"AKIAOLD,AKIAOTHER"}}"#,
+            r#"{"time":"t2","rotation":"r","user":"u","event":"done","step":"create","data":{"new_key":"AKIANEW","staged":"file s"}}"#,
+            r#"{"time":"t3","rotation":"r","user":"u","event":"intent","step":"distribute:p","data":{"previous_exists":"true","previous_version":"1"}}"#,
+            r#"{"time":"t4","rotation":"r","user":"u","event":"paused","step":"soak","data":{"until":"2027-01-01T00:00:00Z","reason":"soak"}}"#,
+        ];
+        let entries = parse(&lines.join("\n"), Path::new("j")).unwrap();
+        let record = &rotations(&entries)[0];
+        assert_eq!(record.begin.old_key, "AKIAOLD");
+        assert_eq!(record.begin.make_room, None);
+        assert_eq!(
+            record.intent(&step("create")),
+            Some(&Intent::Create {
+                keys_before: vec!["AKIAOLD".into(), "AKIAOTHER".into()]
+            })
+        );
+        assert_eq!(record.new_key(), Some("AKIANEW"));
+        let Some(Intent::DistributeV1(data)) = record.intent(&step("distribute:p")) else {
+            panic!("{record:?}")
+        };
+        assert_eq!(data.get("previous_version").map(String::as_str), Some("1"));
     }
 
     #[test]
@@ -284,7 +560,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, entries) = Journal::open(dir.path()).unwrap();
         assert!(entries.is_empty());
-        journal.append(&entry("r", Event::Begin, None)).unwrap();
+        journal
+            .append(&entry("r", Record::Begin(Begin::default())))
+            .unwrap();
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))
             .unwrap()
             .permissions()

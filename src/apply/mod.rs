@@ -6,6 +6,13 @@
 //! Rotations left in progress by an earlier apply (crashed, paused, halted)
 //! are resumed first; then the plan's new rotations begin. Each rotation is
 //! run by [`rotation::Runner`], `policy.concurrency` users at once.
+//!
+//! The use case, in the order the command line calls it: [`prepare`] reads
+//! the workflow (or a saved plan and its workflow) and binds the params;
+//! [`Session::open`] takes the state directory's lock and reads its
+//! journal; [`Session::plan`] plans against live state (refusing a stale
+//! saved plan) and marks the rotations it will resume; [`Session::execute`]
+//! runs them and returns the [`Report`]. Rendering is `render::apply`'s.
 
 pub mod journal;
 pub mod lock;
@@ -13,16 +20,308 @@ pub mod rotation;
 pub mod staging;
 pub mod window;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration as StdDuration;
 
 use futures_util::{StreamExt, stream};
+use time::OffsetDateTime;
 
-use crate::graph::Phase;
-use crate::plan::decide::short_id;
-use crate::plan::{Decision, Plan};
-use journal::RotationRecord;
-use rotation::{Outcome, Provider, Runner};
+use crate::exit::Exit;
+use crate::plan::{Decision, Plan, PlanError, PlanRequest};
+use crate::providers::{Provider, ProviderError};
+use crate::targets::ActionError;
+use crate::text::{parse_rfc3339, rfc3339, to_seconds};
+use crate::workflow::graph::{CycleError, Phase, StepId};
+use crate::workflow::params::ParamError;
+use crate::workflow::{self, Checked, LoadError};
+use journal::{Journal, JournalError, RotationRecord};
+use lock::{LockError, StateLock};
+use rotation::{Outcome, Rotation, Runner};
+use staging::StagingError;
+
+/// Why a step failed. Provider errors keep their advice.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    #[error(transparent)]
+    Compile(#[from] CycleError),
+    #[error("the workflow has no step `{0}`")]
+    Unknown(StepId),
+    #[error("the new key is not created yet")]
+    NotCreated,
+    #[error(
+        "staging holds {}, not the new key {}: someone changed it; inspect it before going on",
+        crate::text::short_id(found),
+        crate::text::short_id(expected)
+    )]
+    StagingChanged { found: String, expected: String },
+    #[error(
+        "the new key {} is no longer staged ({stage}): its secret is lost; delete the key and run apply again",
+        crate::text::short_id(key)
+    )]
+    SecretLost { key: String, stage: String },
+    #[error("the soak's deadline `{0}` in the journal is not a time")]
+    BadDeadline(String),
+    #[error("the rotation is not in the journal")]
+    NotInJournal,
+    #[error(
+        "the journal has no record of what target `{0}` held; restore it by hand, then run apply again"
+    )]
+    NoRecord(String),
+}
+
+/// Why apply could not start, or planned something it will not do.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A saved plan that cannot be read (the message says why).
+    #[error("{0}")]
+    SavedPlan(String),
+    /// The workflow is invalid: the diagnostics say where.
+    #[error("the workflow is invalid")]
+    Invalid(LoadError),
+    #[error(
+        "{} (or a library it uses) changed since the plan was made; make a new plan",
+        .0.display()
+    )]
+    WorkflowChanged(PathBuf),
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(
+        "a rotation is in progress ({}); a saved plan describes the state before it. Run `rekey apply {}` to resume it",
+        users.join(", "),
+        workflow.display()
+    )]
+    InProgress {
+        users: Vec<String>,
+        workflow: PathBuf,
+    },
+    #[error("the plan's as_of is not a time: {0}")]
+    AsOf(String),
+    #[error("cannot plan: {0}")]
+    Plan(#[from] PlanError),
+    /// The saved plan observed another state than there is now.
+    #[error("the plan is stale: what it observed has changed since it was made")]
+    Stale { saved: Box<Plan>, fresh: Box<Plan> },
+}
+
+/// What apply works from: a workflow, or a plan saved from one.
+pub struct Prepared {
+    pub workflow_path: PathBuf,
+    pub checked: Checked,
+    pub saved: Option<Plan>,
+    pub vars: Vec<(String, String)>,
+    pub params: BTreeMap<String, String>,
+}
+
+impl Prepared {
+    /// The folder the workflow's relative paths start from.
+    pub fn base_dir(&self) -> &Path {
+        workflow_dir(&self.workflow_path)
+    }
+}
+
+/// The folder a workflow's relative paths start from.
+pub fn workflow_dir(workflow: &Path) -> &Path {
+    workflow
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The state directory: `--state-dir`, or `.rekey` next to the workflow.
+pub fn state_dir(chosen: Option<&Path>, workflow: &Path) -> PathBuf {
+    chosen.map_or_else(|| workflow_dir(workflow).join(".rekey"), Path::to_path_buf)
+}
+
+/// Reads `target` (a workflow, or a plan saved by `rekey plan --out`) and
+/// binds its params; a saved plan keeps its own vars.
+pub fn prepare(target: &Path, vars: Vec<(String, String)>) -> Result<Prepared, ApplyError> {
+    let saved = saved_plan(target)?;
+    let workflow_path = saved
+        .as_ref()
+        .map_or_else(|| target.to_path_buf(), |p| PathBuf::from(&p.workflow.path));
+    let checked = workflow::check(&workflow_path).map_err(ApplyError::Invalid)?;
+    if let Some(saved) = &saved
+        && checked.sources.sha256() != saved.workflow.sha256
+    {
+        return Err(ApplyError::WorkflowChanged(workflow_path));
+    }
+    let vars: Vec<(String, String)> = match &saved {
+        Some(plan) => plan.vars.clone().into_iter().collect(),
+        None => vars,
+    };
+    let params = workflow::params::bind(&checked.workflow, &vars)?;
+    Ok(Prepared {
+        workflow_path,
+        checked,
+        saved,
+        vars,
+        params,
+    })
+}
+
+/// Reads a plan saved by `rekey plan --out`, if `target` is one.
+fn saved_plan(target: &Path) -> Result<Option<Plan>, ApplyError> {
+    if target.extension().is_none_or(|e| e != "json") {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(target)
+        .map_err(|e| ApplyError::SavedPlan(format!("cannot read {}: {e}", target.display())))?;
+    match serde_json::from_str::<Plan>(&text) {
+        Ok(plan) if plan.format_version == crate::plan::FORMAT_VERSION => Ok(Some(plan)),
+        Ok(plan) => Err(ApplyError::SavedPlan(format!(
+            "{} is a version {} plan; this rekey reads version {}",
+            target.display(),
+            plan.format_version,
+            crate::plan::FORMAT_VERSION
+        ))),
+        Err(error) => Err(ApplyError::SavedPlan(format!(
+            "{} is not a plan saved by `rekey plan --out`: {error}",
+            target.display()
+        ))),
+    }
+}
+
+/// An open state directory: its lock held, its journal read.
+pub struct Session {
+    pub state_dir: PathBuf,
+    /// When this apply started (whole seconds).
+    pub started: OffsetDateTime,
+    journal: Journal,
+    /// Rotations an earlier apply left unfinished.
+    pub in_progress: Vec<RotationRecord>,
+    _lock: StateLock,
+}
+
+impl Session {
+    /// Creates the state directory (0700) if needed, locks it and reads
+    /// the journal. A saved plan is refused while a rotation is in
+    /// progress: it describes the state before it.
+    pub fn open(prepared: &Prepared, state_dir: PathBuf) -> Result<Session, ApplyError> {
+        create_private_dir(&state_dir).map_err(|source| ApplyError::StateDir {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let started = crate::text::now_in_seconds();
+        let lock = StateLock::acquire(&state_dir, &rfc3339(started))?;
+        let (journal, entries) = Journal::open(&state_dir)?;
+        let in_progress: Vec<RotationRecord> = journal::rotations(&entries)
+            .into_iter()
+            .filter(RotationRecord::in_progress)
+            .collect();
+        if prepared.saved.is_some() && !in_progress.is_empty() {
+            return Err(ApplyError::InProgress {
+                users: in_progress.iter().map(|r| r.user.clone()).collect(),
+                workflow: prepared.workflow_path.clone(),
+            });
+        }
+        Ok(Session {
+            state_dir,
+            started,
+            journal,
+            in_progress,
+            _lock: lock,
+        })
+    }
+
+    /// Plans against live state: a saved plan must still describe it.
+    /// Users whose rotation is in progress are marked to be resumed.
+    pub async fn plan<P: Provider>(
+        &self,
+        prepared: &Prepared,
+        provider: &P,
+        as_of: Option<OffsetDateTime>,
+        parallelism: usize,
+    ) -> Result<Plan, ApplyError> {
+        let as_of = match &prepared.saved {
+            Some(plan) => parse_rfc3339(&plan.as_of)
+                .ok_or_else(|| ApplyError::AsOf(format!("`{}`", plan.as_of)))?,
+            None => as_of.unwrap_or(self.started),
+        };
+        let request = PlanRequest {
+            workflow: &prepared.checked.workflow,
+            workflow_path: &prepared.workflow_path,
+            workflow_sha256: prepared.checked.sources.sha256(),
+            vars: prepared.vars.clone(),
+            as_of,
+            parallelism,
+        };
+        let mut plan = crate::plan::plan(&request, provider).await?;
+        if let Some(saved) = &prepared.saved
+            && saved.observed_sha256 != plan.observed_sha256
+        {
+            return Err(ApplyError::Stale {
+                saved: Box::new(saved.clone()),
+                fresh: Box::new(plan),
+            });
+        }
+        mark_resumed(&mut plan, &self.in_progress);
+        Ok(plan)
+    }
+
+    /// Whether there is anything to do.
+    pub fn has_work(&self, plan: &Plan) -> bool {
+        plan.summary.rotate > 0 || !self.in_progress.is_empty()
+    }
+
+    /// Runs every rotation: those in progress, then the plan's new ones.
+    pub async fn execute<P: Provider>(
+        self,
+        prepared: &Prepared,
+        plan: &Plan,
+        provider: &P,
+        until: Option<Phase>,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Report {
+        let journal = Mutex::new(self.journal);
+        let timings = Mutex::new(BTreeMap::new());
+        let runner = Runner {
+            workflow: &prepared.checked.workflow,
+            params: &prepared.params,
+            account: &plan.account,
+            base_dir: prepared.base_dir(),
+            state_dir: &self.state_dir,
+            provider,
+            journal: &journal,
+            until,
+            crash_at: std::env::var("REKEY_CRASH_AT").ok(),
+            progress,
+            timings: &timings,
+        };
+        run(&runner, plan, self.in_progress).await
+    }
+}
+
+/// The state directory and its `staging` and `backups`, owner-only (0700).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [dir.to_path_buf(), dir.join("staging"), dir.join("backups")] {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
 
 /// What happened to each user, for the report and the exit code.
 #[derive(Debug, Default)]
@@ -32,17 +331,17 @@ pub struct Report {
 }
 
 impl Report {
-    /// 0 done, 1 an error, 3 a verification failed, 4 paused.
-    pub fn exit_code(&self) -> u8 {
+    /// Done; an error; a verification failed; paused: the worst wins.
+    pub fn exit(&self) -> Exit {
         let any = |f: fn(&Outcome) -> bool| self.outcomes.iter().any(|(_, o)| f(o));
         if any(|o| matches!(o, Outcome::Failed { .. })) {
-            1
+            Exit::Error
         } else if any(|o| matches!(o, Outcome::RolledBack { .. } | Outcome::Halted { .. })) {
-            3
+            Exit::VerifyFailed
         } else if any(|o| matches!(o, Outcome::Paused { .. })) {
-            4
+            Exit::Paused
         } else {
-            0
+            Exit::Success
         }
     }
 }
@@ -52,40 +351,30 @@ impl Report {
 /// two keys, which a fresh plan would call blocked).
 pub fn mark_resumed(plan: &mut Plan, in_progress: &[RotationRecord]) {
     for record in in_progress {
-        let at = record
-            .last
-            .as_ref()
-            .and_then(|e| e.step.clone())
-            .unwrap_or_else(|| "the start".into());
+        let at = match record.last.as_ref().map(|e| &e.record) {
+            Some(
+                journal::Record::Intent { step, .. }
+                | journal::Record::Done { step, .. }
+                | journal::Record::Failed { step, .. }
+                | journal::Record::Paused { step, .. },
+            ) => step.to_string(),
+            _ => "the start".into(),
+        };
         let reason = format!(
             "resuming the rotation begun {} (last step: {at})",
             to_seconds(&record.started)
         );
-        match plan.users.iter_mut().find(|u| u.user == record.user) {
-            Some(user) => {
-                user.decision = Decision::Rotate;
-                user.reason = reason;
-                user.fix = None;
-            }
-            None => continue,
+        if let Some(user) = plan.users.iter_mut().find(|u| u.user == record.user) {
+            user.decision = Decision::Rotate;
+            user.reason = reason;
+            user.fix = None;
         }
     }
-    plan.summary.rotate = plan
-        .users
-        .iter()
-        .filter(|u| u.decision == Decision::Rotate)
-        .count();
-    plan.summary.blocked = plan
-        .users
-        .iter()
-        .filter(|u| u.decision == Decision::Blocked)
-        .count();
-    plan.summary.unchanged = plan
-        .users
-        .iter()
-        .filter(|u| u.decision == Decision::Unchanged)
-        .count();
+    plan.summary = crate::plan::Summary::of(&plan.users);
 }
+
+/// A rotation ready to run, or the step (`begin`, `compile`) that failed.
+type Started = Result<Rotation, (&'static str, StepError)>;
 
 /// Runs every rotation: those in progress, then the plan's new ones.
 pub async fn run<P: Provider>(
@@ -93,11 +382,13 @@ pub async fn run<P: Provider>(
     plan: &Plan,
     in_progress: Vec<RotationRecord>,
 ) -> Report {
-    let mut rotations: Vec<Result<RotationRecord, (String, String)>> =
-        in_progress.into_iter().map(Ok).collect();
-    let resumed: Vec<String> = rotations
-        .iter()
-        .filter_map(|r| r.as_ref().ok().map(|r| r.user.clone()))
+    let resumed: Vec<String> = in_progress.iter().map(|r| r.user.clone()).collect();
+    let mut rotations: Vec<(String, Started)> = in_progress
+        .into_iter()
+        .map(|record| {
+            let user = record.user.clone();
+            (user, runner.resume(record).map_err(|e| ("compile", e)))
+        })
         .collect();
     for user in plan
         .users
@@ -105,25 +396,23 @@ pub async fn run<P: Provider>(
         .filter(|u| u.decision == Decision::Rotate && !resumed.contains(&u.user))
     {
         let old_key = user.old_key.clone().unwrap_or_default();
-        rotations.push(
+        rotations.push((
+            user.user.clone(),
             runner
                 .begin(&user.user, &user.arn, &old_key, user.make_room.as_deref())
-                .map_err(|e| (user.user.clone(), e)),
-        );
+                .map_err(|e| ("begin", e)),
+        ));
     }
     let concurrency = runner.workflow.policy.concurrency.max(1) as usize;
     let mut outcomes: Vec<(String, Outcome)> = stream::iter(rotations)
-        .map(|rotation| async move {
+        .map(|(user, rotation)| async move {
             match rotation {
-                Ok(rotation) => {
-                    let user = rotation.user.clone();
-                    (user, runner.run(rotation).await)
-                }
-                Err((user, error)) => (
+                Ok(rotation) => (user, runner.run(rotation).await),
+                Err((step, error)) => (
                     user,
                     Outcome::Failed {
-                        step: "begin".into(),
-                        error,
+                        step: step.into(),
+                        error: error.to_string(),
                     },
                 ),
             }
@@ -136,140 +425,4 @@ pub async fn run<P: Provider>(
         outcomes,
         phase_times: runner.timings.lock().expect("timings").clone(),
     }
-}
-
-/// The end-of-run report: each user's outcome, time per phase, API calls.
-pub fn render_report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::from("\nApply report:\n");
-    for (user, outcome) in &report.outcomes {
-        let line = match outcome {
-            Outcome::Finished => "rotated: new key in every target, old key deleted".to_string(),
-            Outcome::Stopped { after } => {
-                format!("stopped after {after} (--until); run apply again to go on")
-            }
-            Outcome::Paused { until, reason } => {
-                format!("paused: {reason}; run apply again after {until}")
-            }
-            Outcome::RolledBack { reason } => format!("ROLLED BACK: {reason}"),
-            Outcome::Halted { reason } => format!(
-                "HALTED: {reason}; both keys are left as they are: inspect, then run apply again"
-            ),
-            Outcome::Failed { step, error } => {
-                format!("FAILED at {step}: {error}; run apply again to resume")
-            }
-        };
-        let _ = writeln!(out, "  {user}: {line}");
-    }
-    if report.outcomes.is_empty() {
-        let _ = writeln!(out, "  nothing to do");
-    }
-    let phases: Vec<String> = report
-        .phase_times
-        .iter()
-        .map(|(phase, time)| format!("{phase} {:.1}s", time.as_secs_f64()))
-        .collect();
-    if !phases.is_empty() {
-        let _ = writeln!(
-            out,
-            "Time per phase (summed over users): {}",
-            phases.join(", ")
-        );
-    }
-    let calls: Vec<String> = calls
-        .iter()
-        .map(|(service, count)| format!("{service} {count}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "API calls: {}",
-        if calls.is_empty() {
-            "none".to_string()
-        } else {
-            calls.join(", ")
-        }
-    );
-    out
-}
-
-/// An RFC 3339 time without its fraction of a second, for reading.
-fn to_seconds(time: &str) -> String {
-    match time.split_once('.') {
-        Some((seconds, _)) => format!("{seconds}Z"),
-        None => time.to_string(),
-    }
-}
-
-/// `rekey status`: where each rotation of the journal stands.
-pub fn render_status(records: &[RotationRecord]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    if records.is_empty() {
-        return "No rotation has run from this state directory.\n".to_string();
-    }
-    for record in records {
-        let last = record.last.as_ref();
-        let step = last.and_then(|e| e.step.clone()).unwrap_or_default();
-        let state = match (record.ended, last.map(|e| e.event)) {
-            (Some(journal::Event::Finished), _) => "done".to_string(),
-            (Some(journal::Event::RolledBack), _) => format!(
-                "rolled back: {}",
-                last.and_then(|e| e.data.get("reason"))
-                    .cloned()
-                    .unwrap_or_default()
-            ),
-            (Some(journal::Event::Halted), _) => format!(
-                "halted: {}",
-                last.and_then(|e| e.data.get("reason"))
-                    .cloned()
-                    .unwrap_or_default()
-            ),
-            (_, Some(journal::Event::Paused)) => {
-                format!(
-                    "paused at {step} until {} ({})",
-                    last.and_then(|e| e.data.get("until"))
-                        .cloned()
-                        .unwrap_or_default(),
-                    last.and_then(|e| e.data.get("reason"))
-                        .cloned()
-                        .unwrap_or_default()
-                )
-            }
-            (_, Some(journal::Event::Failed)) => format!(
-                "failed at {step}: {}",
-                last.and_then(|e| e.data.get("error"))
-                    .cloned()
-                    .unwrap_or_default()
-            ),
-            (_, Some(journal::Event::Intent)) => {
-                format!("interrupted during {step} (apply again reconciles it)")
-            }
-            _ => format!(
-                "running or interrupted after {}",
-                if step.is_empty() {
-                    "its start".into()
-                } else {
-                    step
-                }
-            ),
-        };
-        let new_key = record
-            .done
-            .get("create")
-            .and_then(|d| d.get("new_key"))
-            .map(|k| format!(", new key {}", short_id(k)))
-            .unwrap_or_default();
-        let old_key = record
-            .begin
-            .get("old_key")
-            .map(|k| format!("old key {}", short_id(k)))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{}: {state}  [{old_key}{new_key}; begun {}]",
-            record.user,
-            to_seconds(&record.started)
-        );
-    }
-    out
 }

@@ -9,6 +9,28 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::providers::{NewKey, ParameterSpec, ParameterStore, ProviderError};
+
+/// Why staging failed: the secret could not be kept, read or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error("cannot stage the new key in {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the staged key in {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot delete the staged key {}: {source}", path.display())]
+    Delete {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
 use crate::secret::{ExposeSecret, SecretString, format_value, parse_staged};
 use crate::workflow::document::SecretFormat;
 
@@ -41,7 +63,11 @@ impl Stage {
         }
     }
 
-    pub async fn write<P: ParameterStore>(&self, provider: &P, key: &NewKey) -> Result<(), String> {
+    pub async fn write<P: ParameterStore>(
+        &self,
+        provider: &P,
+        key: &NewKey,
+    ) -> Result<(), StagingError> {
         let value = format_value(SecretFormat::Json, &key.id, &key.secret, None);
         match self {
             Stage::File(path) => crate::providers::files::write_atomically(
@@ -49,12 +75,14 @@ impl Stage {
                 value.expose_secret().as_bytes(),
                 0o600,
             )
-            .map_err(|e| format!("cannot stage the new key in {}: {e}", path.display())),
-            Stage::Ssm(spec) => provider
-                .put_parameter(spec, &value)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            .map_err(|source| StagingError::Write {
+                path: path.clone(),
+                source,
+            }),
+            Stage::Ssm(spec) => {
+                provider.put_parameter(spec, &value).await?;
+                Ok(())
+            }
         }
     }
 
@@ -62,27 +90,24 @@ impl Stage {
     pub async fn read<P: ParameterStore>(
         &self,
         provider: &P,
-    ) -> Result<Option<(String, SecretString)>, String> {
+    ) -> Result<Option<(String, SecretString)>, StagingError> {
         let value = match self {
             Stage::File(path) => match std::fs::read_to_string(path) {
                 Ok(text) => Some(SecretString::from(text)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    return Err(format!(
-                        "cannot read the staged key in {}: {e}",
-                        path.display()
-                    ));
+                Err(source) => {
+                    return Err(StagingError::Read {
+                        path: path.clone(),
+                        source,
+                    });
                 }
             },
-            Stage::Ssm(spec) => provider
-                .parameter_value(&spec.name, None)
-                .await
-                .map_err(|e: ProviderError| e.to_string())?,
+            Stage::Ssm(spec) => provider.parameter_value(&spec.name, None).await?,
         };
         Ok(value.as_ref().and_then(parse_staged))
     }
 
-    pub async fn clear<P: ParameterStore>(&self, provider: &P) -> Result<(), String> {
+    pub async fn clear<P: ParameterStore>(&self, provider: &P) -> Result<(), StagingError> {
         match self {
             Stage::File(path) => {
                 let removed = match std::fs::remove_file(path) {
@@ -92,12 +117,12 @@ impl Stage {
                 };
                 removed
                     .and_then(|()| crate::providers::files::remove_stale_temporaries(path))
-                    .map_err(|e| format!("cannot delete the staged key {}: {e}", path.display()))
+                    .map_err(|source| StagingError::Delete {
+                        path: path.clone(),
+                        source,
+                    })
             }
-            Stage::Ssm(spec) => provider
-                .delete_parameter(&spec.name)
-                .await
-                .map_err(|e| e.to_string()),
+            Stage::Ssm(spec) => Ok(provider.delete_parameter(&spec.name).await?),
         }
     }
 }

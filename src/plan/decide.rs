@@ -8,6 +8,7 @@
 use time::OffsetDateTime;
 
 use crate::providers::{AccessKey, KeyStatus};
+use crate::text::short_id;
 use crate::workflow::Duration;
 use crate::workflow::document::MakeRoom;
 
@@ -33,14 +34,6 @@ pub enum Verdict {
 /// Age in whole days at `as_of` (never negative).
 pub fn age_days(created: OffsetDateTime, as_of: OffsetDateTime) -> i64 {
     ((as_of - created).whole_seconds().max(0)) / 86_400
-}
-
-/// `AKIA…WXYZ`: enough to recognise a key, short enough to read.
-pub fn short_id(id: &str) -> String {
-    if id.len() <= 8 {
-        return id.to_string();
-    }
-    format!("{}…{}", &id[..4], &id[id.len() - 4..])
 }
 
 /// Decides from the keys alone. A `Rotate` may still be blocked later if a

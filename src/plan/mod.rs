@@ -19,18 +19,18 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::graph::{MakeRoomStep, Phase, StepGraph};
-use crate::providers::files::{self, FileTarget};
 use crate::providers::{
     AccessKey, Iam, IamUser, KeyStatus, LastUse, ProviderError, TargetReader, TargetState,
 };
-use crate::workflow::document::{HttpMethod, SecretFormat};
-use crate::workflow::model::{HookKind, Staging, Target, TargetKind, Workflow};
+use crate::targets::{ActionError, Resolve};
+use crate::text::{rfc3339, short_id};
+use crate::workflow::document::SecretFormat;
+use crate::workflow::graph::{MakeRoomStep, Phase, StepGraph};
+use crate::workflow::model::{Staging, Target, Workflow};
 use crate::workflow::params::{self, ParamError};
 use crate::workflow::template::{Template, Values};
-use decide::{Verdict, short_id};
+use decide::Verdict;
 use select::Selector;
 
 /// The version of the plan document; bumped when its shape changes.
@@ -75,6 +75,18 @@ pub struct Summary {
     pub rotate: usize,
     pub unchanged: usize,
     pub blocked: usize,
+}
+
+impl Summary {
+    /// The users counted by decision.
+    pub fn of(users: &[UserPlan]) -> Self {
+        let count = |decision| users.iter().filter(|u| u.decision == decision).count();
+        Summary {
+            rotate: count(Decision::Rotate),
+            unchanged: count(Decision::Unchanged),
+            blocked: count(Decision::Blocked),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,13 +169,10 @@ pub enum PlanError {
     Params(#[from] ParamError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Action(#[from] ActionError),
     #[error("{what}: {message}")]
     Template { what: String, message: String },
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// Everything a plan is made from, besides the live state.
@@ -231,20 +240,7 @@ pub async fn plan<P: Iam + TargetReader>(
         .try_collect()
         .await?;
     users.sort_by(|a, b| a.user.cmp(&b.user));
-    let summary = Summary {
-        rotate: users
-            .iter()
-            .filter(|u| u.decision == Decision::Rotate)
-            .count(),
-        unchanged: users
-            .iter()
-            .filter(|u| u.decision == Decision::Unchanged)
-            .count(),
-        blocked: users
-            .iter()
-            .filter(|u| u.decision == Decision::Blocked)
-            .count(),
-    };
+    let summary = Summary::of(&users);
     Ok(Plan {
         format_version: FORMAT_VERSION,
         rekey_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -386,101 +382,6 @@ async fn plan_user<P: Iam + TargetReader>(
     Ok(plan)
 }
 
-/// A target that is a file on this machine: where it is, how it is read and
-/// written, and its mode.
-pub struct LocalFile {
-    /// The path as written (with `[profile]` for a credentials file).
-    pub display: String,
-    pub path: PathBuf,
-    pub file: FileTarget,
-    /// The mode to write it with; `None` keeps the file's own (0600 if new).
-    pub mode: Option<u32>,
-}
-
-/// The file a file-kind target (credentials_file, env_file, template)
-/// writes, with its templates expanded; `None` for other kinds.
-pub fn local_file(
-    kind: &TargetKind,
-    values: &Values,
-    base_dir: &Path,
-    what: &str,
-) -> Result<Option<LocalFile>, PlanError> {
-    let invalid = |message: String| PlanError::Template {
-        what: what.to_string(),
-        message,
-    };
-    let mode = |text: &Option<String>| -> Result<Option<u32>, PlanError> {
-        text.as_deref()
-            .map(|m| {
-                files::parse_mode(m)
-                    .ok_or_else(|| invalid(format!("`{m}` is not an octal file mode such as 0600")))
-            })
-            .transpose()
-    };
-    Ok(Some(match kind {
-        TargetKind::CredentialsFile(file) => {
-            let path = expand(&file.path, values, what)?;
-            let profile = match &file.profile {
-                Some(profile) => expand(profile, values, what)?,
-                None => values.user.unwrap_or_default().to_string(),
-            };
-            LocalFile {
-                display: format!("{path} [{profile}]"),
-                path: base_dir.join(&path),
-                file: FileTarget::Credentials { profile },
-                mode: None,
-            }
-        }
-        TargetKind::EnvFile(env) => {
-            let path = expand(&env.path, values, what)?;
-            let file = FileTarget::Env {
-                id_var: env
-                    .access_key_id_var
-                    .clone()
-                    .unwrap_or_else(|| "AWS_ACCESS_KEY_ID".into()),
-                secret_var: env
-                    .secret_access_key_var
-                    .clone()
-                    .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".into()),
-            };
-            LocalFile {
-                display: path.clone(),
-                path: base_dir.join(&path),
-                file,
-                mode: mode(&env.mode)?,
-            }
-        }
-        TargetKind::Template(template) => {
-            let path = expand(&template.path, values, what)?;
-            let content = match (&template.content, &template.source) {
-                (Some(content), _) => expand(content, values, what)?,
-                (None, Some(source)) => {
-                    let source = base_dir.join(expand(source, values, what)?);
-                    std::fs::read_to_string(&source).map_err(|error| PlanError::Read {
-                        path: source.clone(),
-                        source: error,
-                    })?
-                }
-                (None, None) => {
-                    return Err(invalid("a template needs `content` or `source`".into()));
-                }
-            };
-            if let Some(unknown) = files::unknown_placeholders(&content).first() {
-                return Err(invalid(format!(
-                    "`{{{{{unknown}}}}}` is not a placeholder; use {{{{access_key_id}}}} and {{{{secret_access_key}}}}"
-                )));
-            }
-            LocalFile {
-                display: path.clone(),
-                path: base_dir.join(&path),
-                file: FileTarget::Template { content },
-                mode: mode(&template.mode)?,
-            }
-        }
-        _ => return Ok(None),
-    }))
-}
-
 fn key_view(key: &AccessKey, last_use: Option<&LastUse>, as_of: OffsetDateTime) -> KeyView {
     KeyView {
         id: key.id.clone(),
@@ -502,65 +403,17 @@ async fn observe_target<P: TargetReader>(
     values: &Values<'_>,
 ) -> Result<TargetView, PlanError> {
     let what = format!("target `{}`", target.id);
-    let (resource, format, before) = match &target.kind {
-        TargetKind::SsmParameter(ssm) => {
-            let name = expand(&ssm.name, values, &what)?;
-            let state = provider.ssm_parameter(&name, ssm.format).await?;
-            (name, Some(ssm.format), Some(state))
-        }
-        TargetKind::SecretsManager(secret) => {
-            let id = expand(&secret.secret_id, values, &what)?;
-            let state = provider.secret(&id, secret.format).await?;
-            (id, Some(secret.format), Some(state))
-        }
-        TargetKind::CredentialsFile(_) | TargetKind::EnvFile(_) | TargetKind::Template(_) => {
-            let local =
-                local_file(&target.kind, values, &context.base_dir, &what)?.expect("a file kind");
-            let state = match std::fs::read_to_string(&local.path) {
-                Ok(text) => {
-                    local
-                        .file
-                        .check(&text)
-                        .map_err(|message| PlanError::Template {
-                            what: format!("{what}: {}", local.path.display()),
-                            message,
-                        })?;
-                    TargetState {
-                        exists: true,
-                        version: None,
-                        key_id: local.file.held_key(&text),
-                    }
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => TargetState::absent(),
-                Err(source) => {
-                    return Err(PlanError::Read {
-                        path: local.path.clone(),
-                        source,
-                    });
-                }
-            };
-            let format = match local.file {
-                FileTarget::Credentials { .. } => Some(SecretFormat::Credentials),
-                FileTarget::Env { .. } => Some(SecretFormat::Env),
-                FileTarget::Template { .. } => None,
-            };
-            (local.display, format, Some(state))
-        }
-        TargetKind::Exec(exec) => {
-            let argv: Vec<String> = exec
-                .command
-                .iter()
-                .map(|t| expand(t, values, &what))
-                .collect::<Result<_, _>>()?;
-            (argv.join(" "), None, None)
-        }
-    };
+    let resolved = target.kind.resolve(&Resolve {
+        values,
+        base_dir: &context.base_dir,
+        what: &what,
+    })?;
     Ok(TargetView {
         id: target.id.clone(),
         kind: target.kind.key().to_string(),
-        resource,
-        format,
-        before,
+        resource: resolved.resource(),
+        format: resolved.format(),
+        before: resolved.observe(provider, &what).await?,
     })
 }
 
@@ -611,7 +464,13 @@ fn steps(
                         .iter()
                         .find(|t| t.id == item)
                         .expect("a step per target");
-                    target_detail(target, values)?
+                    let what = format!("target `{item}`");
+                    let resolve = Resolve {
+                        values,
+                        base_dir: &context.base_dir,
+                        what: &what,
+                    };
+                    target.kind.resolve(&resolve)?.describe()
                 }
                 Phase::Refresh | Phase::Verify | Phase::VerifyAfterDisable => {
                     let hook = workflow
@@ -619,7 +478,13 @@ fn steps(
                         .iter()
                         .find(|h| h.id == item)
                         .expect("a step per hook");
-                    hook_detail(&hook.kind, values, &old)?
+                    let what = format!("hook `{item}`");
+                    let resolve = Resolve {
+                        values,
+                        base_dir: &context.base_dir,
+                        what: &what,
+                    };
+                    hook.kind.resolve(&resolve)?.describe(old_key)
                 }
                 Phase::DisableOld => format!("deactivate {old}"),
                 Phase::Soak => format!("wait {} with {old} inactive", workflow.policy.soak),
@@ -633,111 +498,6 @@ fn steps(
             })
         })
         .collect()
-}
-
-fn target_detail(target: &Target, values: &Values) -> Result<String, PlanError> {
-    let what = format!("target `{}`", target.id);
-    Ok(match &target.kind {
-        TargetKind::SsmParameter(ssm) => format!(
-            "write SSM parameter {} ({})",
-            expand(&ssm.name, values, &what)?,
-            format_name(ssm.format)
-        ),
-        TargetKind::SecretsManager(secret) => format!(
-            "write a new version of secret {} ({})",
-            expand(&secret.secret_id, values, &what)?,
-            format_name(secret.format)
-        ),
-        TargetKind::CredentialsFile(file) => {
-            let profile = file
-                .profile
-                .as_ref()
-                .map(|p| expand(p, values, &what))
-                .transpose()?
-                .unwrap_or_else(|| values.user.unwrap_or_default().to_string());
-            format!(
-                "update profile [{profile}] of {}",
-                expand(&file.path, values, &what)?
-            )
-        }
-        TargetKind::EnvFile(env) => format!(
-            "update {} and {} in {}",
-            env.access_key_id_var
-                .as_deref()
-                .unwrap_or("AWS_ACCESS_KEY_ID"),
-            env.secret_access_key_var
-                .as_deref()
-                .unwrap_or("AWS_SECRET_ACCESS_KEY"),
-            expand(&env.path, values, &what)?
-        ),
-        TargetKind::Template(template) => format!(
-            "render {} from its template",
-            expand(&template.path, values, &what)?
-        ),
-        TargetKind::Exec(exec) => {
-            let argv: Vec<String> = exec
-                .command
-                .iter()
-                .map(|t| expand(t, values, &what))
-                .collect::<Result<_, _>>()?;
-            format!(
-                "run `{}` with the new key in its environment",
-                argv.join(" ")
-            )
-        }
-    })
-}
-
-fn hook_detail(kind: &HookKind, values: &Values, old: &str) -> Result<String, PlanError> {
-    let what = "hook";
-    Ok(match kind {
-        HookKind::Http(http) => {
-            let method = http.method.unwrap_or(HttpMethod::Get).as_str();
-            format!(
-                "{method} {} expecting {}",
-                expand(&http.url, values, what)?,
-                http.expect_status.unwrap_or(200)
-            )
-        }
-        HookKind::StsIdentity(sts) => format!(
-            "wait until the new key authenticates as {} (up to {})",
-            values.user.unwrap_or_default(),
-            sts.timeout
-                .unwrap_or(crate::workflow::Duration::from_secs(60))
-        ),
-        HookKind::KeyUnused(unused) => {
-            format!("check that {old} shows no use for {}", unused.quiet_for)
-        }
-        HookKind::Exec(exec) => {
-            let argv: Vec<String> = exec
-                .command
-                .iter()
-                .map(|t| expand(t, values, what))
-                .collect::<Result<_, _>>()?;
-            format!("run {}", argv.join(" "))
-        }
-        HookKind::SsmCommand(ssm) => {
-            let count = ssm.commands.len();
-            format!(
-                "run {count} command{} on instances through SSM",
-                if count == 1 { "" } else { "s" }
-            )
-        }
-    })
-}
-
-pub fn format_name(format: SecretFormat) -> &'static str {
-    match format {
-        SecretFormat::Json => "json",
-        SecretFormat::Env => "env",
-        SecretFormat::Credentials => "credentials",
-        SecretFormat::IdOnly => "id_only",
-    }
-}
-
-pub fn rfc3339(time: OffsetDateTime) -> String {
-    time.format(&Rfc3339)
-        .expect("a time within the years 0-9999")
 }
 
 /// SHA-256 over what was observed: each user's keys (id, status, created)
@@ -774,89 +534,12 @@ pub fn observed_sha256(users: &[UserPlan]) -> String {
 mod tests {
     //! The engine with an in-memory provider: no AWS, no processes.
 
-    use std::collections::{BTreeMap, HashMap};
-
     use time::macros::datetime;
 
     use super::*;
-    use crate::providers::{AccessKey, IamUser, KeyStatus, LastUse, ProviderError, TargetState};
-    use crate::secret::{SecretString, key_id_in};
+    use crate::providers::memory::Memory;
 
     const CANARY: &str = "fake-provider-canary-secret";
-
-    /// Users, keys and SSM values held in memory.
-    #[derive(Default)]
-    struct Fake {
-        users: Vec<IamUser>,
-        keys: HashMap<String, Vec<AccessKey>>,
-        parameters: HashMap<String, String>,
-    }
-
-    impl Fake {
-        fn user(&mut self, name: &str, path: &str, keys: &[(&str, KeyStatus, i64)]) {
-            self.users.push(IamUser {
-                name: name.into(),
-                arn: format!("arn:aws:iam::111122223333:user{path}{name}"),
-                path: path.into(),
-            });
-            let now = datetime!(2026-11-29 00:00 UTC);
-            let keys = keys
-                .iter()
-                .map(|(id, status, days)| AccessKey {
-                    id: (*id).into(),
-                    status: *status,
-                    created: now - time::Duration::days(*days),
-                })
-                .collect();
-            self.keys.insert(name.into(), keys);
-        }
-    }
-
-    impl Iam for Fake {
-        async fn account_id(&self) -> Result<String, ProviderError> {
-            Ok("111122223333".into())
-        }
-        async fn list_users(
-            &self,
-            path_prefix: Option<&str>,
-        ) -> Result<Vec<IamUser>, ProviderError> {
-            Ok(self
-                .users
-                .iter()
-                .filter(|u| path_prefix.is_none_or(|p| u.path.starts_with(p)))
-                .cloned()
-                .collect())
-        }
-        async fn user_tags(&self, _: &str) -> Result<BTreeMap<String, String>, ProviderError> {
-            Ok(BTreeMap::new())
-        }
-        async fn access_keys(&self, user: &str) -> Result<Vec<AccessKey>, ProviderError> {
-            Ok(self.keys.get(user).cloned().unwrap_or_default())
-        }
-        async fn key_last_used(&self, _: &str) -> Result<LastUse, ProviderError> {
-            Ok(LastUse::default())
-        }
-    }
-
-    impl TargetReader for Fake {
-        async fn ssm_parameter(
-            &self,
-            name: &str,
-            format: SecretFormat,
-        ) -> Result<TargetState, ProviderError> {
-            Ok(match self.parameters.get(name) {
-                Some(value) => TargetState {
-                    exists: true,
-                    version: Some("1".into()),
-                    key_id: key_id_in(&SecretString::from(value.clone()), format),
-                },
-                None => TargetState::absent(),
-            })
-        }
-        async fn secret(&self, _: &str, _: SecretFormat) -> Result<TargetState, ProviderError> {
-            Ok(TargetState::absent())
-        }
-    }
 
     fn workflow(text: &str) -> crate::workflow::Workflow {
         crate::workflow::check_str(Path::new("w.yaml"), text.to_string())
@@ -864,7 +547,7 @@ mod tests {
             .workflow
     }
 
-    fn plan_of(fake: &Fake, workflow: &crate::workflow::Workflow) -> Plan {
+    fn plan_of(fake: &Memory, workflow: &crate::workflow::Workflow) -> Plan {
         let request = PlanRequest {
             workflow,
             workflow_path: Path::new("w.yaml"),
@@ -882,7 +565,7 @@ mod tests {
 
     #[test]
     fn decides_per_user_and_reads_targets_only_for_rotations() {
-        let mut fake = Fake::default();
+        let fake = Memory::default();
         fake.user(
             "ci-old",
             "/ci/",
@@ -906,9 +589,9 @@ mod tests {
             "/web/",
             &[("AKIAWEB0000000000001", KeyStatus::Active, 400)],
         );
-        fake.parameters.insert(
-            "/apps/ci-old".into(),
-            format!(r#"{{"AccessKeyId": "AKIAOLD0000000000001", "SecretAccessKey": "{CANARY}"}}"#),
+        fake.parameter(
+            "/apps/ci-old",
+            &format!(r#"{{"AccessKeyId": "AKIAOLD0000000000001", "SecretAccessKey": "{CANARY}"}}"#),
         );
         let workflow = workflow(
             "version: 1\nselect:\n  path_prefix: /ci/\ntargets:\n  - id: app\n    ssm_parameter: { name: \"/apps/${user}\" }\n",
@@ -954,7 +637,7 @@ mod tests {
 
     #[test]
     fn the_same_state_gives_the_same_plan_and_a_changed_one_another_hash() {
-        let mut fake = Fake::default();
+        let fake = Memory::default();
         fake.user(
             "ci-old",
             "/ci/",
@@ -965,11 +648,15 @@ mod tests {
         );
         let first = plan_of(&fake, &workflow);
         assert_eq!(first, plan_of(&fake, &workflow));
-        fake.keys.get_mut("ci-old").unwrap().push(AccessKey {
-            id: "AKIANEW0000000000002".into(),
-            status: KeyStatus::Inactive,
-            created: datetime!(2026-11-28 00:00 UTC),
-        });
+        let fake = Memory::default();
+        fake.user(
+            "ci-old",
+            "/ci/",
+            &[
+                ("AKIAOLD0000000000001", KeyStatus::Active, 120),
+                ("AKIANEW0000000000002", KeyStatus::Inactive, 1),
+            ],
+        );
         assert_ne!(
             first.observed_sha256,
             plan_of(&fake, &workflow).observed_sha256,

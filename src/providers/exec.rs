@@ -37,6 +37,24 @@ pub enum EnvValue<'a> {
 
 const OUTPUT_LINES: usize = 20;
 
+/// The environment of a command that gets the new credentials.
+pub fn credentials_env<'s>(
+    user: &str,
+    key_id: &str,
+    secret: &'s SecretString,
+) -> Vec<(&'static str, EnvValue<'s>)> {
+    vec![
+        ("REKEY_USER", EnvValue::Plain(user.to_string())),
+        ("AWS_ACCESS_KEY_ID", EnvValue::Plain(key_id.to_string())),
+        ("AWS_SECRET_ACCESS_KEY", EnvValue::Secret(secret)),
+    ]
+}
+
+/// An exit code for messages; `None` means a signal ended the command.
+pub fn exit_text(code: Option<i32>) -> String {
+    code.map_or_else(|| "by a signal".to_string(), |c| c.to_string())
+}
+
 pub async fn run(
     argv: &[String],
     dir: &Path,

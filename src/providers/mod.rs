@@ -7,10 +7,11 @@
 //! holds, and is dropped there.
 
 pub mod aws;
-pub mod credentials_file;
 pub mod exec;
 pub mod files;
 pub mod http;
+#[cfg(test)]
+pub mod memory;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -107,6 +108,13 @@ pub enum ErrorKind {
     #[error("{0}")]
     Other(String),
 }
+
+/// Everything apply reads and changes the world through.
+pub trait Provider:
+    Iam + IamWriter + TargetReader + ParameterStore + SecretStore + RunCommand
+{
+}
+impl<T: Iam + IamWriter + TargetReader + ParameterStore + SecretStore + RunCommand> Provider for T {}
 
 /// Reading IAM users and their keys, and who we are.
 pub trait Iam: Sync {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::graph::{EdgeKind, Phase, Step, StepGraph};
+use crate::workflow::graph::{EdgeKind, Phase, Step, StepGraph};
 
 /// The shape of `rekey graph --format json` (versioned: tools parse it).
 #[derive(Debug, Serialize)]

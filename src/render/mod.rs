@@ -1,5 +1,6 @@
 //! Rendering: turning engine results into text for people and tools.
 
+pub mod apply;
 pub mod graph;
 pub mod plan;
 pub mod style;

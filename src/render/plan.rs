@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use similar::{ChangeTag, TextDiff};
 
 use super::style::Style;
-use crate::plan::decide::short_id;
 use crate::plan::{Decision, KeyView, NEW_KEY_PLACEHOLDER, Plan, TargetView, UserPlan};
+use crate::text::short_id;
 use crate::workflow::document::SecretFormat;
 
 /// How many unchanged users are listed one by one before they are counted.

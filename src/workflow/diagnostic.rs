@@ -55,6 +55,41 @@ pub enum Part {
     Value,
 }
 
+/// A problem a target or hook kind finds in its settings, at a place in
+/// the document; validation turns it into a [`Diagnostic`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub at: Origin,
+    pub part: Part,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+pub type Problems = Vec<Problem>;
+
+impl Problem {
+    pub fn new(at: Origin, part: Part, message: impl Into<String>, hint: Option<String>) -> Self {
+        Self {
+            at,
+            part,
+            message: message.into(),
+            hint,
+        }
+    }
+
+    /// A command list with nothing in it.
+    pub fn empty_command(at: Origin) -> Self {
+        Self::new(
+            at,
+            Part::Value,
+            "the command is empty",
+            Some(
+                "give the program and its arguments, e.g. `[\"./reload.sh\", \"${user}\"]`".into(),
+            ),
+        )
+    }
+}
+
 /// One problem in a workflow file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

@@ -19,6 +19,11 @@ use super::duration::Duration;
 use super::source::DocPath;
 use super::template::Template;
 
+/// Each target and hook kind's document type lives in its own module;
+/// the registries there generate these two.
+pub use crate::hooks::HookDoc;
+pub use crate::targets::TargetDoc;
+
 /// A rekey workflow: which IAM users' access keys to rotate, where the new
 /// keys go, and how to prove that everything still works.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -159,34 +164,6 @@ pub struct StagingDoc {
     pub kms_key_id: Option<Template>,
 }
 
-/// A place the new key is written to. Exactly one kind per target.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [
-    { "required": ["ssm_parameter"] },
-    { "required": ["secrets_manager"] },
-    { "required": ["credentials_file"] },
-    { "required": ["env_file"] },
-    { "required": ["template"] },
-    { "required": ["exec"] },
-]))]
-pub struct TargetDoc {
-    /// Unique name of this target among targets and hooks.
-    pub id: String,
-    /// Ids of targets to write before this one.
-    #[serde(default)]
-    pub needs: Vec<String>,
-    /// Replace a library's target of the same id instead of clashing with it.
-    #[serde(default, rename = "override")]
-    pub overrides: bool,
-    pub ssm_parameter: Option<SsmParameterTarget>,
-    pub secrets_manager: Option<SecretsManagerTarget>,
-    pub credentials_file: Option<CredentialsFileTarget>,
-    pub env_file: Option<EnvFileTarget>,
-    pub template: Option<TemplateTarget>,
-    pub exec: Option<ExecTarget>,
-}
-
 /// How a secret is laid out where it is written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -202,85 +179,16 @@ pub enum SecretFormat {
     IdOnly,
 }
 
-/// An SSM Parameter Store parameter (SecureString unless `format: id_only`).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SsmParameterTarget {
-    pub name: Template,
-    #[serde(default)]
-    pub format: SecretFormat,
-    /// KMS key id, ARN or alias for the SecureString.
-    pub kms_key_id: Option<Template>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, Template>,
-}
-
-/// A Secrets Manager secret; the new version is staged AWSPENDING, then
-/// made AWSCURRENT.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SecretsManagerTarget {
-    pub secret_id: Template,
-    #[serde(default)]
-    pub format: SecretFormat,
-    pub kms_key_id: Option<Template>,
-}
-
-/// One profile of an AWS shared credentials file, updated in place.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialsFileTarget {
-    /// Path of the file, relative to the workflow file.
-    pub path: Template,
-    /// Profile (section) name. Default `${user}`.
-    pub profile: Option<Template>,
-}
-
-/// Two variables of a dotenv file (`NAME=value` lines), updated in place,
-/// leaving every other line as it was.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnvFileTarget {
-    /// Path of the file, relative to the workflow file.
-    pub path: Template,
-    /// Variable for the key id. Default AWS_ACCESS_KEY_ID.
-    pub access_key_id_var: Option<String>,
-    /// Variable for the secret. Default AWS_SECRET_ACCESS_KEY.
-    pub secret_access_key_var: Option<String>,
-    /// File mode, in octal (`"0600"`). Default: the file's own, or 0600 for a new file.
-    #[schemars(regex(pattern = r"^0?[0-7]{3}$"))]
-    pub mode: Option<String>,
-}
-
-/// A file rendered from a template with `{{access_key_id}}` and
-/// `{{secret_access_key}}` placeholders (and `${user}` references).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateTarget {
-    /// Path of the file written, relative to the workflow file.
-    pub path: Template,
-    /// The template, inline. Give this or `source`.
-    pub content: Option<Template>,
-    /// A file holding the template, relative to the workflow file.
-    pub source: Option<Template>,
-    /// File mode, in octal (`"0600"`). Default: the file's own, or 0600 for a new file.
-    #[schemars(regex(pattern = r"^0?[0-7]{3}$"))]
-    pub mode: Option<String>,
-}
-
-/// A command that receives the new credentials in its environment
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never in its arguments.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExecTarget {
-    /// Program and arguments; no shell is involved.
-    #[schemars(length(min = 1))]
-    pub command: Vec<Template>,
-    /// Default 60s.
-    pub timeout: Option<Duration>,
-    /// Command that undoes this target on rollback (same environment, with
-    /// the previous credentials).
-    pub rollback: Option<Vec<Template>>,
+impl SecretFormat {
+    /// The name written in a workflow file.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecretFormat::Json => "json",
+            SecretFormat::Env => "env",
+            SecretFormat::Credentials => "credentials",
+            SecretFormat::IdOnly => "id_only",
+        }
+    }
 }
 
 /// Hooks by phase, each list run in order of `needs`.
@@ -296,52 +204,6 @@ pub struct HooksDoc {
     /// After the old key is disabled: prove nothing broke.
     #[serde(default)]
     pub verify_after_disable: Vec<HookDoc>,
-}
-
-/// A reload or a check. Exactly one kind per hook.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [
-    { "required": ["http"] },
-    { "required": ["sts_identity"] },
-    { "required": ["key_unused"] },
-    { "required": ["exec"] },
-    { "required": ["ssm_command"] },
-]))]
-pub struct HookDoc {
-    /// Unique name of this hook among targets and hooks.
-    pub id: String,
-    /// Ids of hooks of the same phase to run before this one.
-    #[serde(default)]
-    pub needs: Vec<String>,
-    /// Replace a library's hook of the same id instead of clashing with it.
-    #[serde(default, rename = "override")]
-    pub overrides: bool,
-    pub http: Option<HttpHook>,
-    pub sts_identity: Option<StsIdentityHook>,
-    pub key_unused: Option<KeyUnusedHook>,
-    pub exec: Option<ExecHook>,
-    pub ssm_command: Option<SsmCommandHook>,
-}
-
-/// An HTTP request that must answer with the expected status.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpHook {
-    pub url: Template,
-    /// Default GET.
-    pub method: Option<HttpMethod>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, Template>,
-    /// Default 200.
-    #[schemars(range(min = 100, max = 599))]
-    pub expect_status: Option<u16>,
-    /// Text the response body must contain.
-    pub body_contains: Option<String>,
-    /// Default 30s.
-    pub timeout: Option<Duration>,
-    /// Further attempts, with backoff, before the hook fails. Default 2.
-    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -366,55 +228,6 @@ impl HttpMethod {
             HttpMethod::Delete => "DELETE",
         }
     }
-}
-
-/// Polls STS GetCallerIdentity with the new key until it answers as the
-/// rotated user.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StsIdentityHook {
-    /// Give up after this long. Default 60s.
-    pub timeout: Option<Duration>,
-}
-
-/// The old key must show no use (GetAccessKeyLastUsed) after the refresh
-/// phase ended, watched for `quiet_for`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyUnusedHook {
-    pub quiet_for: Duration,
-}
-
-/// A command that must exit with the expected code.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExecHook {
-    #[schemars(length(min = 1))]
-    pub command: Vec<Template>,
-    /// Default 60s.
-    pub timeout: Option<Duration>,
-    /// Default 0.
-    pub expect_exit: Option<i32>,
-    /// Pass the new credentials in the environment. Default false.
-    #[serde(default)]
-    pub with_credentials: bool,
-}
-
-/// Runs shell commands on instances through SSM Run Command
-/// (AWS-RunShellScript) and waits for every invocation.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SsmCommandHook {
-    #[schemars(length(min = 1))]
-    pub commands: Vec<Template>,
-    /// Instance ids; or give `instance_tags`.
-    #[serde(default)]
-    pub instance_ids: Vec<Template>,
-    /// Instances carrying these tags.
-    #[serde(default)]
-    pub instance_tags: BTreeMap<String, Template>,
-    /// Default 5m.
-    pub timeout: Option<Duration>,
 }
 
 /// How carefully to rotate. In a library, these are defaults that the using
@@ -494,11 +307,15 @@ pub trait Templates {
     fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>);
 }
 
-fn each<'a>(items: &'a mut [Template], at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
+pub fn each<'a>(
+    items: &'a mut [Template],
+    at: &DocPath,
+    out: &mut Vec<(DocPath, &'a mut Template)>,
+) {
     out.extend(items.iter_mut().enumerate().map(|(i, t)| (at.index(i), t)));
 }
 
-fn each_value<'a>(
+pub fn each_value<'a>(
     map: &'a mut BTreeMap<String, Template>,
     at: &DocPath,
     out: &mut Vec<(DocPath, &'a mut Template)>,
@@ -506,7 +323,7 @@ fn each_value<'a>(
     out.extend(map.iter_mut().map(|(k, t)| (at.key(k.as_str()), t)));
 }
 
-fn maybe<'a>(
+pub fn maybe<'a>(
     field: &'a mut Option<Template>,
     at: DocPath,
     out: &mut Vec<(DocPath, &'a mut Template)>,
@@ -529,61 +346,5 @@ impl Templates for StagingDoc {
     fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
         maybe(&mut self.ssm_parameter, at.key("ssm_parameter"), out);
         maybe(&mut self.kms_key_id, at.key("kms_key_id"), out);
-    }
-}
-
-impl Templates for TargetDoc {
-    fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
-        if let Some(ssm) = &mut self.ssm_parameter {
-            let at = at.key("ssm_parameter");
-            out.push((at.key("name"), &mut ssm.name));
-            maybe(&mut ssm.kms_key_id, at.key("kms_key_id"), out);
-            each_value(&mut ssm.tags, &at.key("tags"), out);
-        }
-        if let Some(secret) = &mut self.secrets_manager {
-            let at = at.key("secrets_manager");
-            out.push((at.key("secret_id"), &mut secret.secret_id));
-            maybe(&mut secret.kms_key_id, at.key("kms_key_id"), out);
-        }
-        if let Some(file) = &mut self.credentials_file {
-            let at = at.key("credentials_file");
-            out.push((at.key("path"), &mut file.path));
-            maybe(&mut file.profile, at.key("profile"), out);
-        }
-        if let Some(file) = &mut self.env_file {
-            out.push((at.key("env_file").key("path"), &mut file.path));
-        }
-        if let Some(template) = &mut self.template {
-            let at = at.key("template");
-            out.push((at.key("path"), &mut template.path));
-            maybe(&mut template.content, at.key("content"), out);
-            maybe(&mut template.source, at.key("source"), out);
-        }
-        if let Some(exec) = &mut self.exec {
-            let at = at.key("exec");
-            each(&mut exec.command, &at.key("command"), out);
-            if let Some(rollback) = &mut exec.rollback {
-                each(rollback, &at.key("rollback"), out);
-            }
-        }
-    }
-}
-
-impl Templates for HookDoc {
-    fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
-        if let Some(http) = &mut self.http {
-            let at = at.key("http");
-            out.push((at.key("url"), &mut http.url));
-            each_value(&mut http.headers, &at.key("headers"), out);
-        }
-        if let Some(exec) = &mut self.exec {
-            each(&mut exec.command, &at.key("exec").key("command"), out);
-        }
-        if let Some(ssm) = &mut self.ssm_command {
-            let at = at.key("ssm_command");
-            each(&mut ssm.commands, &at.key("commands"), out);
-            each(&mut ssm.instance_ids, &at.key("instance_ids"), out);
-            each_value(&mut ssm.instance_tags, &at.key("instance_tags"), out);
-        }
     }
 }

@@ -8,6 +8,7 @@
 pub mod diagnostic;
 pub mod document;
 pub mod duration;
+pub mod graph;
 pub mod loader;
 mod messages;
 pub mod model;

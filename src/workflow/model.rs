@@ -6,13 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use super::document::{
-    CredentialsFileTarget, DocKind, EnvFileTarget, ExecHook, ExecTarget, HttpHook, KeyUnusedHook,
-    MakeRoom, OnVerifyFailure, SecretsManagerTarget, SsmCommandHook, SsmParameterTarget,
-    StsIdentityHook, TemplateTarget, Weekday,
-};
+use super::document::{DocKind, MakeRoom, OnVerifyFailure, Weekday};
 use super::duration::Duration;
 use super::template::Template;
+pub use crate::hooks::HookKind;
+pub use crate::targets::TargetKind;
 
 #[derive(Debug, Clone)]
 pub struct Workflow {
@@ -63,40 +61,6 @@ pub struct Target {
     pub kind: TargetKind,
 }
 
-#[derive(Debug, Clone)]
-pub enum TargetKind {
-    SsmParameter(SsmParameterTarget),
-    SecretsManager(SecretsManagerTarget),
-    CredentialsFile(CredentialsFileTarget),
-    EnvFile(EnvFileTarget),
-    Template(TemplateTarget),
-    Exec(ExecTarget),
-}
-
-impl TargetKind {
-    /// Every target kind's key, in the order the docs list them.
-    pub const KEYS: [&'static str; 6] = [
-        "ssm_parameter",
-        "secrets_manager",
-        "credentials_file",
-        "env_file",
-        "template",
-        "exec",
-    ];
-
-    /// The key that names this kind in a workflow file.
-    pub fn key(&self) -> &'static str {
-        match self {
-            TargetKind::SsmParameter(_) => "ssm_parameter",
-            TargetKind::SecretsManager(_) => "secrets_manager",
-            TargetKind::CredentialsFile(_) => "credentials_file",
-            TargetKind::EnvFile(_) => "env_file",
-            TargetKind::Template(_) => "template",
-            TargetKind::Exec(_) => "exec",
-        }
-    }
-}
-
 /// When a hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HookPhase {
@@ -131,31 +95,6 @@ pub struct Hook {
     pub phase: HookPhase,
     pub needs: Vec<String>,
     pub kind: HookKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum HookKind {
-    Http(HttpHook),
-    StsIdentity(StsIdentityHook),
-    KeyUnused(KeyUnusedHook),
-    Exec(ExecHook),
-    SsmCommand(SsmCommandHook),
-}
-
-impl HookKind {
-    /// Every hook kind's key.
-    pub const KEYS: [&'static str; 5] =
-        ["http", "sts_identity", "key_unused", "exec", "ssm_command"];
-
-    pub fn key(&self) -> &'static str {
-        match self {
-            HookKind::Http(_) => "http",
-            HookKind::StsIdentity(_) => "sts_identity",
-            HookKind::KeyUnused(_) => "key_unused",
-            HookKind::Exec(_) => "exec",
-            HookKind::SsmCommand(_) => "ssm_command",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

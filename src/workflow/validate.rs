@@ -9,15 +9,15 @@
 
 use std::collections::HashMap;
 
-use super::diagnostic::{Diagnostic, Diagnostics, Location, Part, did_you_mean, one_of};
+use super::diagnostic::{Diagnostic, Diagnostics, Location, Part, Problems, did_you_mean, one_of};
 use super::document::{DocKind, HookDoc, MakeRoom, OnVerifyFailure, TargetDoc, WindowDoc};
+use super::graph::{MakeRoomStep, StepGraph};
 use super::loader::{Merged, Placed};
 use super::model::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_KEY_AGE, DEFAULT_SOAK, Hook, HookKind, HookPhase,
     MAX_CONCURRENCY, Param, Policy, Selection, Staging, Target, TargetKind, Window, Workflow,
 };
 use super::source::{DocPath, Origin, Sources};
-use crate::graph::{MakeRoomStep, StepGraph};
 
 pub fn validate(
     merged: Merged,
@@ -221,39 +221,13 @@ impl Checker<'_> {
 
     fn target(&mut self, placed: &Placed<TargetDoc>) -> Option<Target> {
         let doc = &placed.item;
-        let mut kinds = Vec::new();
-        if let Some(k) = &doc.ssm_parameter {
-            kinds.push(TargetKind::SsmParameter(k.clone()));
-        }
-        if let Some(k) = &doc.secrets_manager {
-            kinds.push(TargetKind::SecretsManager(k.clone()));
-        }
-        if let Some(k) = &doc.credentials_file {
-            kinds.push(TargetKind::CredentialsFile(k.clone()));
-        }
-        if let Some(k) = &doc.env_file {
-            kinds.push(TargetKind::EnvFile(k.clone()));
-        }
-        if let Some(k) = &doc.template {
-            kinds.push(TargetKind::Template(k.clone()));
-        }
-        if let Some(k) = &doc.exec {
-            kinds.push(TargetKind::Exec(k.clone()));
-        }
+        let mut kinds = doc.kinds();
         let keys: Vec<&str> = kinds.iter().map(TargetKind::key).collect();
-        self.one_kind(&placed.origin, "target", &doc.id, &keys, &TargetKind::KEYS)?;
+        self.one_kind(&placed.origin, "target", &doc.id, &keys, TargetKind::KEYS)?;
         let kind = kinds.pop()?;
-        self.file_target(&placed.origin, &kind);
-        if let TargetKind::Exec(exec) = &kind {
-            let at = placed.origin.key("exec").key("command");
-            self.command(&at, exec.command.is_empty());
-            if let Some(rollback) = &exec.rollback {
-                self.command(
-                    &placed.origin.key("exec").key("rollback"),
-                    rollback.is_empty(),
-                );
-            }
-        }
+        let mut problems = Problems::new();
+        kind.check(&placed.origin.key(kind.key()), &mut problems);
+        self.problems(problems);
         Some(Target {
             id: doc.id.clone(),
             needs: doc.needs.clone(),
@@ -263,70 +237,13 @@ impl Checker<'_> {
 
     fn hook(&mut self, phase: HookPhase, placed: &Placed<HookDoc>) -> Option<Hook> {
         let doc = &placed.item;
-        let mut kinds = Vec::new();
-        if let Some(k) = &doc.http {
-            kinds.push(HookKind::Http(k.clone()));
-        }
-        if let Some(k) = &doc.sts_identity {
-            kinds.push(HookKind::StsIdentity(k.clone()));
-        }
-        if let Some(k) = &doc.key_unused {
-            kinds.push(HookKind::KeyUnused(k.clone()));
-        }
-        if let Some(k) = &doc.exec {
-            kinds.push(HookKind::Exec(k.clone()));
-        }
-        if let Some(k) = &doc.ssm_command {
-            kinds.push(HookKind::SsmCommand(k.clone()));
-        }
+        let mut kinds = doc.kinds();
         let keys: Vec<&str> = kinds.iter().map(HookKind::key).collect();
-        self.one_kind(&placed.origin, "hook", &doc.id, &keys, &HookKind::KEYS)?;
+        self.one_kind(&placed.origin, "hook", &doc.id, &keys, HookKind::KEYS)?;
         let kind = kinds.pop()?;
-        let at = placed.origin.key(kind.key());
-        match &kind {
-            HookKind::KeyUnused(_) if phase != HookPhase::Verify => {
-                let message = format!("`key_unused` cannot run in `{}`", phase.key());
-                let hint =
-                    "it watches the old key while it is still active: put it under `hooks.verify`";
-                self.error(&at, Part::Key, message, Some(hint.into()));
-            }
-            HookKind::Exec(exec) => self.command(&at.key("command"), exec.command.is_empty()),
-            HookKind::SsmCommand(ssm) => {
-                self.command(&at.key("commands"), ssm.commands.is_empty());
-                if ssm.instance_ids.is_empty() && ssm.instance_tags.is_empty() {
-                    let hint = "say which instances with `instance_ids:` or `instance_tags:`";
-                    self.error(
-                        &at,
-                        Part::Key,
-                        "`ssm_command` names no instances",
-                        Some(hint.into()),
-                    );
-                }
-            }
-            HookKind::Http(http) => {
-                let url = http.url.as_str();
-                if !url.starts_with("${")
-                    && !url.starts_with("http://")
-                    && !url.starts_with("https://")
-                {
-                    self.error(
-                        &at.key("url"),
-                        Part::Value,
-                        format!("`{url}` is not an http:// or https:// URL"),
-                        None,
-                    );
-                }
-                if let Some(status) = http.expect_status.filter(|s| !(100..=599).contains(s)) {
-                    self.error(
-                        &at.key("expect_status"),
-                        Part::Value,
-                        format!("{status} is not an HTTP status"),
-                        Some("use a status from 100 to 599".into()),
-                    );
-                }
-            }
-            _ => {}
-        }
+        let mut problems = Problems::new();
+        kind.check(&placed.origin.key(kind.key()), phase, &mut problems);
+        self.problems(problems);
         Some(Hook {
             id: doc.id.clone(),
             phase,
@@ -335,38 +252,10 @@ impl Checker<'_> {
         })
     }
 
-    /// A template's content and a file mode are checked here, not first
-    /// when a plan reads them.
-    fn file_target(&mut self, origin: &Origin, kind: &TargetKind) {
-        let (at, mode) = match kind {
-            TargetKind::EnvFile(env) => (origin.key("env_file"), &env.mode),
-            TargetKind::Template(template) => {
-                let at = origin.key("template");
-                match (&template.content, &template.source) {
-                    (Some(_), Some(_)) => self.error(&at.key("source"), Part::Key, "a template has `content` and `source`", Some("keep one of them".into())),
-                    (None, None) => self.error(&at, Part::Key, "a template needs `content` or `source`", Some("write the template inline under `content:`, or name a file with `source:`".into())),
-                    (Some(content), None) => {
-                        for unknown in crate::providers::files::unknown_placeholders(content.as_str()) {
-                            let message = format!("`{{{{{unknown}}}}}` is not a template placeholder");
-                            self.error(&at.key("content"), Part::Value, message, Some("use {{access_key_id}} and {{secret_access_key}}; `${user}` and the like work too".into()));
-                        }
-                    }
-                    (None, Some(_)) => {}
-                }
-                (at, &template.mode)
-            }
-            _ => return,
-        };
-        if let Some(text) = mode
-            .as_deref()
-            .filter(|m| crate::providers::files::parse_mode(m).is_none())
-        {
-            self.error(
-                &at.key("mode"),
-                Part::Value,
-                format!("`{text}` is not a file mode"),
-                Some("write it in octal, quoted: \"0600\"".into()),
-            );
+    /// What a target or hook kind found in its own settings.
+    fn problems(&mut self, problems: Problems) {
+        for problem in problems {
+            self.error(&problem.at, problem.part, problem.message, problem.hint);
         }
     }
 
@@ -398,20 +287,6 @@ impl Checker<'_> {
                 self.error(&at.key(*second), Part::Key, message, Some(hint));
                 None
             }
-        }
-    }
-
-    fn command(&mut self, at: &Origin, empty: bool) {
-        if empty {
-            self.error(
-                at,
-                Part::Value,
-                "the command is empty",
-                Some(
-                    "give the program and its arguments, e.g. `[\"./reload.sh\", \"${user}\"]`"
-                        .into(),
-                ),
-            );
         }
     }
 

@@ -121,7 +121,12 @@ impl Account {
 
     /// An SSM SecureString holding `key_id` and the canary secret as JSON.
     pub fn ssm_json(&self, name: &str, key_id: &str) {
-        let value = format!(r#"{{"AccessKeyId": "{key_id}", "SecretAccessKey": "{CANARY}"}}"#);
+        self.ssm_put(name, key_id, CANARY);
+    }
+
+    /// Writes (or overwrites) an SSM SecureString with `key_id` and `secret` as JSON.
+    pub fn ssm_put(&self, name: &str, key_id: &str, secret: &str) {
+        let value = format!(r#"{{"AccessKeyId": "{key_id}", "SecretAccessKey": "{secret}"}}"#);
         self.runtime
             .block_on(
                 self.ssm
@@ -129,6 +134,7 @@ impl Account {
                     .name(name)
                     .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
                     .value(value)
+                    .overwrite(true)
                     .send(),
             )
             .unwrap();

@@ -581,6 +581,93 @@ fn without_approval_nothing_changes() {
     assert_eq!(account.keys(&users[0].0), [(users[0].1.clone(), true)]);
 }
 
+/// A journal the previous rekey (first journal format) wrote, killed after
+/// recording the profile's intent: the new key exists and is staged, the
+/// parameter holds it, the profile still holds the old one.
+#[test]
+fn a_rotation_the_previous_version_left_in_progress_is_finished() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old_key) = &users[0];
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: works\n      sts_identity: { timeout: 20s }\npolicy:\n  soak: 0s\n",
+    );
+    let (new_key, new_secret) = account.key(user);
+    let staged = format!(r#"{{"AccessKeyId": "{new_key}", "SecretAccessKey": "{new_secret}"}}"#);
+    std::fs::create_dir_all(setup.path().join(".rekey/staging")).unwrap();
+    std::fs::create_dir_all(setup.path().join(".rekey/backups")).unwrap();
+    std::fs::write(
+        setup.path().join(format!(".rekey/staging/{user}.json")),
+        staged,
+    )
+    .unwrap();
+    account.ssm_put(
+        &format!("/{}/{user}/aws", account.id),
+        &new_key,
+        &new_secret,
+    );
+    let credentials = format!(
+        "# CI runners\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\n\n[{user}]\naws_access_key_id = {old_key}\naws_secret_access_key = {CANARY}\n"
+    );
+    std::fs::write(setup.path().join("credentials"), &credentials).unwrap();
+    std::fs::write(
+        setup.path().join(format!(
+            ".rekey/backups/{user}_2026-11-30T04_53_49_009919672Z.profile"
+        )),
+        &credentials,
+    )
+    .unwrap();
+    let fixture = std::fs::read_to_string(
+        crate::support::root().join("tests/fixtures/journal-v1/interrupted-distribute.jsonl"),
+    )
+    .unwrap();
+    let arn = format!("arn:aws:iam::123456789012:user{}{user}", account.path());
+    let journal = fixture
+        .replace("{OLD_KEY}", old_key)
+        .replace("{NEW_KEY}", &new_key)
+        .replace("{USER}", user)
+        .replace("{ARN}", &arn);
+    std::fs::write(setup.path().join(".rekey/journal.jsonl"), journal).unwrap();
+
+    let run = setup.apply();
+    run.exits(0);
+    assert!(
+        run.stdout.contains(
+            "resuming the rotation begun 2026-11-30T04:53:49Z (last step: distribute:profile)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_rotated(&account, &setup, &users);
+    assert_eq!(
+        account.keys(user),
+        [(new_key.clone(), true)],
+        "the key the earlier run created is the one kept"
+    );
+    let param = account
+        .param(&format!("/{}/{user}/aws", account.id))
+        .unwrap();
+    assert!(
+        param.contains(&new_secret),
+        "the parameter holds the secret IAM issued"
+    );
+    let credentials = std::fs::read_to_string(setup.path().join("credentials")).unwrap();
+    assert!(
+        credentials.contains(&format!(
+            "aws_access_key_id = {new_key}\naws_secret_access_key = {new_secret}\n"
+        )),
+        "the profile holds the secret IAM issued"
+    );
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert!(
+        status.stdout.contains(&format!("{user}: done")),
+        "{}",
+        status.stdout
+    );
+}
+
 #[test]
 fn no_secret_reaches_an_output_the_journal_or_a_plan() {
     let account = Account::new();

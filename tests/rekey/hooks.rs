@@ -182,8 +182,9 @@ fn ssm_command_runs_on_the_instances_and_waits_for_each() {
         run.stdout
     );
     assert!(
-        setup.journal().contains("\"instances\":\"2\""),
-        "both invocations were awaited"
+        setup.journal().contains("\"instances\":2}"),
+        "both invocations were awaited: {}",
+        setup.journal()
     );
     assert_rotated(&account, &setup, &users);
 }

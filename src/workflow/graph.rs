@@ -20,7 +20,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use crate::workflow::model::{HookPhase, Workflow};
+use super::model::{HookPhase, Workflow};
 
 /// The phases of a rotation, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,6 +67,10 @@ impl Phase {
         }
     }
 
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     fn of_hooks(phase: HookPhase) -> Self {
         match phase {
             HookPhase::Refresh => Phase::Refresh,
@@ -96,10 +100,66 @@ pub struct Step {
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.id().fmt(f)
+    }
+}
+
+impl Step {
+    /// The step's name, as the journal and `--until` know it.
+    pub fn id(&self) -> StepId {
+        StepId {
+            phase: self.phase,
+            item: self.item.clone(),
+        }
+    }
+}
+
+/// A step's name: its phase, and the target or hook for per-item phases.
+/// Written `distribute:app` (or `create`) in the journal and in output.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepId {
+    pub phase: Phase,
+    pub item: Option<String>,
+}
+
+impl StepId {
+    pub fn of(phase: Phase) -> Self {
+        Self { phase, item: None }
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.item {
             Some(item) => write!(f, "{}:{item}", self.phase),
             None => f.write_str(self.phase.name()),
         }
+    }
+}
+
+impl std::str::FromStr for StepId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (phase, item) = match text.split_once(':') {
+            Some((phase, item)) => (phase, Some(item.to_string())),
+            None => (text, None),
+        };
+        let phase = Phase::from_name(phase).ok_or_else(|| format!("`{text}` is not a step"))?;
+        Ok(Self { phase, item })
+    }
+}
+
+impl serde::Serialize for StepId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StepId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,9 +1,85 @@
-//! An AWS shared credentials file (`~/.aws/credentials` style): which access
-//! key id a profile holds, and replacing one profile's key in place, leaving
-//! every other profile, comment and the file's mode as they were.
+//! The `credentials_file` target: one profile of an AWS shared credentials
+//! file (`~/.aws/credentials` style). Which access key id a profile holds,
+//! and replacing one profile's key in place, leaving every other profile,
+//! comment and the file's mode as they were.
 
-use super::TargetState;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::file::{FileFormat, LocalFile};
+use super::{ActionError, Kind, Resolve};
+use crate::providers::TargetState;
 use crate::secret::{ExposeSecret, SecretString, looks_like_key_id};
+use crate::workflow::document::{SecretFormat, Templates, maybe};
+use crate::workflow::source::DocPath;
+use crate::workflow::template::Template;
+
+/// One profile of an AWS shared credentials file, updated in place.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsFileTarget {
+    /// Path of the file, relative to the workflow file.
+    pub path: Template,
+    /// Profile (section) name. Default `${user}`.
+    pub profile: Option<Template>,
+}
+
+impl Templates for CredentialsFileTarget {
+    fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
+        out.push((at.key("path"), &mut self.path));
+        maybe(&mut self.profile, at.key("profile"), out);
+    }
+}
+
+/// The profile a credentials file target writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+}
+
+impl Kind for CredentialsFileTarget {
+    type Resolved = LocalFile<Profile>;
+
+    fn resolve(&self, cx: &Resolve<'_>) -> Result<LocalFile<Profile>, ActionError> {
+        let path = cx.expand(&self.path)?;
+        let name = match &self.profile {
+            Some(profile) => cx.expand(profile)?,
+            None => cx.values.user.unwrap_or_default().to_string(),
+        };
+        Ok(LocalFile {
+            path: cx.base_dir.join(&path),
+            written: path,
+            format: Profile { name },
+            mode: None,
+        })
+    }
+}
+
+impl FileFormat for Profile {
+    fn held_key(&self, text: &str) -> Option<String> {
+        profile_state(text, &self.name).key_id
+    }
+
+    fn check(&self, text: &str) -> Result<(), String> {
+        check(text)
+    }
+
+    fn render(&self, text: &str, key_id: &str, secret: &SecretString) -> SecretString {
+        SecretString::from(with_profile(text, &self.name, key_id, secret))
+    }
+
+    fn resource(&self, path: &str) -> String {
+        format!("{path} [{}]", self.name)
+    }
+
+    fn describe(&self, path: &str) -> String {
+        format!("update profile [{}] of {path}", self.name)
+    }
+
+    fn secret_format(&self) -> Option<SecretFormat> {
+        Some(SecretFormat::Credentials)
+    }
+}
 
 /// The state of `profile` in credentials-file `text`.
 pub fn profile_state(text: &str, profile: &str) -> TargetState {

@@ -1,0 +1,326 @@
+//! The apply use case against an account in memory: no emulator, no
+//! process. Rotations converge with every target holding the secret IAM
+//! issued; a call that fails at any step is finished by the next apply; a
+//! failed verification puts every target back; a journal of the first
+//! format is resumed.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::providers::memory::Memory;
+use crate::providers::{IamWriter, KeyStatus};
+
+const WORKFLOW: &str = "version: 1
+name: unit
+select:
+  path_prefix: /app/
+  max_key_age: 1d
+targets:
+  - id: param
+    ssm_parameter: { name: \"/app/${user}\" }
+  - id: profile
+    credentials_file: { path: credentials }
+policy:
+  soak: 0s
+hooks:
+  verify:
+    - id: works
+      sts_identity: { timeout: 2s }
+";
+
+const FILE_BEFORE: &str = "# shared by the team\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\n\n[app-1]\naws_access_key_id = AKIAOLD0000000000001\naws_secret_access_key = secret-of-AKIAOLD0000000000001\n";
+
+struct World {
+    dir: tempfile::TempDir,
+    account: Memory,
+}
+
+impl World {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("workflow.yaml"),
+            format!("{WORKFLOW}{extra}"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("credentials"), FILE_BEFORE).unwrap();
+        let account = Memory::default();
+        account.user(
+            "app-1",
+            "/app/",
+            &[("AKIAOLD0000000000001", KeyStatus::Active, 120)],
+        );
+        account.parameter(
+            "/app/app-1",
+            r#"{"AccessKeyId": "AKIAOLD0000000000001", "SecretAccessKey": "secret-of-AKIAOLD0000000000001"}"#,
+        );
+        Self { dir, account }
+    }
+
+    fn workflow(&self) -> PathBuf {
+        self.dir.path().join("workflow.yaml")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join(".rekey")
+    }
+
+    /// One apply; `fail` names a call that fails once after planning.
+    fn apply(&self, fail: Option<&'static str>) -> Report {
+        let prepared = prepare(&self.workflow(), Vec::new()).unwrap();
+        let session = Session::open(&prepared, self.state_dir()).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let plan = session
+                    .plan(&prepared, &self.account, None, 4)
+                    .await
+                    .unwrap();
+                if let Some(action) = fail {
+                    self.account.fail_once(action);
+                }
+                session
+                    .execute(&prepared, &plan, &self.account, None, &|_| {})
+                    .await
+            })
+    }
+
+    fn file(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("credentials")).unwrap()
+    }
+
+    /// One active key, and every target holds it with the secret IAM
+    /// issued; staging is empty; the other profile is untouched.
+    fn assert_rotated(&self) {
+        let keys = self.account.keys_of("app-1");
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let (id, status, secret) = &keys[0];
+        assert_eq!(*status, KeyStatus::Active);
+        assert_ne!(id, "AKIAOLD0000000000001");
+        let parameter = self.account.parameter_now("/app/app-1").unwrap();
+        assert!(
+            parameter.contains(id.as_str()) && parameter.contains(secret.as_str()),
+            "{parameter}"
+        );
+        let file = self.file();
+        assert!(
+            file.contains(&format!(
+                "[app-1]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
+            )),
+            "{file}"
+        );
+        assert!(file.starts_with("# shared by the team\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\n"));
+        assert_staging_empty(&self.state_dir());
+    }
+
+    /// The old key active and alone; every target as it was.
+    fn assert_rolled_back(&self) {
+        let keys = self.account.keys_of("app-1");
+        assert_eq!(
+            keys,
+            [(
+                "AKIAOLD0000000000001".to_string(),
+                KeyStatus::Active,
+                "secret-of-AKIAOLD0000000000001".to_string()
+            )]
+        );
+        let parameter = self.account.parameter_now("/app/app-1").unwrap();
+        assert!(
+            parameter.contains("AKIAOLD0000000000001")
+                && parameter.contains("secret-of-AKIAOLD0000000000001"),
+            "{parameter}"
+        );
+        assert_eq!(self.file(), FILE_BEFORE);
+        assert_staging_empty(&self.state_dir());
+    }
+}
+
+fn assert_staging_empty(state_dir: &Path) {
+    let staged: Vec<_> = std::fs::read_dir(state_dir.join("staging"))
+        .unwrap()
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
+}
+
+fn outcome(report: &Report) -> &Outcome {
+    &report.outcomes[0].1
+}
+
+#[test]
+fn a_rotation_converges_with_the_secret_iam_issued_in_every_target() {
+    let world = World::new("");
+    let report = world.apply(None);
+    assert_eq!(outcome(&report), &Outcome::Finished, "{report:?}");
+    assert_eq!(report.exit(), Exit::Success);
+    world.assert_rotated();
+    let again = world.apply(None);
+    assert!(again.outcomes.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_call_that_fails_at_any_step_is_finished_by_the_next_apply() {
+    for action in [
+        "iam:ListAccessKeys",
+        "iam:CreateAccessKey",
+        "ssm:PutParameter",
+        "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+    ] {
+        let world = World::new("");
+        let first = world.apply(Some(action));
+        assert!(
+            matches!(outcome(&first), Outcome::Failed { .. }),
+            "{action}: {first:?}"
+        );
+        assert_eq!(first.exit(), Exit::Error);
+        let second = world.apply(None);
+        assert_eq!(outcome(&second), &Outcome::Finished, "{action}: {second:?}");
+        world.assert_rotated();
+    }
+}
+
+#[test]
+fn a_rotation_stopped_after_each_phase_resumes_with_the_key_it_created() {
+    for until in [Phase::Create, Phase::Distribute, Phase::Verify] {
+        let world = World::new("");
+        let prepared = prepare(&world.workflow(), Vec::new()).unwrap();
+        let session = Session::open(&prepared, world.state_dir()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let report = runtime.block_on(async {
+            let plan = session
+                .plan(&prepared, &world.account, None, 4)
+                .await
+                .unwrap();
+            session
+                .execute(&prepared, &plan, &world.account, Some(until), &|_| {})
+                .await
+        });
+        assert_eq!(outcome(&report), &Outcome::Stopped { after: until });
+        drop(prepared);
+        let created: Vec<String> = world
+            .account
+            .keys_of("app-1")
+            .into_iter()
+            .map(|(id, ..)| id)
+            .filter(|id| id != "AKIAOLD0000000000001")
+            .collect();
+        assert_eq!(created.len(), 1, "{until}: {created:?}");
+        assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+        world.assert_rotated();
+        assert_eq!(
+            world.account.keys_of("app-1")[0].0,
+            created[0],
+            "{until}: the resumed run finished the key the first one created"
+        );
+    }
+}
+
+#[test]
+fn a_failed_verification_puts_every_target_back() {
+    let world = World::new(
+        "    - id: health\n      exec: { command: [sh, -c, \"exit 7\"] }\n      needs: [works]\n",
+    );
+    let report = world.apply(None);
+    let Outcome::RolledBack { reason } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(reason.contains("hook `health`"), "{reason}");
+    assert_eq!(report.exit(), Exit::VerifyFailed);
+    world.assert_rolled_back();
+}
+
+#[test]
+fn a_failed_restore_halts_and_says_why() {
+    let world = World::new(
+        "    - id: health\n      exec: { command: [sh, -c, \"exit 7\"] }\n      needs: [works]\n",
+    );
+    let prepared = prepare(&world.workflow(), Vec::new()).unwrap();
+    let session = Session::open(&prepared, world.state_dir()).unwrap();
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let plan = session
+                .plan(&prepared, &world.account, None, 4)
+                .await
+                .unwrap();
+            // The verification fails before disable-old: the rollback's
+            // first call is the new key's deletion, which fails here.
+            world.account.fail_once("iam:DeleteAccessKey");
+            session
+                .execute(&prepared, &plan, &world.account, None, &|_| {})
+                .await
+        });
+    let Outcome::Halted { reason } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(
+        reason.contains("then rollback failed: iam:DeleteAccessKey"),
+        "{reason}"
+    );
+}
+
+/// A journal the previous version wrote, cut after the profile's intent:
+/// the parameter holds the new key, the profile still the old one.
+#[test]
+fn a_rotation_begun_by_the_previous_version_is_finished() {
+    let world = World::new("");
+    let new_key = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(world.account.create_access_key("app-1"))
+        .unwrap();
+    let new_secret = crate::secret::ExposeSecret::expose_secret(&new_key.secret).to_string();
+    let staging = world.state_dir().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(
+        staging.join("app-1.json"),
+        format!(
+            r#"{{"AccessKeyId": "{}", "SecretAccessKey": "{new_secret}"}}"#,
+            new_key.id
+        ),
+    )
+    .unwrap();
+    world.account.parameter(
+        "/app/app-1",
+        &format!(
+            r#"{{"AccessKeyId": "{}", "SecretAccessKey": "{new_secret}"}}"#,
+            new_key.id
+        ),
+    );
+    let backup = world.state_dir().join("backups/app-1_r.profile");
+    std::fs::create_dir_all(backup.parent().unwrap()).unwrap();
+    std::fs::write(&backup, FILE_BEFORE).unwrap();
+    let journal = [
+        format!(
+            r#"{{"time":"2026-11-30T04:53:49.0Z","rotation":"app-1@r","user":"app-1","event":"begin","data":{{"arn":"{}","old_key":"AKIAOLD0000000000001"}}}}"#,
+            world.account.arn("app-1")
+        ),
+        r#"{"time":"2026-11-30T04:53:49.1Z","rotation":"app-1@r","user":"app-1","event":"intent","step":"create","data":{"keys_before":"AKIAOLD0000000000001"}}"#.to_string(),
+        format!(
+            r#"{{"time":"2026-11-30T04:53:49.2Z","rotation":"app-1@r","user":"app-1","event":"done","step":"create","data":{{"new_key":"{}","staged":"file s"}}}}"#,
+            new_key.id
+        ),
+        r#"{"time":"2026-11-30T04:53:49.3Z","rotation":"app-1@r","user":"app-1","event":"intent","step":"distribute:param","data":{"previous_exists":"true","previous_version":"1"}}"#.to_string(),
+        r#"{"time":"2026-11-30T04:53:49.4Z","rotation":"app-1@r","user":"app-1","event":"done","step":"distribute:param","data":{"version":"2"}}"#.to_string(),
+        format!(
+            r#"{{"time":"2026-11-30T04:53:49.5Z","rotation":"app-1@r","user":"app-1","event":"intent","step":"distribute:profile","data":{{"backup":"{}","previous_exists":"true"}}}}"#,
+            backup.display()
+        ),
+    ];
+    std::fs::write(
+        world.state_dir().join(journal::FILE_NAME),
+        journal.join("\n") + "\n",
+    )
+    .unwrap();
+    let report = world.apply(None);
+    assert_eq!(outcome(&report), &Outcome::Finished, "{report:?}");
+    world.assert_rotated();
+    assert_eq!(world.account.keys_of("app-1")[0].0, new_key.id);
+}

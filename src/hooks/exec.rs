@@ -1,0 +1,101 @@
+//! The `exec` hook: a command that must exit with the expected code. It
+//! gets the new key's id, and its secret too only with `with_credentials`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Kind, Resolved, Run, Verdict};
+use crate::providers::Provider;
+use crate::providers::exec::{self, EnvValue};
+use crate::targets::{ActionError, Resolve};
+use crate::workflow::Duration;
+use crate::workflow::diagnostic::{Problem, Problems};
+use crate::workflow::document::{Templates, each};
+use crate::workflow::model::HookPhase;
+use crate::workflow::source::{DocPath, Origin};
+use crate::workflow::template::Template;
+
+/// A command that must exit with the expected code.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecHook {
+    #[schemars(length(min = 1))]
+    pub command: Vec<Template>,
+    /// Default 60s.
+    pub timeout: Option<Duration>,
+    /// Default 0.
+    pub expect_exit: Option<i32>,
+    /// Pass the new credentials in the environment. Default false.
+    #[serde(default)]
+    pub with_credentials: bool,
+}
+
+impl Templates for ExecHook {
+    fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
+        each(&mut self.command, &at.key("command"), out);
+    }
+}
+
+/// The command for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+    pub expect_exit: i32,
+    pub with_credentials: bool,
+}
+
+impl Kind for ExecHook {
+    type Resolved = Command;
+
+    fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
+        if self.command.is_empty() {
+            problems.push(Problem::empty_command(at.key("command")));
+        }
+    }
+
+    fn resolve(&self, cx: &Resolve<'_>) -> Result<Command, ActionError> {
+        Ok(Command {
+            argv: cx.expand_all(&self.command)?,
+            timeout: self.timeout.unwrap_or(Duration::from_secs(60)),
+            expect_exit: self.expect_exit.unwrap_or(0),
+            with_credentials: self.with_credentials,
+        })
+    }
+}
+
+impl Resolved for Command {
+    type Outcome = ();
+
+    fn describe(&self, _old_key: &str) -> String {
+        format!("run {}", self.argv.join(" "))
+    }
+
+    async fn run<P: Provider>(&self, cx: &Run<'_, P>) -> Result<Verdict<()>, ActionError> {
+        let env = if self.with_credentials {
+            exec::credentials_env(cx.user, cx.new_key, cx.secret)
+        } else {
+            vec![
+                ("REKEY_USER", EnvValue::Plain(cx.user.to_string())),
+                (
+                    "REKEY_NEW_ACCESS_KEY_ID",
+                    EnvValue::Plain(cx.new_key.to_string()),
+                ),
+            ]
+        };
+        let expected = self.expect_exit;
+        Ok(
+            match exec::run(&self.argv, cx.base_dir, &env, self.timeout).await {
+                Ok(finished) if finished.code == Some(expected) => Verdict::Passed(()),
+                Ok(finished) => Verdict::Rejected(format!(
+                    "hook `{}`: `{}` exited {} (expected {expected}): {}",
+                    cx.hook,
+                    self.argv.join(" "),
+                    exec::exit_text(finished.code),
+                    finished.output
+                )),
+                Err(error) => Verdict::Rejected(format!("hook `{}`: {error}", cx.hook)),
+            },
+        )
+    }
+}

@@ -1,0 +1,124 @@
+//! Apply's text: the end-of-run report (each user's outcome, time per
+//! phase, API calls) and `rekey status` (where each rotation of the journal
+//! stands).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::apply::Report;
+use crate::apply::journal::{End, Record, RotationRecord};
+use crate::apply::rotation::Outcome;
+use crate::text::{short_id, to_seconds};
+
+/// The end-of-run report: each user's outcome, time per phase, API calls.
+pub fn report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
+    let mut out = String::from("\nApply report:\n");
+    for (user, outcome) in &report.outcomes {
+        let line = match outcome {
+            Outcome::Finished => "rotated: new key in every target, old key deleted".to_string(),
+            Outcome::Stopped { after } => {
+                format!("stopped after {after} (--until); run apply again to go on")
+            }
+            Outcome::Paused { until, reason } => {
+                format!("paused: {reason}; run apply again after {until}")
+            }
+            Outcome::RolledBack { reason } => format!("ROLLED BACK: {reason}"),
+            Outcome::Halted { reason } => format!(
+                "HALTED: {reason}; both keys are left as they are: inspect, then run apply again"
+            ),
+            Outcome::Failed { step, error } => {
+                format!("FAILED at {step}: {error}; run apply again to resume")
+            }
+        };
+        let _ = writeln!(out, "  {user}: {line}");
+    }
+    if report.outcomes.is_empty() {
+        let _ = writeln!(out, "  nothing to do");
+    }
+    let phases: Vec<String> = report
+        .phase_times
+        .iter()
+        .map(|(phase, time)| format!("{phase} {:.1}s", time.as_secs_f64()))
+        .collect();
+    if !phases.is_empty() {
+        let _ = writeln!(
+            out,
+            "Time per phase (summed over users): {}",
+            phases.join(", ")
+        );
+    }
+    let _ = writeln!(out, "API calls: {}", calls_line(calls));
+    out
+}
+
+/// `iam 12, ssm 4`, or `none`.
+pub fn calls_line(calls: &BTreeMap<&'static str, u64>) -> String {
+    if calls.is_empty() {
+        return "none".to_string();
+    }
+    let calls: Vec<String> = calls
+        .iter()
+        .map(|(service, count)| format!("{service} {count}"))
+        .collect();
+    calls.join(", ")
+}
+
+/// `rekey status`: where each rotation of the journal stands.
+pub fn status(records: &[RotationRecord]) -> String {
+    let mut out = String::new();
+    if records.is_empty() {
+        return "No rotation has run from this state directory.\n".to_string();
+    }
+    for record in records {
+        let last = record.last.as_ref().map(|e| &e.record);
+        let step = match last {
+            Some(
+                Record::Intent { step, .. }
+                | Record::Done { step, .. }
+                | Record::Failed { step, .. }
+                | Record::Paused { step, .. },
+            ) => step.to_string(),
+            _ => String::new(),
+        };
+        let state = match (record.ended, last) {
+            (Some(End::Finished), _) => "done".to_string(),
+            (Some(End::RolledBack), Some(Record::RolledBack { reason })) => {
+                format!("rolled back: {reason}")
+            }
+            (Some(End::RolledBack), _) => "rolled back".to_string(),
+            (Some(End::Halted), Some(Record::Halted { reason })) => format!("halted: {reason}"),
+            (Some(End::Halted), _) => "halted".to_string(),
+            (_, Some(Record::Paused { until, reason, .. })) => {
+                format!("paused at {step} until {until} ({reason})")
+            }
+            (_, Some(Record::Failed { error, .. })) => format!("failed at {step}: {error}"),
+            (_, Some(Record::Intent { .. })) => {
+                format!("interrupted during {step} (apply again reconciles it)")
+            }
+            _ => format!(
+                "running or interrupted after {}",
+                if step.is_empty() {
+                    "its start".into()
+                } else {
+                    step
+                }
+            ),
+        };
+        let new_key = record
+            .new_key()
+            .map(|k| format!(", new key {}", short_id(k)))
+            .unwrap_or_default();
+        let old_key = if record.begin.old_key.is_empty() {
+            String::new()
+        } else {
+            format!("old key {}", short_id(&record.begin.old_key))
+        };
+        let _ = writeln!(
+            out,
+            "{}: {state}  [{old_key}{new_key}; begun {}]",
+            record.user,
+            to_seconds(&record.started)
+        );
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! The `ssm_parameter` target: an SSM Parameter Store parameter, a
+//! SecureString unless it holds only the key id. A rollback writes back the
+//! previous version's value, or deletes a parameter the rotation created.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{ActionError, Kind, Resolve, Resolved, Restore, Version, Write, Written};
+use crate::providers::{ParameterSpec, Provider, TargetReader, TargetState};
+use crate::secret::format_value;
+use crate::workflow::document::{SecretFormat, Templates, each_value, maybe};
+use crate::workflow::source::DocPath;
+use crate::workflow::template::Template;
+
+/// An SSM Parameter Store parameter (SecureString unless `format: id_only`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsmParameterTarget {
+    pub name: Template,
+    #[serde(default)]
+    pub format: SecretFormat,
+    /// KMS key id, ARN or alias for the SecureString.
+    pub kms_key_id: Option<Template>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, Template>,
+}
+
+impl Templates for SsmParameterTarget {
+    fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
+        out.push((at.key("name"), &mut self.name));
+        maybe(&mut self.kms_key_id, at.key("kms_key_id"), out);
+        each_value(&mut self.tags, &at.key("tags"), out);
+    }
+}
+
+/// One user's parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    pub spec: ParameterSpec,
+    pub format: SecretFormat,
+}
+
+impl Kind for SsmParameterTarget {
+    type Resolved = Parameter;
+
+    fn resolve(&self, cx: &Resolve<'_>) -> Result<Parameter, ActionError> {
+        Ok(Parameter {
+            spec: ParameterSpec {
+                name: cx.expand(&self.name)?,
+                secure: self.format != SecretFormat::IdOnly,
+                kms_key_id: self.kms_key_id.as_ref().map(|k| cx.expand(k)).transpose()?,
+                tags: cx.expand_map(&self.tags)?,
+            },
+            format: self.format,
+        })
+    }
+}
+
+impl Resolved for Parameter {
+    type Before = Version;
+
+    fn resource(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn format(&self) -> Option<SecretFormat> {
+        Some(self.format)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "write SSM parameter {} ({})",
+            self.spec.name,
+            self.format.name()
+        )
+    }
+
+    async fn observe<P: TargetReader>(
+        &self,
+        provider: &P,
+        _what: &str,
+    ) -> Result<Option<TargetState>, ActionError> {
+        Ok(Some(
+            provider.ssm_parameter(&self.spec.name, self.format).await?,
+        ))
+    }
+
+    async fn write<P: Provider>(
+        &self,
+        cx: &Write<'_, P>,
+        recorded: Option<&Version>,
+        intent: &dyn Fn(&Version) -> Result<(), ActionError>,
+    ) -> Result<Written, ActionError> {
+        let state = cx
+            .provider
+            .ssm_parameter(&self.spec.name, self.format)
+            .await?;
+        if state.key_id.as_deref() == Some(cx.new_key) {
+            return Ok(Written {
+                version: Some(state.version.unwrap_or_default()),
+            });
+        }
+        if recorded.is_none() {
+            intent(&Version {
+                existed: state.exists,
+                version: state.version,
+            })?;
+        }
+        let value = format_value(self.format, cx.new_key, cx.secret, None);
+        let version = cx.provider.put_parameter(&self.spec, &value).await?;
+        Ok(Written {
+            version: Some(version),
+        })
+    }
+
+    async fn restore<P: Provider>(
+        &self,
+        cx: &Restore<'_, P>,
+        before: &Version,
+    ) -> Result<(), ActionError> {
+        let name = &self.spec.name;
+        if !before.existed {
+            cx.provider.delete_parameter(name).await?;
+            return Ok(());
+        }
+        let version = before.version.clone().unwrap_or_default();
+        let value = cx
+            .provider
+            .parameter_value(name, Some(&version))
+            .await?
+            .ok_or_else(|| ActionError::Missing(format!("version {version} of {name} is gone")))?;
+        let spec = ParameterSpec {
+            tags: BTreeMap::new(),
+            ..self.spec.clone()
+        };
+        cx.provider.put_parameter(&spec, &value).await?;
+        Ok(())
+    }
+
+    fn before_from_v1(data: &BTreeMap<String, String>) -> Option<Version> {
+        Version::from_v1(data)
+    }
+}
