@@ -6,7 +6,7 @@
 # time, API calls per rotation by action, journal records, and how soon the
 # new-key verification ended after the key worked.
 #
-#   bench/apply.sh [USERS] [LATENCY]
+#   [REKEY=BINARY] bench/apply.sh [USERS] [LATENCY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users=${1:-100}
@@ -15,7 +15,9 @@ out=bench/out/apply
 rm -rf "$out" && mkdir -p "$out"
 
 source bench/lib.sh
-cargo build --release --quiet
+# REKEY=path/to/rekey benchmarks another build (an older one, say).
+rekey=${REKEY:-target/release/rekey}
+[[ -n ${REKEY:-} ]] || cargo build --release --quiet
 start_emulator
 for run in disk tmpfs; do
   scripts/emulator python bench/plan-seed.py "$users" "/bench-$run/" 0 > /dev/null
@@ -27,14 +29,18 @@ for run in disk tmpfs; do
   if [[ $run == disk ]]; then state=$out/state-disk; else state=$(mktemp -d /dev/shm/rekey-bench.XXXXXX); fi
   : > "$out/calls.jsonl"
   start=$(date +%s%N)
-  AWS_ENDPOINT_URL=$proxy target/release/rekey apply bench/workflows/apply-100.yaml --var "path=/bench-$run/" \
+  AWS_ENDPOINT_URL=$proxy "$rekey" apply bench/workflows/apply-100.yaml --var "path=/bench-$run/" \
     --auto-approve --state-dir "$state" > "$out/apply-$run.log"
   end=$(date +%s%N)
   calls=$(wc -l < "$out/calls.jsonl")
   records=$(wc -l < "$state/journal.jsonl")
   verify=$(python3 - "$state/journal.jsonl" <<'PY'
 import json, statistics, sys
-ms = [int(e["data"]["authenticated_after_ms"]) for e in map(json.loads, open(sys.argv[1]))
+def after_ms(e):
+    if "data" in e:  # the first journal format
+        return int(e["data"]["authenticated_after_ms"])
+    return e["done"]["checked"]["sts_identity"]["after_ms"]
+ms = [after_ms(e) for e in map(json.loads, open(sys.argv[1]))
       if e["event"] == "done" and e.get("step") == "verify:works"]
 print(f"{statistics.median(ms):.0f}, {max(ms)} over {len(ms)} checks")
 PY

@@ -6,7 +6,7 @@
 # not finish or peak memory over 500 rotations exceeds 1.5x that over 50
 # (CI runs it).
 #
-#   bench/scale.sh [LATENCY]
+#   [REKEY=BINARY] bench/scale.sh [LATENCY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 latency=${1:-20}
@@ -14,7 +14,9 @@ out=bench/out/scale
 rm -rf "$out" && mkdir -p "$out"
 
 source bench/lib.sh
-cargo build --release --quiet
+# REKEY=path/to/rekey benchmarks another build (an older one, say).
+rekey=${REKEY:-target/release/rekey}
+[[ -n ${REKEY:-} ]] || cargo build --release --quiet
 start_emulator
 for group in 1000 50 500; do
   scripts/emulator python bench/plan-seed.py "$group" "/scale-$group/" 0 > /dev/null
@@ -27,7 +29,7 @@ measure() {
   : > "$out/calls.jsonl"
   local start end
   start=$(date +%s%N)
-  AWS_ENDPOINT_URL=$proxy /usr/bin/time -f '%M' -o "$out/rss" target/release/rekey "$@" > "$out/last.log" || true
+  AWS_ENDPOINT_URL=$proxy /usr/bin/time -f '%M' -o "$out/rss" "$rekey" "$@" > "$out/last.log" || true
   end=$(date +%s%N)
   local calls result
   calls=$(wc -l < "$out/calls.jsonl")
