@@ -10,7 +10,48 @@ import socket
 import sys
 import urllib.request
 
+from moto.moto_api._internal.responses import MotoAPIResponse
 from moto.server import ThreadedMotoServer
+
+
+def model_data(self, request, full_url, headers):
+    """moto's `/moto-api/data.json`, which tests read to learn the secret IAM
+    issued for each key, minus its failure on any deleted IAM user: moto
+    keeps every model instance ever made, and a deleted user's attributes
+    raise NoSuchEntity, which the original does not catch (one deleted
+    user made the endpoint answer 500 for good)."""
+    import json
+
+    from moto.core.model_instances import model_data as models_by_service
+
+    results = {}
+    for service in sorted(models_by_service):
+        models = models_by_service[service]
+        results[service] = {}
+        for name in sorted(models):
+            results[service][name] = []
+            for instance in models[name].instances_tracked:
+                fields = {}
+                for attr in dir(instance):
+                    if attr.startswith("_"):
+                        continue
+                    try:
+                        value = getattr(instance, attr)
+                        json.dumps(value)
+                    except Exception:  # noqa: BLE001 - any attribute may fail
+                        continue
+                    fields[attr] = value
+                results[service][name].append(fields)
+    return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
+
+
+MotoAPIResponse.model_data = model_data
+# The routes bind a method of an instance made at import: rebind it too.
+from moto.moto_api._internal import urls as moto_api_urls  # noqa: E402
+
+moto_api_urls.url_paths["{0}/moto-api/data.json"] = model_data.__get__(
+    moto_api_urls.response_instance
+)
 
 
 def free_port() -> int:

@@ -22,7 +22,8 @@ use crate::workflow::{self, LoadError};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error or invalid input, 2 plan has changes (with
---detailed-exitcode), 3 apply stopped by a failed verification, 4 apply paused.
+--detailed-exitcode), 3 apply stopped by a failed verification, 4 apply paused,
+130/143 apply stopped by SIGINT (Ctrl-C) / SIGTERM (run it again to go on).
 
 Examples:
   rekey validate workflows/*.yaml
@@ -30,7 +31,9 @@ Examples:
   rekey plan workflows/ci-deployers.yaml --as-of 2027-03-01 --detailed-exitcode
   rekey apply plan.json
   rekey apply workflows/ci-deployers.yaml --auto-approve --until distribute
+  rekey apply workflows/ci-deployers.yaml --user ci-deploy-1
   rekey status workflows/ci-deployers.yaml
+  rekey abort workflows/ci-deployers.yaml --user ci-deploy-1
   rekey graph workflows/ci-deployers.yaml --format mermaid
   rekey schema > schemas/workflow.schema.json";
 
@@ -66,7 +69,7 @@ struct Global {
     /// No colour, even on a terminal (NO_COLOR does the same).
     #[arg(long, global = true)]
     no_color: bool,
-    /// Where apply keeps its lock, journal and staged keys (default: .rekey next to the workflow).
+    /// Where apply keeps its lock, journal and staged keys (default: .rekey/<workflow name> next to the workflow).
     #[arg(long, global = true, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// More detail: every unchanged user, and API calls per service.
@@ -119,6 +122,29 @@ enum Command {
     Apply(ApplyArgs),
     /// Show where each rotation of the state directory stands.
     Status { workflow: PathBuf },
+    /// Roll back rotations in progress (or halted): the old key active
+    /// again, every target as it was, the new key deleted.
+    ///
+    /// Shows what it will undo and asks for `yes` (on a terminal) or needs
+    /// --auto-approve. Refused for a rotation whose delete-old has run (the
+    /// old key may be gone): finish that one with apply. Exit 0 when every
+    /// rotation is rolled back, 1 error, 3 a rollback halted (run abort or
+    /// apply again to finish it).
+    Abort(AbortArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AbortArgs {
+    workflow: PathBuf,
+    /// Only this user's rotation (repeatable).
+    #[arg(long = "user", value_name = "NAME")]
+    users: Vec<String>,
+    /// Give a param a value (repeatable): sensitive params the rotations need.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::workflow::params::parse_var)]
+    vars: Vec<(String, String)>,
+    /// Do not ask for confirmation (needed when not on a terminal).
+    #[arg(long)]
+    auto_approve: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +168,9 @@ struct PlanArgs {
     /// How many users are read at once.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallelism: u16,
+    /// Only this user (repeatable), like Terraform's -target; it must be one the workflow selects.
+    #[arg(long = "user", value_name = "NAME")]
+    users: Vec<String>,
 }
 
 fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
@@ -176,6 +205,10 @@ struct ApplyArgs {
     /// How many users are read at once while planning.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallelism: u16,
+    /// Only this user (repeatable), like Terraform's -target: its rotation
+    /// in progress, or a new one; refused with a saved plan.
+    #[arg(long = "user", value_name = "NAME")]
+    users: Vec<String>,
 }
 
 fn parse_phase(text: &str) -> Result<Phase, String> {
@@ -224,6 +257,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan(&global, args),
         Command::Apply(args) => apply(&global, args),
         Command::Status { workflow } => status(&global, &workflow),
+        Command::Abort(args) => abort(&global, args),
     }
 }
 
@@ -233,22 +267,67 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     Exit::Error.into()
 }
 
-fn state_dir(global: &Global, workflow: &Path) -> PathBuf {
-    apply::state_dir(global.state_dir.as_deref(), workflow)
+/// The state directory of the workflow at `path` named `name`. Without
+/// `--state-dir`, rotations of the previous layout (one `.rekey` for every
+/// workflow of a folder) still in progress are an error naming them.
+fn state_dir(global: &Global, path: &Path, name: &str) -> Result<PathBuf, ApplyError> {
+    if global.state_dir.is_none()
+        && let Some((dir, users)) = apply::previous_layout(path)
+    {
+        return Err(ApplyError::PreviousLayout { dir, users });
+    }
+    Ok(apply::state_dir(global.state_dir.as_deref(), path, name))
 }
 
 fn status(global: &Global, workflow: &Path) -> ExitCode {
-    let dir = state_dir(global, workflow);
+    let checked = match workflow::check(workflow) {
+        Ok(checked) => checked,
+        Err(error) => return apply_failed(ApplyError::Invalid(error)),
+    };
+    let name = &checked.workflow.name;
+    if global.state_dir.is_none()
+        && let Some((dir, users)) = apply::previous_layout(workflow)
+    {
+        println!(
+            "Rotations begun by an earlier rekey are in progress in {} (every workflow of this folder shared it then): {}. See them with `rekey status {} --state-dir {}`.\n",
+            dir.display(),
+            users.join(", "),
+            workflow.display(),
+            dir.display()
+        );
+    }
+    let dir = apply::state_dir(global.state_dir.as_deref(), workflow, name);
     match apply::journal::read(&dir) {
         Ok(entries) => {
-            print!(
-                "{}",
-                render::apply::status(&apply::journal::rotations(&entries))
-            );
+            let records: Vec<_> = apply::journal::rotations(&entries)
+                .into_iter()
+                .filter(|r| r.belongs_to(name))
+                .collect();
+            print!("{}", render::apply::status(&records));
             Exit::Success.into()
         }
         Err(error) => fail(error),
     }
+}
+
+/// What apply and abort start from: the workflow (or saved plan) read and
+/// its params bound, its state directory locked and its journal read,
+/// narrowed to `users` when any are named.
+fn open(
+    global: &Global,
+    target: &Path,
+    vars: &[(String, String)],
+    users: &[String],
+) -> Result<(apply::Prepared, apply::Session), ApplyError> {
+    let prepared = apply::prepare(target, vars.to_vec())?;
+    let dir = state_dir(
+        global,
+        &prepared.workflow_path,
+        &prepared.checked.workflow.name,
+    )?;
+    let mut session = apply::Session::open(&prepared, dir)?;
+    session.only(&prepared, users)?;
+    Ok((prepared, session))
 }
 
 /// Prints why apply could not go on, and returns exit code 1.
@@ -266,20 +345,12 @@ fn apply_failed(error: ApplyError) -> ExitCode {
 }
 
 fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
-    let prepared = match apply::prepare(&args.target, args.vars.clone()) {
-        Ok(prepared) => prepared,
-        Err(error) => return apply_failed(error),
-    };
-    let dir = state_dir(global, &prepared.workflow_path);
-    let session = match apply::Session::open(&prepared, dir) {
-        Ok(session) => session,
+    let (prepared, session) = match open(global, &args.target, &args.vars, &args.users) {
+        Ok(opened) => opened,
         Err(error) => return apply_failed(error),
     };
     let style = Style::detect(global.no_color);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = runtime();
     runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
         let parallelism = usize::from(args.parallelism);
@@ -292,7 +363,10 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
             println!("Nothing to do.");
             return Exit::Success.into();
         }
-        if prepared.saved.is_none() && !args.auto_approve && !confirm() {
+        if prepared.saved.is_none()
+            && !args.auto_approve
+            && !confirm("\nDo you want to perform these rotations? Only `yes` is accepted: ")
+        {
             return fail("apply needs approval: answer `yes` on a terminal, pass --auto-approve, or apply a saved plan");
         }
         // A progress bar on a terminal; plain lines otherwise.
@@ -308,14 +382,84 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
             None => println!("  {line}"),
         };
         println!("\nApplying:");
+        let stop = apply::stop::Stop::on_signals();
         let report = session
-            .execute(&prepared, &plan, &aws, args.until, &progress)
+            .execute(&prepared, &plan, &aws, args.until, &stop, &progress)
             .await;
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
         print!("{}", render::apply::report(&report, &aws.calls.by_service()));
         report.exit().into()
+    })
+}
+
+fn abort(global: &Global, args: AbortArgs) -> ExitCode {
+    let (prepared, session) = match open(global, &args.workflow, &args.vars, &[]) {
+        Ok(opened) => opened,
+        Err(error) => return apply_failed(error),
+    };
+    let workflow = &prepared.checked.workflow;
+    if let Some(user) = args
+        .users
+        .iter()
+        .find(|u| !session.in_progress.iter().any(|r| &r.user == *u))
+    {
+        return fail(format!(
+            "--user {user}: no rotation of {user} is in progress for workflow `{}`",
+            workflow.name
+        ));
+    }
+    let mut session = session;
+    if let Err(error) = session.only(&prepared, &args.users) {
+        return apply_failed(error);
+    }
+    let chosen = match session.abortable(workflow) {
+        Ok(chosen) => chosen,
+        Err(error) => return apply_failed(error),
+    };
+    if chosen.is_empty() {
+        println!(
+            "No rotation of workflow `{}` is in progress: nothing to abort.",
+            workflow.name
+        );
+        return Exit::Success.into();
+    }
+    println!(
+        "Abort: roll back {} rotation(s) of workflow `{}`:\n",
+        chosen.len(),
+        workflow.name
+    );
+    for (record, steps) in &chosen {
+        let steps: Vec<String> = steps.iter().map(ToString::to_string).collect();
+        println!(
+            "  {}: {}\n    undo: {}",
+            record.user,
+            apply::describe_progress(record, workflow),
+            steps.join(", ")
+        );
+    }
+    if !args.auto_approve
+        && !confirm("\nDo you want to roll these rotations back? Only `yes` is accepted: ")
+    {
+        return fail("abort needs approval: answer `yes` on a terminal, or pass --auto-approve");
+    }
+    let runtime = runtime();
+    runtime.block_on(async {
+        let aws = Aws::connect(&aws_options(global)).await;
+        let stop = apply::stop::Stop::on_signals();
+        let progress = |line: &str| println!("  {line}");
+        println!("\nRolling back:");
+        match session.abort(&prepared, &aws, &stop, &progress).await {
+            Ok(report) => {
+                print!(
+                    "{}",
+                    render::apply::report(&report, &aws.calls.by_service())
+                );
+                report.abort_exit().into()
+            }
+            Err(error) => apply_failed(error),
+        }
     })
 }
 
@@ -334,12 +478,12 @@ fn progress_bar(steps: u64) -> Option<indicatif::ProgressBar> {
 }
 
 /// Asks on the terminal; anything but `yes` (or no terminal) is a no.
-fn confirm() -> bool {
+fn confirm(question: &str) -> bool {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return false;
     }
-    print!("\nDo you want to perform these rotations? Only `yes` is accepted: ");
+    print!("{question}");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
@@ -430,24 +574,25 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         vars: args.vars.clone(),
         as_of: args.as_of.unwrap_or_else(crate::text::now_in_seconds),
         parallelism: usize::from(args.parallelism),
+        users: args.users.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = runtime();
     let started = std::time::Instant::now();
     let (result, calls) = runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
         let result = crate::plan::plan(&request, &aws).await;
         (result, aws.calls.by_service())
     });
-    let plan = match result {
+    let mut plan = match result {
         Ok(plan) => plan,
         Err(error) => {
             eprintln!("error: cannot plan: {error}");
             return Exit::Error.into();
         }
     };
+    if let Err(error) = mark_journal(global, &args.workflow, &checked.workflow, &mut plan) {
+        return fail(error);
+    }
     if let Some(path) = &args.out
         && let Err(error) = crate::providers::files::write_atomically(
             path,
@@ -476,11 +621,49 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
             started.elapsed()
         );
     }
-    if args.detailed_exitcode && plan.summary.rotate > 0 {
+    if args.detailed_exitcode && plan.summary.rotate + plan.summary.in_progress > 0 {
         Exit::Changes.into()
     } else {
         Exit::Success.into()
     }
+}
+
+/// Tells the truth about rotations in progress: the journal's own (read,
+/// never locked) are marked in the plan, and users another workflow's
+/// rotation holds are blocked. Rotations of the previous layout are named
+/// on stderr.
+fn mark_journal(
+    global: &Global,
+    path: &Path,
+    workflow: &crate::workflow::Workflow,
+    plan: &mut crate::plan::Plan,
+) -> Result<(), apply::journal::JournalError> {
+    if global.state_dir.is_none()
+        && let Some(previous) = apply::previous_layout(path)
+    {
+        eprintln!(
+            "note: {}\n",
+            ApplyError::PreviousLayout {
+                dir: previous.0,
+                users: previous.1
+            }
+        );
+    }
+    let dir = apply::state_dir(global.state_dir.as_deref(), path, &workflow.name);
+    let (mine, others): (Vec<_>, Vec<_>) = apply::journal::rotations(&apply::journal::read(&dir)?)
+        .into_iter()
+        .filter(apply::journal::RotationRecord::in_progress)
+        .partition(|r| r.belongs_to(&workflow.name));
+    apply::mark_in_progress(plan, &mine, workflow);
+    apply::mark_held(plan, &others);
+    Ok(())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 fn aws_options(global: &Global) -> AwsOptions {

@@ -15,6 +15,10 @@ pub enum Exit {
     VerifyFailed = 3,
     /// Apply paused (soak or change window): run it again later.
     Paused = 4,
+    /// Stopped by SIGINT (Ctrl-C): run it again to go on.
+    Interrupted = 130,
+    /// Stopped by SIGTERM: run it again to go on.
+    Terminated = 143,
 }
 
 impl From<Exit> for std::process::ExitCode {

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::snapshot::Snapshot;
 use crate::hooks::HookOutcome;
 use crate::targets::TargetBefore;
 use crate::workflow::graph::{Phase, StepId};
@@ -30,7 +31,7 @@ use crate::workflow::graph::{Phase, StepId};
 pub const FILE_NAME: &str = "journal.jsonl";
 
 /// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub time: String,
     pub rotation: String,
@@ -40,7 +41,7 @@ pub struct Entry {
 }
 
 /// What happened, by event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Record {
     /// A rotation of one user begins.
@@ -60,13 +61,22 @@ pub enum Record {
     },
     /// A step failed; it will be retried or reconciled.
     Failed { step: StepId, error: String },
+    /// A signal cut the step short; it runs again on resume.
+    Interrupted { step: StepId },
     /// The rotation waits (soak, change window) until `until`.
     Paused {
         step: StepId,
         until: String,
         reason: String,
     },
-    /// A verification failed and everything was put back.
+    /// The rotation is being undone (a verification failed, or `abort`):
+    /// from now on only [`Undo`] steps run, never the rotation's own.
+    RollingBack { reason: String },
+    /// An undo step is about to act.
+    UndoIntent { undo: Undo },
+    /// An undo step is done.
+    Undone { undo: Undo },
+    /// Everything was put back.
     RolledBack { reason: String },
     /// A verification failed and policy says stop: both keys stay.
     Halted { reason: String },
@@ -75,7 +85,7 @@ pub enum Record {
 }
 
 /// What a rotation starts from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Begin {
     /// The user's ARN: what the new key must authenticate as.
     pub arn: String,
@@ -84,6 +94,35 @@ pub struct Begin {
     /// The inactive key deleted first to free a slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub make_room: Option<String>,
+    /// What the rotation acts on; absent in the first journal format,
+    /// whose rotations act from the workflow as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Box<Snapshot>>,
+}
+
+/// One step of a rollback, in the order they run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Undo {
+    /// The old key made active again (when `disable-old` began).
+    EnableOld,
+    /// A target put back as it was (when its write began).
+    Restore(String),
+    /// The new key deleted.
+    DeleteNew,
+    /// The staged secret deleted.
+    Discard,
+}
+
+impl std::fmt::Display for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undo::EnableOld => f.write_str("enable-old"),
+            Undo::Restore(target) => write!(f, "restore:{target}"),
+            Undo::DeleteNew => f.write_str("delete-new"),
+            Undo::Discard => f.write_str("discard"),
+        }
+    }
 }
 
 /// What a step's intent remembers.
@@ -170,9 +209,13 @@ impl Journal {
             .open(&path)
             .map_err(io)?;
         if !text.is_empty() && !text.ends_with('\n') {
-            // A torn last record: end its line so the next record starts clean.
-            let mut file = &file;
-            file.write_all(b"\n")
+            // A torn last record (a crash while writing it): cut it off, so
+            // the journal is whole again. Its action had not begun (an
+            // intent is synced before acting) or is reconciled from its
+            // intent (an outcome), so nothing is lost. Ending its line
+            // instead would leave a damaged line in the middle for ever.
+            let whole = text.rfind('\n').map_or(0, |end| end + 1);
+            file.set_len(whole as u64)
                 .and_then(|()| file.sync_data())
                 .map_err(io)?;
         }
@@ -244,7 +287,7 @@ pub enum End {
 }
 
 /// One rotation as the journal tells it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct RotationRecord {
     pub id: String,
     pub user: String,
@@ -261,6 +304,10 @@ pub struct RotationRecord {
     pub intents: BTreeMap<StepId, Option<Intent>>,
     pub last: Option<Entry>,
     pub ended: Option<End>,
+    /// Why the rotation is being undone, once it is.
+    pub rolling_back: Option<String>,
+    /// Undo steps done.
+    pub undone: std::collections::BTreeSet<Undo>,
 }
 
 impl RotationRecord {
@@ -275,6 +322,18 @@ impl RotationRecord {
             Some(Some(Done::Created { new_key, .. })) => Some(new_key),
             _ => None,
         }
+    }
+
+    /// The workflow that began it; `None` for the first journal format.
+    pub fn owner(&self) -> Option<&str> {
+        self.begin.snapshot.as_ref().map(|s| s.workflow.as_str())
+    }
+
+    /// Whether workflow `name` may resume, roll back or report it. A
+    /// rotation of the first format names no workflow: it is resumed by
+    /// whichever workflow uses its state directory, as it always was.
+    pub fn belongs_to(&self, name: &str) -> bool {
+        self.owner().is_none_or(|owner| owner == name)
     }
 
     /// The intent recorded for `step`, if it recorded anything.
@@ -310,13 +369,23 @@ pub fn rotations(entries: &[Entry]) -> Vec<RotationRecord> {
                     record.pending = None;
                 }
             }
+            Record::RollingBack { reason } => record.rolling_back = Some(reason.clone()),
+            Record::UndoIntent { .. } => {}
+            Record::Undone { undo } => {
+                record.undone.insert(undo.clone());
+            }
             Record::RolledBack { .. } => record.ended = Some(End::RolledBack),
             Record::Finished => record.ended = Some(End::Finished),
             Record::Halted { .. } => record.ended = Some(End::Halted),
-            Record::Failed { .. } | Record::Paused { .. } => {}
+            Record::Failed { .. } | Record::Paused { .. } | Record::Interrupted { .. } => {}
         }
-        if matches!(entry.record, Record::Intent { .. } | Record::Done { .. })
-            && record.ended == Some(End::Halted)
+        if matches!(
+            entry.record,
+            Record::Intent { .. }
+                | Record::Done { .. }
+                | Record::UndoIntent { .. }
+                | Record::Undone { .. }
+        ) && record.ended == Some(End::Halted)
         {
             record.ended = None;
         }
@@ -372,6 +441,7 @@ mod v1 {
                 arn: take("arn"),
                 old_key: take("old_key"),
                 make_room: Some(take("make_room")).filter(|k| !k.is_empty()),
+                snapshot: None,
             }),
             Event::Intent => {
                 let step = line.step?;
@@ -525,7 +595,10 @@ mod tests {
             line,
             r#"{"time":"t","rotation":"r","user":"u","event":"intent","step":"distribute:param","intent":{"distribute":{"ssm_parameter":{"existed":true,"version":"3"}}}}"#
         );
-        assert_eq!(parse_line(&line).unwrap(), record);
+        assert_eq!(
+            serde_json::to_string(&parse_line(&line).unwrap()).unwrap(),
+            line
+        );
     }
 
     #[test]
@@ -552,6 +625,26 @@ mod tests {
             panic!("{record:?}")
         };
         assert_eq!(data.get("previous_version").map(String::as_str), Some("1"));
+    }
+
+    /// Regression: the torn line was ended with a newline, so after one
+    /// recovery every later read found a damaged line in the middle.
+    #[test]
+    fn a_torn_journal_is_whole_again_after_one_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = serde_json::to_string(&entry("r", Record::Begin(Begin::default()))).unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            format!("{good}\n{{\"time\":\"t\",\"rot"),
+        )
+        .unwrap();
+        let (mut journal, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 1);
+        journal.append(&entry("r", Record::Finished)).unwrap();
+        drop(journal);
+        assert_eq!(read(dir.path()).unwrap().len(), 2);
+        let (_, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 2);
     }
 
     #[test]

@@ -17,7 +17,9 @@
 pub mod journal;
 pub mod lock;
 pub mod rotation;
+pub mod snapshot;
 pub mod staging;
+pub mod stop;
 pub mod window;
 
 #[cfg(test)]
@@ -32,17 +34,19 @@ use futures_util::{StreamExt, stream};
 use time::OffsetDateTime;
 
 use crate::exit::Exit;
-use crate::plan::{Decision, Plan, PlanError, PlanRequest};
+use crate::plan::{Decision, Plan, PlanError, PlanRequest, UserPlan};
 use crate::providers::{Provider, ProviderError};
 use crate::targets::ActionError;
 use crate::text::{parse_rfc3339, rfc3339, to_seconds};
-use crate::workflow::graph::{CycleError, Phase, StepId};
+use crate::workflow::Workflow;
+use crate::workflow::graph::{CycleError, MakeRoomStep, Phase, StepGraph, StepId};
 use crate::workflow::params::ParamError;
 use crate::workflow::{self, Checked, LoadError};
-use journal::{Journal, JournalError, RotationRecord};
+use journal::{Journal, JournalError, RotationRecord, Undo};
 use lock::{LockError, StateLock};
 use rotation::{Outcome, Rotation, Runner};
 use staging::StagingError;
+use stop::Stop;
 
 /// Why a step failed. Provider errors keep their advice.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,18 @@ pub enum StepError {
     BadDeadline(String),
     #[error("the rotation is not in the journal")]
     NotInJournal,
+    #[error("stopped by signal {0}")]
+    Interrupted(i32),
+    #[error(
+        "the rotation began in account {began}, and this apply runs in {now}: it never continues in another account; run it with credentials for {began}"
+    )]
+    OtherAccount { began: String, now: String },
+    #[error("cannot take the rotation's snapshot: {0}")]
+    Snapshot(String),
+    #[error(
+        "the rotation in progress needs the sensitive param `{0}`, which is never written down: give it with --var {0}=VALUE"
+    )]
+    SensitiveParam(String),
     #[error(
         "the journal has no record of what target `{0}` held; restore it by hand, then run apply again"
     )]
@@ -116,6 +132,22 @@ pub enum ApplyError {
         users: Vec<String>,
         workflow: PathBuf,
     },
+    #[error(
+        "rotations begun by an earlier rekey are in progress in {} ({}), the state directory every workflow of this folder shared then. Finish them with the workflow that began them: `rekey apply WORKFLOW --state-dir {}`",
+        dir.display(),
+        users.join(", "),
+        dir.display()
+    )]
+    PreviousLayout { dir: PathBuf, users: Vec<String> },
+    #[error("--user with a saved plan: the plan fixes its users; make a plan with --user instead")]
+    UsersOfSavedPlan,
+    #[error(
+        "cannot abort the rotation of {}: delete-old has run, so the old key may be gone and a rollback cannot bring it back; run apply to finish it",
+        .0.join(", ")
+    )]
+    PastDeleteOld(Vec<String>),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
     #[error("the plan's as_of is not a time: {0}")]
     AsOf(String),
     #[error("cannot plan: {0}")]
@@ -149,9 +181,49 @@ pub fn workflow_dir(workflow: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// The state directory: `--state-dir`, or `.rekey` next to the workflow.
-pub fn state_dir(chosen: Option<&Path>, workflow: &Path) -> PathBuf {
-    chosen.map_or_else(|| workflow_dir(workflow).join(".rekey"), Path::to_path_buf)
+/// The state directory: `--state-dir`, or `.rekey/<workflow name>` next
+/// to the workflow, so that two workflows in one folder never share one.
+pub fn state_dir(chosen: Option<&Path>, workflow: &Path, name: &str) -> PathBuf {
+    chosen.map_or_else(
+        || {
+            workflow_dir(workflow)
+                .join(".rekey")
+                .join(file_name_for(name))
+        },
+        Path::to_path_buf,
+    )
+}
+
+/// A workflow name as a folder name: letters, digits, `.`, `_`, `-`.
+fn file_name_for(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match safe.trim_matches('.') {
+        "" => "workflow".to_string(),
+        _ => safe,
+    }
+}
+
+/// Rotations in progress in the state directory of the previous layout
+/// (`.rekey` itself, shared by every workflow of the folder), which has
+/// no record of which workflow began them: (the directory, their users).
+pub fn previous_layout(workflow: &Path) -> Option<(PathBuf, Vec<String>)> {
+    let dir = workflow_dir(workflow).join(".rekey");
+    let entries = journal::read(&dir).ok()?;
+    let users: Vec<String> = journal::rotations(&entries)
+        .into_iter()
+        .filter(RotationRecord::in_progress)
+        .map(|r| r.user)
+        .collect();
+    (!users.is_empty()).then_some((dir, users))
 }
 
 /// Reads `target` (a workflow, or a plan saved by `rekey plan --out`) and
@@ -209,8 +281,13 @@ pub struct Session {
     /// When this apply started (whole seconds).
     pub started: OffsetDateTime,
     journal: Journal,
-    /// Rotations an earlier apply left unfinished.
+    /// This workflow's rotations an earlier apply left unfinished.
     pub in_progress: Vec<RotationRecord>,
+    /// Rotations of other workflows in progress in this state directory:
+    /// never resumed, rolled back or reported here; their users are held.
+    pub others: Vec<RotationRecord>,
+    /// `--user`: the users this run is narrowed to; empty: every one.
+    users: Vec<String>,
     _lock: StateLock,
 }
 
@@ -226,10 +303,12 @@ impl Session {
         let started = crate::text::now_in_seconds();
         let lock = StateLock::acquire(&state_dir, &rfc3339(started))?;
         let (journal, entries) = Journal::open(&state_dir)?;
-        let in_progress: Vec<RotationRecord> = journal::rotations(&entries)
-            .into_iter()
-            .filter(RotationRecord::in_progress)
-            .collect();
+        let name = &prepared.checked.workflow.name;
+        let (in_progress, others): (Vec<RotationRecord>, Vec<RotationRecord>) =
+            journal::rotations(&entries)
+                .into_iter()
+                .filter(RotationRecord::in_progress)
+                .partition(|r| r.belongs_to(name));
         if prepared.saved.is_some() && !in_progress.is_empty() {
             return Err(ApplyError::InProgress {
                 users: in_progress.iter().map(|r| r.user.clone()).collect(),
@@ -241,8 +320,24 @@ impl Session {
             started,
             journal,
             in_progress,
+            others,
+            users: Vec::new(),
             _lock: lock,
         })
+    }
+
+    /// `--user`: keeps only these users' rotations in progress (the
+    /// others are left for another run). A saved plan fixes its users.
+    pub fn only(&mut self, prepared: &Prepared, users: &[String]) -> Result<(), ApplyError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        if prepared.saved.is_some() {
+            return Err(ApplyError::UsersOfSavedPlan);
+        }
+        self.in_progress.retain(|r| users.contains(&r.user));
+        self.users = users.to_vec();
+        Ok(())
     }
 
     /// Plans against live state: a saved plan must still describe it.
@@ -266,6 +361,7 @@ impl Session {
             vars: prepared.vars.clone(),
             as_of,
             parallelism,
+            users: self.users.clone(),
         };
         let mut plan = crate::plan::plan(&request, provider).await?;
         if let Some(saved) = &prepared.saved
@@ -276,7 +372,8 @@ impl Session {
                 fresh: Box::new(plan),
             });
         }
-        mark_resumed(&mut plan, &self.in_progress);
+        mark_in_progress(&mut plan, &self.in_progress, &prepared.checked.workflow);
+        mark_held(&mut plan, &self.others);
         Ok(plan)
     }
 
@@ -292,6 +389,7 @@ impl Session {
         plan: &Plan,
         provider: &P,
         until: Option<Phase>,
+        stop: &Stop,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Report {
         let journal = Mutex::new(self.journal);
@@ -307,9 +405,87 @@ impl Session {
             until,
             crash_at: std::env::var("REKEY_CRASH_AT").ok(),
             progress,
+            stop,
             timings: &timings,
         };
         run(&runner, plan, self.in_progress).await
+    }
+
+    /// What `abort` would roll back: this workflow's rotations in progress
+    /// (or halted), each with its undo steps. Refused for a rotation whose
+    /// `delete-old` has begun: its old key may be gone.
+    pub fn abortable(
+        &self,
+        workflow: &Workflow,
+    ) -> Result<Vec<(&RotationRecord, Vec<Undo>)>, ApplyError> {
+        let past: Vec<String> = self
+            .in_progress
+            .iter()
+            .filter(|r| r.intents.contains_key(&StepId::of(Phase::DeleteOld)))
+            .map(|r| r.user.clone())
+            .collect();
+        if !past.is_empty() {
+            return Err(ApplyError::PastDeleteOld(past));
+        }
+        Ok(self
+            .in_progress
+            .iter()
+            .map(|record| {
+                let own = record.begin.snapshot.as_ref().map(|s| s.workflow());
+                let steps = rotation::undo_steps(record, own.as_ref().unwrap_or(workflow));
+                (record, steps)
+            })
+            .collect())
+    }
+
+    /// Rolls back every rotation in progress (after `only`, those of the
+    /// named users), as a verification failure would.
+    pub async fn abort<P: Provider>(
+        self,
+        prepared: &Prepared,
+        provider: &P,
+        stop: &Stop,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Report, ApplyError> {
+        let account = provider.account_id().await?;
+        let journal = Mutex::new(self.journal);
+        let timings = Mutex::new(BTreeMap::new());
+        let runner = Runner {
+            workflow: &prepared.checked.workflow,
+            params: &prepared.params,
+            account: &account,
+            base_dir: prepared.base_dir(),
+            state_dir: &self.state_dir,
+            provider,
+            journal: &journal,
+            until: None,
+            crash_at: std::env::var("REKEY_CRASH_AT").ok(),
+            progress,
+            stop,
+            timings: &timings,
+        };
+        let mut outcomes = Vec::new();
+        for record in self.in_progress {
+            let user = record.user.clone();
+            let outcome = match runner.resume(record) {
+                Ok(rotation) => {
+                    let reason = rotation
+                        .rolling_back
+                        .clone()
+                        .unwrap_or_else(|| "aborted with `rekey abort`".to_string());
+                    runner.roll_back(&rotation, reason).await
+                }
+                Err(error) => Outcome::Failed {
+                    step: "abort".into(),
+                    error: error.to_string(),
+                },
+            };
+            outcomes.push((user, outcome));
+        }
+        Ok(Report {
+            outcomes,
+            phase_times: BTreeMap::new(),
+        })
     }
 }
 
@@ -334,7 +510,17 @@ impl Report {
     /// Done; an error; a verification failed; paused: the worst wins.
     pub fn exit(&self) -> Exit {
         let any = |f: fn(&Outcome) -> bool| self.outcomes.iter().any(|(_, o)| f(o));
-        if any(|o| matches!(o, Outcome::Failed { .. })) {
+        let signal = self.outcomes.iter().find_map(|(_, o)| match o {
+            Outcome::Interrupted { signal, .. } => Some(*signal),
+            _ => None,
+        });
+        if let Some(signal) = signal {
+            if signal == libc::SIGTERM {
+                Exit::Terminated
+            } else {
+                Exit::Interrupted
+            }
+        } else if any(|o| matches!(o, Outcome::Failed { .. })) {
             Exit::Error
         } else if any(|o| matches!(o, Outcome::RolledBack { .. } | Outcome::Halted { .. })) {
             Exit::VerifyFailed
@@ -346,28 +532,130 @@ impl Report {
     }
 }
 
-/// Marks the plan's users whose rotation is already in progress: apply
-/// resumes those instead of judging them afresh (mid-rotation, a user has
-/// two keys, which a fresh plan would call blocked).
-pub fn mark_resumed(plan: &mut Plan, in_progress: &[RotationRecord]) {
+impl Report {
+    /// For `abort`: done when every rotation is rolled back.
+    pub fn abort_exit(&self) -> Exit {
+        match self.exit() {
+            Exit::VerifyFailed
+                if self
+                    .outcomes
+                    .iter()
+                    .all(|(_, o)| matches!(o, Outcome::RolledBack { .. })) =>
+            {
+                Exit::Success
+            }
+            exit => exit,
+        }
+    }
+}
+
+/// Marks the plan's users whose rotation is already in progress, saying
+/// where each stands and what comes next: apply goes on with those instead
+/// of judging them afresh (mid-rotation a user has two keys, which a fresh
+/// plan would call blocked). A rotation whose user the plan does not have
+/// (no longer selected, say) is listed too: it is still in progress.
+pub fn mark_in_progress(plan: &mut Plan, in_progress: &[RotationRecord], workflow: &Workflow) {
     for record in in_progress {
-        let at = match record.last.as_ref().map(|e| &e.record) {
-            Some(
-                journal::Record::Intent { step, .. }
-                | journal::Record::Done { step, .. }
-                | journal::Record::Failed { step, .. }
-                | journal::Record::Paused { step, .. },
-            ) => step.to_string(),
-            _ => "the start".into(),
+        let reason = describe_progress(record, workflow);
+        match plan.users.iter_mut().find(|u| u.user == record.user) {
+            Some(user) => {
+                user.decision = Decision::InProgress;
+                user.reason = reason;
+                user.fix = None;
+                user.steps.clear();
+                user.targets.clear();
+                user.make_room = None;
+                user.old_key = Some(record.begin.old_key.clone());
+            }
+            None => plan.users.push(UserPlan {
+                user: record.user.clone(),
+                arn: record.begin.arn.clone(),
+                decision: Decision::InProgress,
+                reason,
+                fix: None,
+                keys: Vec::new(),
+                old_key: Some(record.begin.old_key.clone()),
+                make_room: None,
+                steps: Vec::new(),
+                targets: Vec::new(),
+            }),
+        }
+    }
+    plan.users.sort_by(|a, b| a.user.cmp(&b.user));
+    plan.summary = crate::plan::Summary::of(&plan.users);
+}
+
+/// Where a rotation in progress stands, and what apply does next.
+pub fn describe_progress(record: &RotationRecord, workflow: &Workflow) -> String {
+    let last = record.last.as_ref().map(|e| &e.record);
+    if let Some(reason) = &record.rolling_back {
+        return match last {
+            Some(journal::Record::Halted { reason }) => {
+                format!("halted while rolling back ({reason}); apply finishes the rollback")
+            }
+            _ => format!("in progress, rolling back ({reason}); apply finishes the rollback"),
         };
-        let reason = format!(
-            "resuming the rotation begun {} (last step: {at})",
-            to_seconds(&record.started)
-        );
+    }
+    let remaining = remaining_steps(record, workflow);
+    let then = if remaining.is_empty() {
+        String::new()
+    } else {
+        format!("; continues with {}", remaining.join(", "))
+    };
+    match last {
+        Some(journal::Record::Halted { reason }) => {
+            format!("halted ({reason}); apply retries it, abort rolls it back")
+        }
+        Some(journal::Record::Paused { step, until, .. }) => {
+            format!("in progress, paused in {step} until {until}{then}")
+        }
+        Some(journal::Record::Failed { step, error }) => {
+            format!("in progress, failed at {step} ({error}); apply retries it{then}")
+        }
+        Some(journal::Record::Intent { step, .. }) => {
+            format!("in progress, interrupted during {step}; apply reconciles it{then}")
+        }
+        _ => format!("in progress, begun {}{then}", to_seconds(&record.started)),
+    }
+}
+
+/// The steps of a rotation not done yet, from its own snapshot.
+fn remaining_steps(record: &RotationRecord, workflow: &Workflow) -> Vec<String> {
+    let own = record.begin.snapshot.as_ref().map(|s| s.workflow());
+    let workflow = own.as_ref().unwrap_or(workflow);
+    let room = if record.begin.make_room.is_some() {
+        MakeRoomStep::Yes
+    } else {
+        MakeRoomStep::No
+    };
+    let Ok(graph) = StepGraph::compile(workflow, &record.user, room) else {
+        return Vec::new();
+    };
+    graph
+        .steps()
+        .into_iter()
+        .map(|step| step.id())
+        .filter(|id| !record.done.contains_key(id))
+        .map(|id| id.to_string())
+        .collect()
+}
+
+/// Blocks the plan's users that another workflow's rotation in progress
+/// holds: two rotations of one user would destroy each other's keys.
+pub fn mark_held(plan: &mut Plan, others: &[RotationRecord]) {
+    for record in others {
+        let owner = record.owner().unwrap_or("another workflow");
         if let Some(user) = plan.users.iter_mut().find(|u| u.user == record.user) {
-            user.decision = Decision::Rotate;
-            user.reason = reason;
-            user.fix = None;
+            user.decision = Decision::Blocked;
+            user.reason = format!(
+                "a rotation of workflow `{owner}` is in progress on this user (begun {})",
+                to_seconds(&record.started)
+            );
+            user.fix = Some(format!(
+                "finish it first: `rekey apply` (or `rekey abort`) with workflow `{owner}`"
+            ));
+            user.steps.clear();
+            user.targets.clear();
         }
     }
     plan.summary = crate::plan::Summary::of(&plan.users);

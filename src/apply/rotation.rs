@@ -24,8 +24,10 @@ use std::time::{Duration as StdDuration, Instant};
 use time::OffsetDateTime;
 
 use super::StepError;
-use super::journal::{Begin, Done, Entry, Intent, Journal, Record, RotationRecord};
+use super::journal::{Begin, Done, Entry, Intent, Journal, Record, RotationRecord, Undo};
+use super::snapshot::Snapshot;
 use super::staging::Stage;
+use super::stop::Stop;
 use super::window;
 use crate::hooks::{self, Verdict};
 use crate::providers::{KeyStatus, Provider};
@@ -52,26 +54,55 @@ pub struct Runner<'a, P> {
     /// the process kill itself (SIGKILL) right after that point.
     pub crash_at: Option<String>,
     pub progress: &'a (dyn Fn(&str) + Sync),
+    /// Asked to stop (a signal): no new step starts, waits are cut short.
+    pub stop: &'a Stop,
     /// Time spent per phase, over all users.
     pub timings: &'a Mutex<BTreeMap<Phase, StdDuration>>,
 }
 
-/// A rotation and its steps, compiled once from the workflow.
+/// A rotation, its own workflow (from its snapshot) and its steps,
+/// compiled once.
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub record: RotationRecord,
+    pub workflow: Workflow,
     pub steps: Vec<Step>,
+}
+
+impl std::ops::Deref for Rotation {
+    type Target = RotationRecord;
+
+    fn deref(&self) -> &RotationRecord {
+        &self.record
+    }
 }
 
 /// How one rotation ended this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Finished,
-    Stopped { after: Phase },
-    Paused { until: String, reason: String },
-    RolledBack { reason: String },
-    Halted { reason: String },
-    Failed { step: String, error: String },
+    Stopped {
+        after: Phase,
+    },
+    Paused {
+        until: String,
+        reason: String,
+    },
+    RolledBack {
+        reason: String,
+    },
+    Halted {
+        reason: String,
+    },
+    Failed {
+        step: String,
+        error: String,
+    },
+    /// A signal stopped it before or during `step`; apply goes on from there.
+    Interrupted {
+        step: String,
+        signal: i32,
+    },
 }
 
 enum StepEnd {
@@ -82,6 +113,8 @@ enum StepEnd {
     },
     /// A refresh or verification hook said no.
     Rejected(String),
+    /// A signal cut a wait short.
+    Interrupted(i32),
 }
 
 /// A step's intent left by an interrupted run: `Some` when the step was
@@ -98,10 +131,13 @@ impl<P: Provider> Runner<'_, P> {
         make_room: Option<&str>,
     ) -> Result<Rotation, StepError> {
         let now = rfc3339(OffsetDateTime::now_utc());
+        let snapshot = Snapshot::take(self.workflow, self.params, user, self.account)
+            .map_err(StepError::Snapshot)?;
         let begin = Begin {
             arn: arn.to_string(),
             old_key: old_key.to_string(),
             make_room: make_room.map(str::to_string),
+            snapshot: Some(Box::new(snapshot)),
         };
         let record = RotationRecord {
             id: format!("{user}@{now}"),
@@ -114,16 +150,37 @@ impl<P: Provider> Runner<'_, P> {
         self.resume(record)
     }
 
-    /// A rotation the journal has, with its steps.
+    /// A rotation the journal has, with its own workflow and its steps. A
+    /// rotation of the first journal format has no snapshot: it acts from
+    /// the workflow as it is.
     pub fn resume(&self, record: RotationRecord) -> Result<Rotation, StepError> {
+        let workflow = match &record.begin.snapshot {
+            Some(snapshot) => {
+                if snapshot.account != self.account {
+                    return Err(StepError::OtherAccount {
+                        began: snapshot.account.clone(),
+                        now: self.account.to_string(),
+                    });
+                }
+                if let Some(name) = snapshot.missing(self.params).first() {
+                    return Err(StepError::SensitiveParam(name.to_string()));
+                }
+                snapshot.workflow()
+            }
+            None => self.workflow.clone(),
+        };
         let room = if record.begin.make_room.is_some() {
             MakeRoomStep::Yes
         } else {
             MakeRoomStep::No
         };
-        let graph = StepGraph::compile(self.workflow, &record.user, room)?;
+        let graph = StepGraph::compile(&workflow, &record.user, room)?;
         let steps = graph.steps().into_iter().cloned().collect();
-        Ok(Rotation { record, steps })
+        Ok(Rotation {
+            record,
+            workflow,
+            steps,
+        })
     }
 
     fn record(&self, rotation: &RotationRecord, record: Record) -> Result<(), StepError> {
@@ -152,7 +209,9 @@ impl<P: Provider> Runner<'_, P> {
                 step: step.clone(),
                 intent,
             },
-        )
+        )?;
+        self.crash_point(&format!("intent:{step}"));
+        Ok(())
     }
 
     fn crash_point(&self, point: &str) {
@@ -173,8 +232,8 @@ impl<P: Provider> Runner<'_, P> {
         }
     }
 
-    pub fn stage(&self, rotation: &RotationRecord) -> Result<Stage, StepError> {
-        Ok(match &self.workflow.staging {
+    pub fn stage(&self, rotation: &Rotation) -> Result<Stage, StepError> {
+        Ok(match &rotation.workflow.staging {
             Staging::StateFile => Stage::file(self.state_dir, &rotation.user),
             Staging::SsmParameter { name, kms_key_id } => {
                 let values = self.values(rotation, None);
@@ -186,20 +245,26 @@ impl<P: Provider> Runner<'_, P> {
     }
 
     /// Runs (or resumes) one rotation as far as it can go now.
-    pub async fn run(&self, rotation: Rotation) -> Outcome {
-        let Rotation {
-            record: mut rotation,
-            steps,
-        } = rotation;
+    pub async fn run(&self, mut rotation: Rotation) -> Outcome {
+        if let Some(reason) = rotation.rolling_back.clone() {
+            return self.roll_back(&rotation, reason).await;
+        }
+        let steps = std::mem::take(&mut rotation.steps);
         for step in &steps {
             let id = step.id();
             if rotation.done.contains_key(&id) {
                 continue;
             }
+            if let Some(signal) = self.stop.requested() {
+                return Outcome::Interrupted {
+                    step: id.to_string(),
+                    signal,
+                };
+            }
             if let Some(until) = self.until.filter(|until| step.phase > *until) {
                 return Outcome::Stopped { after: until };
             }
-            if let Some(window) = &self.workflow.policy.window {
+            if let Some(window) = &rotation.workflow.policy.window {
                 let now = OffsetDateTime::now_utc();
                 if !window::is_open(window, now) {
                     let until = rfc3339(window::next_open(window, now));
@@ -208,6 +273,7 @@ impl<P: Provider> Runner<'_, P> {
                 }
             }
             let pending: Pending = rotation
+                .record
                 .pending
                 .take()
                 .filter(|(s, _)| *s == id)
@@ -237,14 +303,23 @@ impl<P: Provider> Runner<'_, P> {
                         rotation.user,
                         summary(done.as_ref())
                     ));
-                    rotation.done.insert(id.clone(), done);
+                    rotation.record.done.insert(id.clone(), done);
                     rotation
+                        .record
                         .done_at
                         .insert(id.clone(), rfc3339(OffsetDateTime::now_utc()));
                     self.crash_point(&id.to_string());
                 }
                 Ok(StepEnd::Wait { until, reason }) => {
                     return self.pause(&rotation, &id, rfc3339(until), reason);
+                }
+                Ok(StepEnd::Interrupted(signal)) => {
+                    let _ = self.record(&rotation, Record::Interrupted { step: id.clone() });
+                    (self.progress)(&format!("{}: {id} interrupted", rotation.user));
+                    return Outcome::Interrupted {
+                        step: id.to_string(),
+                        signal,
+                    };
                 }
                 Ok(StepEnd::Rejected(reason)) => {
                     let _ = self.record(
@@ -284,13 +359,7 @@ impl<P: Provider> Runner<'_, P> {
     }
 
     /// Records that the rotation waits at `step` until `until`, and says so.
-    fn pause(
-        &self,
-        rotation: &RotationRecord,
-        step: &StepId,
-        until: String,
-        reason: String,
-    ) -> Outcome {
+    fn pause(&self, rotation: &Rotation, step: &StepId, until: String, reason: String) -> Outcome {
         let record = Record::Paused {
             step: step.clone(),
             until: until.clone(),
@@ -302,7 +371,7 @@ impl<P: Provider> Runner<'_, P> {
 
     async fn step(
         &self,
-        rotation: &RotationRecord,
+        rotation: &Rotation,
         step: &Step,
         pending: Pending,
     ) -> Result<StepEnd, StepError> {
@@ -318,13 +387,16 @@ impl<P: Provider> Runner<'_, P> {
             }
             Phase::Create => self.create(rotation, &id, pending).await,
             Phase::Distribute => {
-                let target = self.target(step)?;
+                let target = target(rotation, step)?;
                 self.distribute(rotation, &id, target, pending).await
             }
             Phase::Refresh | Phase::Verify | Phase::VerifyAfterDisable => {
-                let hook = self.hook_of(step)?;
+                let hook = hook(rotation, step)?;
                 self.intent(rotation, &id, None)?;
-                self.hook(rotation, hook).await
+                tokio::select! {
+                    end = self.hook(rotation, hook) => end,
+                    signal = self.stop.wait() => Ok(StepEnd::Interrupted(signal)),
+                }
             }
             Phase::DisableOld => {
                 self.intent(rotation, &id, None)?;
@@ -347,27 +419,11 @@ impl<P: Provider> Runner<'_, P> {
         }
     }
 
-    fn target(&self, step: &Step) -> Result<&Target, StepError> {
-        self.workflow
-            .targets
-            .iter()
-            .find(|t| Some(&t.id) == step.item.as_ref())
-            .ok_or_else(|| StepError::Unknown(step.id()))
-    }
-
-    fn hook_of(&self, step: &Step) -> Result<&Hook, StepError> {
-        self.workflow
-            .hooks
-            .iter()
-            .find(|h| Some(&h.id) == step.item.as_ref())
-            .ok_or_else(|| StepError::Unknown(step.id()))
-    }
-
     /// The old key waits, disabled, for `policy.soak`; the deadline is
     /// recorded once, so a resumed soak keeps it.
     fn soak(
         &self,
-        rotation: &RotationRecord,
+        rotation: &Rotation,
         id: &StepId,
         pending: Pending,
     ) -> Result<StepEnd, StepError> {
@@ -378,7 +434,7 @@ impl<P: Provider> Runner<'_, P> {
         let until = match recorded {
             Some(until) => parse_rfc3339(&until).ok_or(StepError::BadDeadline(until))?,
             None => {
-                let soak = self.workflow.policy.soak.as_secs() as i64;
+                let soak = rotation.workflow.policy.soak.as_secs() as i64;
                 if soak == 0 {
                     return Ok(StepEnd::Done(None));
                 }
@@ -404,7 +460,7 @@ impl<P: Provider> Runner<'_, P> {
                 reason: format!(
                     "the old key {} soaks, disabled, for {}",
                     short_id(&rotation.begin.old_key),
-                    self.workflow.policy.soak
+                    rotation.workflow.policy.soak
                 ),
             })
         }
@@ -412,7 +468,7 @@ impl<P: Provider> Runner<'_, P> {
 
     async fn create(
         &self,
-        rotation: &RotationRecord,
+        rotation: &Rotation,
         id: &StepId,
         pending: Pending,
     ) -> Result<StepEnd, StepError> {
@@ -500,10 +556,7 @@ impl<P: Provider> Runner<'_, P> {
     }
 
     /// The new key and its secret, from staging.
-    async fn new_key(
-        &self,
-        rotation: &RotationRecord,
-    ) -> Result<(String, SecretString), StepError> {
+    async fn new_key(&self, rotation: &Rotation) -> Result<(String, SecretString), StepError> {
         let expected = rotation.new_key().ok_or(StepError::NotCreated)?.to_string();
         let stage = self.stage(rotation)?;
         match stage.read(self.provider).await? {
@@ -521,7 +574,7 @@ impl<P: Provider> Runner<'_, P> {
 
     async fn distribute(
         &self,
-        rotation: &RotationRecord,
+        rotation: &Rotation,
         id: &StepId,
         target: &Target,
         pending: Pending,
@@ -596,7 +649,7 @@ impl<P: Provider> Runner<'_, P> {
             .join(format!("{safe}.{target}"))
     }
 
-    async fn hook(&self, rotation: &RotationRecord, hook: &Hook) -> Result<StepEnd, StepError> {
+    async fn hook(&self, rotation: &Rotation, hook: &Hook) -> Result<StepEnd, StepError> {
         let (new_key, secret) = self.new_key(rotation).await?;
         let values = self.values(rotation, Some(&new_key));
         let what = format!("hook `{}`", hook.id);
@@ -619,8 +672,8 @@ impl<P: Provider> Runner<'_, P> {
     }
 
     /// A refresh or verification failed: roll back or halt, as policy says.
-    async fn on_verify_failure(&self, rotation: &RotationRecord, reason: String) -> Outcome {
-        if self.workflow.policy.on_verify_failure == OnVerifyFailure::Halt {
+    async fn on_verify_failure(&self, rotation: &Rotation, reason: String) -> Outcome {
+        if rotation.workflow.policy.on_verify_failure == OnVerifyFailure::Halt {
             let _ = self.record(
                 rotation,
                 Record::Halted {
@@ -629,20 +682,27 @@ impl<P: Provider> Runner<'_, P> {
             );
             return Outcome::Halted { reason };
         }
-        // The journal on disk knows every intent, this run's included.
-        let recorded = super::journal::read(self.state_dir)
-            .map_err(StepError::from)
-            .and_then(|entries| {
-                super::journal::rotations(&entries)
-                    .into_iter()
-                    .find(|r| r.id == rotation.id)
-                    .ok_or(StepError::NotInJournal)
-            });
-        let result = match recorded {
-            Ok(recorded) => self.rollback(&recorded).await,
-            Err(error) => Err(error),
-        };
-        match result {
+        self.roll_back(rotation, reason).await
+    }
+
+    /// Undoes the rotation: a phase of its own, each step journaled, so
+    /// that a rollback interrupted or failed half-way is finished by the
+    /// next apply (and never completed as a rotation over it).
+    pub async fn roll_back(&self, rotation: &Rotation, reason: String) -> Outcome {
+        if rotation.rolling_back.is_none()
+            && let Err(error) = self.record(
+                rotation,
+                Record::RollingBack {
+                    reason: reason.clone(),
+                },
+            )
+        {
+            return Outcome::Failed {
+                step: "rollback".into(),
+                error: error.to_string(),
+            };
+        }
+        match self.undo(rotation).await {
             Ok(()) => {
                 let _ = self.cleanup(rotation);
                 let _ = self.record(
@@ -653,6 +713,10 @@ impl<P: Provider> Runner<'_, P> {
                 );
                 Outcome::RolledBack { reason }
             }
+            Err(StepError::Interrupted(signal)) => Outcome::Interrupted {
+                step: "rollback".into(),
+                signal,
+            },
             Err(error) => {
                 let message = format!("{reason}; then rollback failed: {error}");
                 let _ = self.record(
@@ -666,66 +730,84 @@ impl<P: Provider> Runner<'_, P> {
         }
     }
 
-    /// Puts everything back: the old key active, every target as it was,
-    /// the new key deleted, staging cleared.
-    async fn rollback(&self, rotation: &RotationRecord) -> Result<(), StepError> {
-        let user = rotation.user.as_str();
-        let old_key = rotation.begin.old_key.as_str();
-        let new_key = rotation.new_key();
-        if rotation
-            .intents
-            .contains_key(&StepId::of(Phase::DisableOld))
-        {
-            self.provider
-                .set_key_status(user, old_key, KeyStatus::Active)
-                .await?;
-            (self.progress)(&format!(
-                "{user}: rollback: {} is active again",
-                short_id(old_key)
-            ));
-        }
+    /// Puts everything back, skipping what an earlier try already did: the
+    /// old key active, every target as it was, the new key deleted,
+    /// staging cleared. What each target held comes from the journal on
+    /// disk, which knows every intent, this run's included.
+    async fn undo(&self, rotation: &Rotation) -> Result<(), StepError> {
+        let recorded = super::journal::rotations(&super::journal::read(self.state_dir)?)
+            .into_iter()
+            .find(|r| r.id == rotation.id)
+            .ok_or(StepError::NotInJournal)?;
+        let user = recorded.user.as_str();
+        let old_key = recorded.begin.old_key.as_str();
+        let new_key = recorded.new_key();
+        let steps = undo_steps(&recorded, &rotation.workflow);
         let values = self.values(rotation, new_key);
-        for target in self.workflow.targets.iter().rev() {
-            let step = StepId {
-                phase: Phase::Distribute,
-                item: Some(target.id.clone()),
-            };
-            let Some(intent) = rotation.intents.get(&step) else {
+        for undo in steps {
+            if recorded.undone.contains(&undo) {
                 continue;
+            }
+            if let Some(signal) = self.stop.requested() {
+                return Err(StepError::Interrupted(signal));
+            }
+            self.record(rotation, Record::UndoIntent { undo: undo.clone() })?;
+            self.crash_point(&format!("intent:rollback:{undo}"));
+            let said = match &undo {
+                Undo::EnableOld => {
+                    self.provider
+                        .set_key_status(user, old_key, KeyStatus::Active)
+                        .await?;
+                    format!("{} is active again", short_id(old_key))
+                }
+                Undo::Restore(id) => {
+                    let target = rotation
+                        .workflow
+                        .targets
+                        .iter()
+                        .find(|t| &t.id == id)
+                        .ok_or_else(|| StepError::NoRecord(id.clone()))?;
+                    let step = StepId {
+                        phase: Phase::Distribute,
+                        item: Some(id.clone()),
+                    };
+                    let before = recorded
+                        .intent(&step)
+                        .cloned()
+                        .and_then(|intent| self.before(target, intent))
+                        .ok_or_else(|| StepError::NoRecord(id.clone()))?;
+                    let resolved = self.resolve_target(target, &values)?;
+                    let restore = targets::Restore {
+                        provider: self.provider,
+                        target: id,
+                        user,
+                        old_key,
+                        new_key,
+                        base_dir: self.base_dir,
+                    };
+                    resolved.restore(&restore, &before).await?;
+                    format!("target `{id}` restored")
+                }
+                Undo::DeleteNew => {
+                    let new_key = new_key.unwrap_or_default();
+                    self.provider.delete_access_key(user, new_key).await?;
+                    format!("new key {} deleted", short_id(new_key))
+                }
+                Undo::Discard => {
+                    self.stage(rotation)?.clear(self.provider).await?;
+                    "staged secret deleted".to_string()
+                }
             };
-            let before = intent
-                .clone()
-                .and_then(|intent| self.before(target, intent))
-                .ok_or_else(|| StepError::NoRecord(target.id.clone()))?;
-            let resolved = self.resolve_target(target, &values)?;
-            let restore = targets::Restore {
-                provider: self.provider,
-                target: &target.id,
-                user,
-                old_key,
-                new_key,
-                base_dir: self.base_dir,
-            };
-            resolved.restore(&restore, &before).await?;
-            (self.progress)(&format!(
-                "{user}: rollback: target `{}` restored",
-                target.id
-            ));
+            self.record(rotation, Record::Undone { undo: undo.clone() })?;
+            (self.progress)(&format!("{user}: rollback: {said}"));
+            self.crash_point(&format!("rollback:{undo}"));
         }
-        if let Some(new_key) = new_key {
-            self.provider.delete_access_key(user, new_key).await?;
-            (self.progress)(&format!(
-                "{user}: rollback: new key {} deleted",
-                short_id(new_key)
-            ));
-        }
-        self.stage(rotation)?.clear(self.provider).await?;
         Ok(())
     }
 
     /// Removes a finished rotation's file backups.
-    fn cleanup(&self, rotation: &RotationRecord) -> std::io::Result<()> {
-        for target in &self.workflow.targets {
+    fn cleanup(&self, rotation: &Rotation) -> std::io::Result<()> {
+        for target in &rotation.workflow.targets {
             let backup = self.backup_path(rotation, &target.id);
             if backup.exists() {
                 std::fs::remove_file(backup)?;
@@ -733,6 +815,48 @@ impl<P: Provider> Runner<'_, P> {
         }
         Ok(())
     }
+}
+
+/// What undoing a rotation takes, in order: the old key active again if
+/// `disable-old` began, every target whose write began put back (last
+/// first), the new key deleted if it exists, staging cleared.
+pub fn undo_steps(record: &RotationRecord, workflow: &Workflow) -> Vec<Undo> {
+    let mut steps: Vec<Undo> = Vec::new();
+    if record.intents.contains_key(&StepId::of(Phase::DisableOld)) {
+        steps.push(Undo::EnableOld);
+    }
+    for target in workflow.targets.iter().rev() {
+        let step = StepId {
+            phase: Phase::Distribute,
+            item: Some(target.id.clone()),
+        };
+        if record.intents.contains_key(&step) {
+            steps.push(Undo::Restore(target.id.clone()));
+        }
+    }
+    if record.new_key().is_some() {
+        steps.push(Undo::DeleteNew);
+    }
+    steps.push(Undo::Discard);
+    steps
+}
+
+fn target<'r>(rotation: &'r Rotation, step: &Step) -> Result<&'r Target, StepError> {
+    rotation
+        .workflow
+        .targets
+        .iter()
+        .find(|t| Some(&t.id) == step.item.as_ref())
+        .ok_or_else(|| StepError::Unknown(step.id()))
+}
+
+fn hook<'r>(rotation: &'r Rotation, step: &Step) -> Result<&'r Hook, StepError> {
+    rotation
+        .workflow
+        .hooks
+        .iter()
+        .find(|h| Some(&h.id) == step.item.as_ref())
+        .ok_or_else(|| StepError::Unknown(step.id()))
 }
 
 /// When the new key reached its last target or refresh hook: what

@@ -67,6 +67,11 @@ impl World {
 
     /// One apply; `fail` names a call that fails once after planning.
     fn apply(&self, fail: Option<&'static str>) -> Report {
+        self.run(fail, None, &Stop::never())
+    }
+
+    /// One apply up to `until`, as `stop` says.
+    fn run(&self, fail: Option<&'static str>, until: Option<Phase>, stop: &Stop) -> Report {
         let prepared = prepare(&self.workflow(), Vec::new()).unwrap();
         let session = Session::open(&prepared, self.state_dir()).unwrap();
         tokio::runtime::Builder::new_current_thread()
@@ -82,7 +87,7 @@ impl World {
                     self.account.fail_once(action);
                 }
                 session
-                    .execute(&prepared, &plan, &self.account, None, &|_| {})
+                    .execute(&prepared, &plan, &self.account, until, stop, &|_| {})
                     .await
             })
     }
@@ -185,23 +190,8 @@ fn a_call_that_fails_at_any_step_is_finished_by_the_next_apply() {
 fn a_rotation_stopped_after_each_phase_resumes_with_the_key_it_created() {
     for until in [Phase::Create, Phase::Distribute, Phase::Verify] {
         let world = World::new("");
-        let prepared = prepare(&world.workflow(), Vec::new()).unwrap();
-        let session = Session::open(&prepared, world.state_dir()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let report = runtime.block_on(async {
-            let plan = session
-                .plan(&prepared, &world.account, None, 4)
-                .await
-                .unwrap();
-            session
-                .execute(&prepared, &plan, &world.account, Some(until), &|_| {})
-                .await
-        });
+        let report = world.run(None, Some(until), &Stop::never());
         assert_eq!(outcome(&report), &Outcome::Stopped { after: until });
-        drop(prepared);
         let created: Vec<String> = world
             .account
             .keys_of("app-1")
@@ -239,24 +229,9 @@ fn a_failed_restore_halts_and_says_why() {
     let world = World::new(
         "    - id: health\n      exec: { command: [sh, -c, \"exit 7\"] }\n      needs: [works]\n",
     );
-    let prepared = prepare(&world.workflow(), Vec::new()).unwrap();
-    let session = Session::open(&prepared, world.state_dir()).unwrap();
-    let report = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let plan = session
-                .plan(&prepared, &world.account, None, 4)
-                .await
-                .unwrap();
-            // The verification fails before disable-old: the rollback's
-            // first call is the new key's deletion, which fails here.
-            world.account.fail_once("iam:DeleteAccessKey");
-            session
-                .execute(&prepared, &plan, &world.account, None, &|_| {})
-                .await
-        });
+    // The verification fails before disable-old: the rollback's first
+    // call is the new key's deletion, which fails here.
+    let report = world.run(Some("iam:DeleteAccessKey"), None, &Stop::never());
     let Outcome::Halted { reason } = outcome(&report) else {
         panic!("{report:?}")
     };
@@ -264,6 +239,53 @@ fn a_failed_restore_halts_and_says_why() {
         reason.contains("then rollback failed: iam:DeleteAccessKey"),
         "{reason}"
     );
+    // The next apply finishes the rollback; it never completes the rotation.
+    let report = world.apply(None);
+    assert!(
+        matches!(outcome(&report), Outcome::RolledBack { .. }),
+        "{report:?}"
+    );
+    world.assert_rolled_back();
+}
+
+#[test]
+fn a_signal_stops_before_the_next_step_and_the_next_apply_goes_on() {
+    let world = World::new("");
+    let stop = Stop::never();
+    stop.request(libc::SIGTERM);
+    let report = world.run(None, None, &stop);
+    assert_eq!(
+        outcome(&report),
+        &Outcome::Interrupted {
+            step: "create".into(),
+            signal: libc::SIGTERM
+        }
+    );
+    assert_eq!(report.exit(), Exit::Terminated);
+    assert_eq!(world.account.keys_of("app-1").len(), 1, "nothing began");
+    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    world.assert_rotated();
+}
+
+#[test]
+fn an_edited_workflow_changes_the_next_rotation_not_the_one_in_progress() {
+    let world = World::new("");
+    let report = world.run(None, Some(Phase::Create), &Stop::never());
+    assert_eq!(
+        outcome(&report),
+        &Outcome::Stopped {
+            after: Phase::Create
+        }
+    );
+    // The parameter is renamed in the workflow: the rotation in progress
+    // still writes the one it began with.
+    let text = std::fs::read_to_string(world.workflow())
+        .unwrap()
+        .replace("/app/${user}", "/elsewhere/${user}");
+    std::fs::write(world.workflow(), text).unwrap();
+    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    world.assert_rotated();
+    assert_eq!(world.account.parameter_now("/elsewhere/app-1"), None);
 }
 
 /// A journal the previous version wrote, cut after the profile's intent:

@@ -139,9 +139,22 @@ macro_rules! registry {
         }
 
         /// A hook's kind and its settings, as written.
-        #[derive(Debug, Clone)]
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
         pub enum HookKind {
             $( $variant($module::$doc), )*
+        }
+
+        impl Templates for HookKind {
+            fn templates_mut<'a>(
+                &'a mut self,
+                at: &DocPath,
+                out: &mut Vec<(DocPath, &'a mut Template)>,
+            ) {
+                match self {
+                    $( HookKind::$variant(kind) => kind.templates_mut(at, out), )*
+                }
+            }
         }
 
         impl HookKind {

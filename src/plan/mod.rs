@@ -34,7 +34,7 @@ use decide::Verdict;
 use select::Selector;
 
 /// The version of the plan document; bumped when its shape changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What `${new_key.id}` reads as before the key exists.
 pub const NEW_KEY_PLACEHOLDER: &str = "(new key id)";
@@ -73,6 +73,9 @@ pub struct WorkflowRef {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub rotate: usize,
+    /// Rotations an earlier apply began and did not finish.
+    #[serde(default)]
+    pub in_progress: usize,
     pub unchanged: usize,
     pub blocked: usize,
 }
@@ -83,6 +86,7 @@ impl Summary {
         let count = |decision| users.iter().filter(|u| u.decision == decision).count();
         Summary {
             rotate: count(Decision::Rotate),
+            in_progress: count(Decision::InProgress),
             unchanged: count(Decision::Unchanged),
             blocked: count(Decision::Blocked),
         }
@@ -93,6 +97,8 @@ impl Summary {
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Rotate,
+    /// A rotation an earlier apply began: apply goes on with it.
+    InProgress,
     Unchanged,
     Blocked,
 }
@@ -171,6 +177,18 @@ pub enum PlanError {
     Provider(#[from] ProviderError),
     #[error(transparent)]
     Action(#[from] ActionError),
+    #[error(
+        "--user {0}: the workflow does not select {0}; --user narrows a run to users its `select` picks"
+    )]
+    NotSelected(String),
+    #[error(
+        "the credentials are for account {account}, which `accounts.allowed` does not list ({}); use credentials for one of those accounts",
+        allowed.join(", ")
+    )]
+    AccountNotAllowed {
+        account: String,
+        allowed: Vec<String>,
+    },
     #[error("{what}: {message}")]
     Template { what: String, message: String },
 }
@@ -185,6 +203,8 @@ pub struct PlanRequest<'a> {
     pub as_of: OffsetDateTime,
     /// How many users are observed at once.
     pub parallelism: usize,
+    /// `--user`: only these (each must be selected); empty: every one.
+    pub users: Vec<String>,
 }
 
 /// What one user's planning works with.
@@ -206,10 +226,20 @@ pub async fn plan<P: Iam + TargetReader>(
     let params = params::bind(workflow, &request.vars)?;
     let selector = selector(workflow, &params)?;
     let account = provider.account_id().await?;
+    if !workflow.accounts_allowed.is_empty() && !workflow.accounts_allowed.contains(&account) {
+        return Err(PlanError::AccountNotAllowed {
+            account,
+            allowed: workflow.accounts_allowed.clone(),
+        });
+    }
     let parallelism = request.parallelism.max(1);
     let listed = provider.list_users(selector.path_prefix.as_deref()).await?;
     let unmatched = selector.unmatched_names(&listed);
-    let admitted: Vec<IamUser> = listed.into_iter().filter(|u| selector.admits(u)).collect();
+    let mut admitted: Vec<IamUser> = listed.into_iter().filter(|u| selector.admits(u)).collect();
+    if !request.users.is_empty() {
+        // Before reading tags: only the named users cost a call.
+        admitted.retain(|u| request.users.contains(&u.name));
+    }
     let selected: Vec<IamUser> = if selector.needs_tags() {
         stream::iter(admitted)
             .map(|user| async {
@@ -223,6 +253,13 @@ pub async fn plan<P: Iam + TargetReader>(
     } else {
         admitted
     };
+    if let Some(name) = request
+        .users
+        .iter()
+        .find(|name| !selected.iter().any(|u| &u.name == *name))
+    {
+        return Err(PlanError::NotSelected(name.clone()));
+    }
     let context = Context {
         workflow,
         base_dir: request
@@ -555,6 +592,7 @@ mod tests {
             vars: Vec::new(),
             as_of: datetime!(2026-11-29 00:00 UTC),
             parallelism: 4,
+            users: Vec::new(),
         };
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -614,6 +652,7 @@ mod tests {
             plan.summary,
             Summary {
                 rotate: 1,
+                in_progress: 0,
                 unchanged: 1,
                 blocked: 1
             }

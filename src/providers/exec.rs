@@ -69,6 +69,9 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C at the terminal reaches rekey,
+        // which decides, not the command.
+        .process_group(0)
         .kill_on_drop(true);
     for (name, value) in env {
         match value {
@@ -80,6 +83,9 @@ pub async fn run(
         std::io::ErrorKind::NotFound => ExecError::NotFound(program.clone()),
         _ => ExecError::Io(program.clone(), e.to_string()),
     })?;
+    // Whatever cuts the wait short (a timeout, a stop), the whole group
+    // goes: `sh -c` leaves its children behind otherwise.
+    let mut group = Group(child.id());
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let collect = async {
@@ -91,6 +97,7 @@ pub async fn run(
     let (status, out, err) = tokio::time::timeout(timeout.to_std(), collect)
         .await
         .map_err(|_| ExecError::TimedOut(program.clone(), timeout))?;
+    group.0 = None;
     let status = status.map_err(|e| ExecError::Io(program.clone(), e.to_string()))?;
     let mut output = String::from_utf8_lossy(&out).into_owned();
     output.push_str(&String::from_utf8_lossy(&err));
@@ -107,6 +114,21 @@ pub async fn run(
         code: status.code(),
         output: tail,
     })
+}
+
+/// A command's process group, killed when this is dropped while armed:
+/// when the wait for the command was cut short.
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) {
+            // SAFETY: signalling a process group we created has no memory effects.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

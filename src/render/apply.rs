@@ -29,6 +29,9 @@ pub fn report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
             Outcome::Failed { step, error } => {
                 format!("FAILED at {step}: {error}; run apply again to resume")
             }
+            Outcome::Interrupted { step, .. } => {
+                format!("INTERRUPTED at {step}; run apply again to go on from there")
+            }
         };
         let _ = writeln!(out, "  {user}: {line}");
     }
@@ -76,12 +79,22 @@ pub fn status(records: &[RotationRecord]) -> String {
                 Record::Intent { step, .. }
                 | Record::Done { step, .. }
                 | Record::Failed { step, .. }
+                | Record::Interrupted { step }
                 | Record::Paused { step, .. },
             ) => step.to_string(),
             _ => String::new(),
         };
         let state = match (record.ended, last) {
             (Some(End::Finished), _) => "done".to_string(),
+            (Some(End::Halted), Some(Record::Halted { reason }))
+                if record.rolling_back.is_some() =>
+            {
+                format!("halted while rolling back: {reason}; apply again finishes the rollback")
+            }
+            (None, _) if record.rolling_back.is_some() => format!(
+                "rolling back ({}); apply again finishes the rollback",
+                record.rolling_back.as_deref().unwrap_or_default()
+            ),
             (Some(End::RolledBack), Some(Record::RolledBack { reason })) => {
                 format!("rolled back: {reason}")
             }
@@ -92,6 +105,9 @@ pub fn status(records: &[RotationRecord]) -> String {
                 format!("paused at {step} until {until} ({reason})")
             }
             (_, Some(Record::Failed { error, .. })) => format!("failed at {step}: {error}"),
+            (_, Some(Record::Interrupted { .. })) => {
+                format!("interrupted during {step} (apply again runs it again)")
+            }
             (_, Some(Record::Intent { .. })) => {
                 format!("interrupted during {step} (apply again reconciles it)")
             }

@@ -28,6 +28,19 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
         plan.account,
         plan.as_of
     );
+    for user in plan
+        .users
+        .iter()
+        .filter(|u| u.decision == Decision::InProgress)
+    {
+        let _ = writeln!(
+            out,
+            "{} {}: {}\n",
+            style.changed(">"),
+            style.bold(&user.user),
+            user.reason
+        );
+    }
     for user in plan.users.iter().filter(|u| u.decision == Decision::Rotate) {
         rotation(&mut out, user, style);
     }
@@ -72,9 +85,14 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
         let _ = writeln!(out, "No IAM user matches `select`.\n");
     }
     let summary = plan.summary;
+    let in_progress = if summary.in_progress > 0 {
+        format!(", {} in progress", summary.in_progress)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{} {} to rotate, {} unchanged, {} blocked.",
+        "{} {} to rotate{in_progress}, {} unchanged, {} blocked.",
         style.bold("Plan:"),
         summary.rotate,
         summary.unchanged,

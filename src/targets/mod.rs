@@ -253,9 +253,22 @@ macro_rules! registry {
         }
 
         /// A target's kind and its settings, as written.
-        #[derive(Debug, Clone)]
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
         pub enum TargetKind {
             $( $variant($module::$doc), )*
+        }
+
+        impl Templates for TargetKind {
+            fn templates_mut<'a>(
+                &'a mut self,
+                at: &DocPath,
+                out: &mut Vec<(DocPath, &'a mut Template)>,
+            ) {
+                match self {
+                    $( TargetKind::$variant(kind) => kind.templates_mut(at, out), )*
+                }
+            }
         }
 
         impl TargetKind {

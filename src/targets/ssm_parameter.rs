@@ -130,7 +130,11 @@ impl Resolved for Parameter {
             .provider
             .parameter_value(name, Some(&version))
             .await?
-            .ok_or_else(|| ActionError::Missing(format!("version {version} of {name} is gone")))?;
+            .ok_or_else(|| {
+                ActionError::Missing(format!(
+                    "version {version} of SSM parameter {name} is gone (deleted by someone else?): put the old key's value back by hand, then run apply to finish the rollback"
+                ))
+            })?;
         let spec = ParameterSpec {
             tags: BTreeMap::new(),
             ..self.spec.clone()

@@ -58,6 +58,19 @@ pub struct WorkflowDoc {
     pub hooks: HooksDoc,
     #[serde(default)]
     pub policy: PolicyDoc,
+    /// Which AWS accounts the workflow may run in.
+    pub accounts: Option<AccountsDoc>,
+}
+
+/// Which AWS accounts the workflow may run in, like Terraform's
+/// `allowed_account_ids`: credentials for any other account stop plan and
+/// apply before anything is read or changed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsDoc {
+    /// 12-digit account ids. Empty or absent: any account.
+    #[serde(default)]
+    pub allowed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -74,6 +87,10 @@ pub enum DocKind {
 pub struct ParamDoc {
     pub default: Option<ScalarValue>,
     pub description: Option<String>,
+    /// A secret value (a token in a header, say): never written to the
+    /// journal. A rotation in progress needs it given again to go on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
 }
 
 /// A plain value: text, a number or a boolean, used as text.

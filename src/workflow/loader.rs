@@ -31,7 +31,8 @@ use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Diagnostics, Location, Part, did_you_mean, one_of};
 use super::document::{
-    DocKind, HookDoc, ParamDoc, PolicyDoc, SelectDoc, StagingDoc, TargetDoc, Templates, UseDoc,
+    AccountsDoc, DocKind, HookDoc, ParamDoc, PolicyDoc, SelectDoc, StagingDoc, TargetDoc,
+    Templates, UseDoc,
 };
 use super::source::{DocPath, FileId, Origin, Pos, SourceFile, Sources};
 use super::template::{Scope, Template};
@@ -50,8 +51,9 @@ pub const TOP_KEYS: &[&str] = &[
     "targets",
     "hooks",
     "policy",
+    "accounts",
 ];
-const LIBRARY_FORBIDS: &[&str] = &["select", "staging"];
+const LIBRARY_FORBIDS: &[&str] = &["select", "staging", "accounts"];
 
 /// A target or hook with where it was written.
 #[derive(Debug, Clone)]
@@ -71,6 +73,7 @@ pub struct Merged {
     pub params: BTreeMap<String, ParamDoc>,
     pub select: Option<Placed<SelectDoc>>,
     pub staging: Option<Placed<StagingDoc>>,
+    pub accounts: Option<Placed<AccountsDoc>>,
     pub targets: Vec<Placed<TargetDoc>>,
     pub hooks: Vec<(HookPhase, Placed<HookDoc>)>,
     pub policy: PolicyDoc,
@@ -251,6 +254,7 @@ impl Loader {
             "uses" => content.uses = self.items(&at, value, &mut Broken::default()),
             "select" => merged.select = self.placed(&at, value),
             "staging" => merged.staging = self.placed(&at, value),
+            "accounts" => merged.accounts = self.placed(&at, value),
             "targets" => merged.targets = self.items(&at, value, &mut merged.broken),
             "hooks" => merged.hooks = self.hooks(&at, value, &mut merged.broken),
             "policy" => {
@@ -931,6 +935,7 @@ impl<'l> Merger<'l> {
             params: own.params,
             select: own.select,
             staging: own.staging,
+            accounts: own.accounts,
             parsed: own.parsed,
             written: own.written,
             ..self.merged

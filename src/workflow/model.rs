@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::document::{DocKind, MakeRoom, OnVerifyFailure, Weekday};
 use super::duration::Duration;
 use super::template::Template;
@@ -23,12 +25,17 @@ pub struct Workflow {
     pub targets: Vec<Target>,
     pub hooks: Vec<Hook>,
     pub policy: Policy,
+    /// Account ids the workflow may run in; empty: any.
+    pub accounts_allowed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
     pub default: Option<String>,
     pub description: Option<String>,
+    /// Its value is never written down: a rotation's snapshot keeps a
+    /// reference to it, and a resumed rotation needs it given again.
+    pub sensitive: bool,
 }
 
 /// Which users to rotate; a user must match every criterion given.
@@ -44,7 +51,8 @@ pub struct Selection {
 pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_days(90);
 
 /// Where a new secret is written first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Staging {
     /// A 0600 file under the state directory.
     StateFile,
@@ -54,7 +62,7 @@ pub enum Staging {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     pub id: String,
     pub needs: Vec<String>,
@@ -62,7 +70,8 @@ pub struct Target {
 }
 
 /// When a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HookPhase {
     Refresh,
     Verify,
@@ -89,7 +98,7 @@ impl HookPhase {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hook {
     pub id: String,
     pub phase: HookPhase,
@@ -97,7 +106,7 @@ pub struct Hook {
     pub kind: HookKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub soak: Duration,
     pub on_verify_failure: OnVerifyFailure,
@@ -111,7 +120,7 @@ pub const DEFAULT_CONCURRENCY: u32 = 4;
 pub const MAX_CONCURRENCY: u32 = 64;
 
 /// A change window, in minutes since midnight at a fixed UTC offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     /// Empty: every day.
     pub days: Vec<Weekday>,

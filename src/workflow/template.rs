@@ -267,6 +267,48 @@ impl Template {
     }
 }
 
+impl Template {
+    /// Fills in what is known when a rotation begins: `params` (those not
+    /// given stay references), `${user}` and `${account}`. `${new_key.id}`
+    /// and `$$` stay as written: the result is a template to expand once
+    /// the key exists.
+    pub fn bind(
+        &self,
+        params: &BTreeMap<String, String>,
+        user: &str,
+        account: &str,
+    ) -> Result<Template, String> {
+        let bound = self.substitute_params(params);
+        let escape = |text: &str| text.replace('$', "$$");
+        let mut out = String::with_capacity(bound.0.len());
+        for token in scan(&bound.0) {
+            match token {
+                Token::Text(text) => out.push_str(text),
+                Token::Dollar => out.push_str("$$"),
+                Token::Ref {
+                    name: Ok(Var::User),
+                    ..
+                } => out.push_str(&escape(user)),
+                Token::Ref {
+                    name: Ok(Var::Account),
+                    ..
+                } => out.push_str(&escape(account)),
+                Token::Ref {
+                    offset,
+                    len,
+                    name: Ok(_),
+                } => out.push_str(&bound.0[offset..offset + len]),
+                Token::Ref {
+                    name: Err((message, _)),
+                    ..
+                } => return Err(message),
+                Token::Unclosed { .. } => return Err("`${` is not closed".into()),
+            }
+        }
+        Ok(Template(out))
+    }
+}
+
 impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -435,6 +477,28 @@ mod tests {
     #[test]
     fn an_unclosed_reference_is_an_error() {
         assert_eq!(check("/a/${user", Scope::Item), ["`${` is not closed@3+6"]);
+    }
+
+    #[test]
+    fn binding_fills_in_the_subject_and_keeps_the_new_key_and_unbound_params() {
+        let params = BTreeMap::from([("env".to_string(), "prod".to_string())]);
+        let template =
+            Template::new("/${params.env}/${user}@${account}/${new_key.id}/${params.token}/$$x");
+        let bound = template.bind(&params, "app-1", "123").unwrap();
+        assert_eq!(
+            bound.as_str(),
+            "/prod/app-1@123/${new_key.id}/${params.token}/$$x"
+        );
+        let values = Values {
+            params: &BTreeMap::from([("token".to_string(), "t0k".to_string())]),
+            user: None,
+            account: None,
+            new_key_id: Some("AKIANEW"),
+        };
+        assert_eq!(
+            bound.expand(&values).unwrap(),
+            "/prod/app-1@123/AKIANEW/t0k/$x"
+        );
     }
 
     #[test]

@@ -110,6 +110,7 @@ impl Checker<'_> {
                     let param = Param {
                         default: p.default.as_ref().map(|d| d.0.clone()),
                         description: p.description.clone(),
+                        sensitive: p.sensitive,
                     };
                     (name.clone(), param)
                 })
@@ -119,11 +120,30 @@ impl Checker<'_> {
             targets,
             hooks,
             policy: policy?,
+            accounts_allowed: self.accounts(&merged),
         };
         if self.diagnostics.is_empty() {
             self.cycles(&workflow, &merged);
         }
         Some(workflow)
+    }
+
+    /// `accounts.allowed`: 12-digit account ids.
+    fn accounts(&mut self, merged: &Merged) -> Vec<String> {
+        let Some(accounts) = &merged.accounts else {
+            return Vec::new();
+        };
+        for (i, id) in accounts.item.allowed.iter().enumerate() {
+            if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
+                self.error(
+                    &accounts.origin.key("allowed").index(i),
+                    Part::Value,
+                    format!("`{id}` is not an AWS account id"),
+                    Some("an account id is 12 digits, quoted: \"123456789012\"".into()),
+                );
+            }
+        }
+        accounts.item.allowed.clone()
     }
 
     fn selection(&mut self, merged: &Merged, root: &Origin) -> Selection {

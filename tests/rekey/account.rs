@@ -19,6 +19,7 @@ pub struct Account {
     secrets: aws_sdk_secretsmanager::Client,
     /// Unique to this test: `t<pid>x<n>`.
     pub id: String,
+    endpoint: String,
 }
 
 impl Account {
@@ -54,6 +55,7 @@ impl Account {
             runtime,
             key_secrets: Default::default(),
             id,
+            endpoint: endpoint.to_string(),
         }
     }
 
@@ -199,6 +201,39 @@ impl Account {
     pub fn param_key(&self, name: &str) -> Option<String> {
         let value: serde_json::Value = serde_json::from_str(&self.param(name)?).ok()?;
         value["AccessKeyId"].as_str().map(str::to_string)
+    }
+
+    /// The secret IAM issued for each key, from the emulator's own record
+    /// (`/moto-api/data.json`): the emulator accepts any signature, so only
+    /// a comparison with these proves that a target holds a key that works.
+    pub fn issued_secrets(&self) -> std::collections::HashMap<String, String> {
+        let mut answer = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
+            .call()
+            .expect("the emulator's data.json");
+        let text = answer
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_string()
+            .expect("the emulator's data.json");
+        let data: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        data["iam"]["AccessKey"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| {
+                Some((
+                    k["access_key_id"].as_str()?.to_string(),
+                    k["secret_access_key"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The secret an SSM parameter holds as JSON.
+    pub fn param_secret(&self, name: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(&self.param(name)?).ok()?;
+        value["SecretAccessKey"].as_str().map(str::to_string)
     }
 
     /// The secret of a key this test created.

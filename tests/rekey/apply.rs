@@ -74,7 +74,12 @@ impl Setup {
         self.rekey(&["apply", "workflow.yaml", "--auto-approve"])
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// `apply --until PHASE`.
+    pub fn apply_until(&self, phase: &str) -> Run {
+        self.rekey(&["apply", "workflow.yaml", "--auto-approve", "--until", phase])
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rekey"));
         command
             .args(args)
@@ -92,16 +97,30 @@ impl Setup {
     }
 
     pub fn journal(&self) -> String {
-        std::fs::read_to_string(self.path().join(".rekey/journal.jsonl")).unwrap_or_default()
+        std::fs::read_to_string(self.state().join("journal.jsonl")).unwrap_or_default()
     }
 
     fn profile_key(&self, user: &str) -> Option<String> {
+        self.profile_field(user, "aws_access_key_id")
+    }
+
+    pub fn profile_secret(&self, user: &str) -> Option<String> {
+        self.profile_field(user, "aws_secret_access_key")
+    }
+
+    fn profile_field(&self, user: &str, field: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.path().join("credentials")).ok()?;
         let section = text.split(&format!("[{user}]")).nth(1)?;
+        let section = section.split("\n[").next()?;
         section
             .lines()
-            .find_map(|l| l.strip_prefix("aws_access_key_id = "))
+            .find_map(|l| l.strip_prefix(&format!("{field} = ")))
             .map(str::to_string)
+    }
+
+    /// The state directory of the workflow (`name: test`).
+    pub fn state(&self) -> PathBuf {
+        self.path().join(".rekey/test")
     }
 }
 
@@ -126,6 +145,17 @@ pub fn seed(account: &Account, subpath: &str, count: usize) -> Vec<(String, Stri
 /// Every invariant of a finished rotation: one key, active, new, held by
 /// every target; staging empty; the journal says done.
 pub fn assert_rotated(account: &Account, setup: &Setup, users: &[(String, String)]) {
+    assert_rotated_in(account, setup, users, &setup.state());
+}
+
+/// [`assert_rotated`] with the state directory at `state`.
+pub fn assert_rotated_in(
+    account: &Account,
+    setup: &Setup,
+    users: &[(String, String)],
+    state: &Path,
+) {
+    let issued_secrets = account.issued_secrets();
     for (user, old) in users {
         let keys = account.keys(user);
         assert_eq!(keys.len(), 1, "{user} has {keys:?}");
@@ -144,13 +174,29 @@ pub fn assert_rotated(account: &Account, setup: &Setup, users: &[(String, String
             Some(key),
             "{user}: the credentials file"
         );
+        let issued = issued_secrets
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{user}: IAM has no secret for {key}"));
+        assert_eq!(
+            account
+                .param_secret(&format!("/{}/{user}/aws", account.id))
+                .as_ref(),
+            Some(&issued),
+            "{user}: the SSM target holds another secret than IAM issued"
+        );
+        assert_eq!(
+            setup.profile_secret(user).as_ref(),
+            Some(&issued),
+            "{user}: the credentials file holds another secret than IAM issued"
+        );
         let pushed = std::fs::read_to_string(setup.path().join("pushed.log")).unwrap_or_default();
         assert!(
             pushed.lines().any(|l| l == format!("{user} {key}")),
             "{user}: the command did not get the new key: {pushed}"
         );
     }
-    let staged: Vec<PathBuf> = std::fs::read_dir(setup.path().join(".rekey/staging"))
+    let staged: Vec<PathBuf> = std::fs::read_dir(state.join("staging"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -220,21 +266,51 @@ fn rotating_three_users_with_three_targets_converges() {
     );
 }
 
-/// Every point a crash can interrupt: right after each step is recorded
-/// done, and between CreateAccessKey's answer and the staging write.
+/// Every point a crash can interrupt: right after each step's intent is
+/// recorded (the middle of the step: it may or may not have acted), right
+/// after it is recorded done, and between CreateAccessKey's answer and the
+/// staging write.
 const KILL_POINTS: &[&str] = &[
+    "intent:make-room",
     "make-room",
+    "intent:create",
     "create:before-stage",
     "create",
+    "intent:distribute:param",
     "distribute:param",
+    "intent:distribute:profile",
     "distribute:profile",
+    "intent:distribute:push",
     "distribute:push",
+    "intent:refresh:reload",
+    "refresh:reload",
+    "intent:verify:works",
     "verify:works",
+    "intent:disable-old",
     "disable-old",
+    "intent:verify_after_disable:still",
+    "verify_after_disable:still",
     "soak",
+    "intent:delete-old",
     "delete-old",
+    "intent:unstage",
     "unstage",
 ];
+
+/// The key each user's `create` recorded, from the journal.
+pub fn created_keys(journal: &str) -> Vec<(String, String)> {
+    journal
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["event"] == "done" && e["step"] == "create")
+        .filter_map(|e| {
+            Some((
+                e["user"].as_str()?.to_string(),
+                e["done"]["created"]["new_key"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
 
 #[test]
 fn a_kill_at_every_step_is_finished_by_the_next_apply() {
@@ -246,7 +322,7 @@ fn a_kill_at_every_step_is_finished_by_the_next_apply() {
         let setup = Setup::new(
             &account,
             &subpath,
-            "hooks:\n  verify:\n    - id: works\n      sts_identity: { timeout: 20s }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 1\n",
+            "hooks:\n  refresh:\n    - id: reload\n      exec: { command: [\"true\"] }\n  verify:\n    - id: works\n      sts_identity: { timeout: 20s }\n  verify_after_disable:\n    - id: still\n      sts_identity: { timeout: 20s }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 1\n",
         );
         cases.push((point, users, setup));
     }
@@ -263,6 +339,7 @@ fn a_kill_at_every_step_is_finished_by_the_next_apply() {
             "{point}: the process was not killed:\n{}",
             String::from_utf8_lossy(&killed.stdout)
         );
+        let created = created_keys(&setup.journal());
         let resumed = setup.apply();
         resumed.exits(0);
         if **point == "create:before-stage" {
@@ -273,11 +350,162 @@ fn a_kill_at_every_step_is_finished_by_the_next_apply() {
             );
         }
         assert_rotated(&account, setup, users);
+        for (user, key) in &created {
+            assert_eq!(
+                account.keys(user),
+                [(key.clone(), true)],
+                "{point}: {user} ends with another key than the killed run created"
+            );
+        }
     }
     eprintln!(
         "kill points covered: {} ({})",
         KILL_POINTS.len(),
         KILL_POINTS.join(", ")
+    );
+}
+
+/// Every point a crash can interrupt a rollback: after each undo step's
+/// intent, and after it is done.
+const ROLLBACK_KILL_POINTS: &[&str] = &[
+    "intent:rollback:enable-old",
+    "rollback:enable-old",
+    "intent:rollback:restore:noted",
+    "rollback:restore:noted",
+    "intent:rollback:restore:push",
+    "rollback:restore:push",
+    "intent:rollback:restore:profile",
+    "rollback:restore:profile",
+    "intent:rollback:restore:param",
+    "rollback:restore:param",
+    "intent:rollback:delete-new",
+    "rollback:delete-new",
+    "intent:rollback:discard",
+    "rollback:discard",
+];
+
+/// A rollback: a check after disable-old fails, so every undo step runs.
+const FAILING_AFTER_DISABLE: &str = "  - id: noted\n    exec: { command: [sh, -c, \"echo $REKEY_USER >> noted.log\"], rollback: [sh, -c, \"sleep 0.2; echo $REKEY_USER >> undone.log\"] }\nhooks:\n  verify_after_disable:\n    - id: health\n      exec: { command: [\"false\"] }\npolicy:\n  soak: 0s\n";
+
+/// The rolled-back state: the old key active and alone, the parameter
+/// holding it and its secret, the credentials file as it was, staging
+/// empty.
+pub fn assert_rolled_back(
+    account: &Account,
+    setup: &Setup,
+    users: &[(String, String)],
+    credentials: &[u8],
+) {
+    for (user, old) in users {
+        assert_eq!(
+            account.keys(user),
+            [(old.clone(), true)],
+            "{user}: not rolled back"
+        );
+        let param = format!("/{}/{user}/aws", account.id);
+        assert_eq!(account.param_key(&param).as_ref(), Some(old), "{user}");
+        assert_eq!(
+            account.param_secret(&param).as_deref(),
+            Some(CANARY),
+            "{user}: the parameter lost the old secret"
+        );
+    }
+    assert_eq!(
+        std::fs::read(setup.path().join("credentials")).unwrap(),
+        credentials,
+        "the credentials file is not as it was"
+    );
+    let staged: Vec<PathBuf> = std::fs::read_dir(setup.state().join("staging"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(staged.is_empty(), "staging is not empty: {staged:?}");
+}
+
+#[test]
+fn a_kill_at_every_rollback_step_is_finished_by_the_next_apply() {
+    let account = Account::new();
+    let mut cases = Vec::new();
+    for (i, point) in ROLLBACK_KILL_POINTS.iter().enumerate() {
+        let subpath = format!("rb{i}/");
+        let users = seed(&account, &subpath, 1);
+        let setup = Setup::new(&account, &subpath, FAILING_AFTER_DISABLE);
+        let credentials = std::fs::read(setup.path().join("credentials")).unwrap();
+        cases.push((point, users, setup, credentials));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    for (point, users, setup, credentials) in &cases {
+        let killed = setup
+            .command(&["apply", "workflow.yaml", "--auto-approve"])
+            .env("REKEY_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            killed.status.code(),
+            None,
+            "{point}: the process was not killed:\n{}",
+            String::from_utf8_lossy(&killed.stdout)
+        );
+        let resumed = setup.apply();
+        resumed.exits(3);
+        assert!(
+            resumed.stdout.contains("ROLLED BACK") && !resumed.stdout.contains("rotated:"),
+            "{point}: {}",
+            resumed.stdout
+        );
+        assert_rolled_back(&account, setup, users, credentials);
+    }
+}
+
+#[test]
+fn kills_at_random_instants_during_rollbacks_all_converge_rolled_back() {
+    const RUNS: usize = 16;
+    let account = Account::new();
+    let cases: Vec<_> = (0..RUNS)
+        .map(|i| {
+            let subpath = format!("rr{i}/");
+            let users = seed(&account, &subpath, 1);
+            let setup = Setup::new(&account, &subpath, FAILING_AFTER_DISABLE);
+            let credentials = std::fs::read(setup.path().join("credentials")).unwrap();
+            (users, setup, credentials)
+        })
+        .collect();
+    let probe_users = seed(&account, "rrprobe/", 1);
+    let probe = Setup::new(&account, "rrprobe/", FAILING_AFTER_DISABLE);
+    let probe_credentials = std::fs::read(probe.path().join("credentials")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = Instant::now();
+    probe.apply().exits(3);
+    let full = started.elapsed().as_millis() as u64;
+    assert_rolled_back(&account, &probe, &probe_users, &probe_credentials);
+    let mut seed_state = 0x0bad_5eed_2026_u64;
+    let mut mid_rollback = 0;
+    for (users, setup, credentials) in &cases {
+        // The second half of a run is mostly its rollback.
+        let delay = full / 2 + next(&mut seed_state) % (full / 2 + 1);
+        let mut child = setup
+            .command(&["apply", "workflow.yaml", "--auto-approve"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let journal = setup.journal();
+        if journal.contains("\"rolling_back\"") && !journal.contains("\"rolled_back\"") {
+            mid_rollback += 1;
+        }
+        let resumed = setup.apply();
+        resumed.exits(3);
+        assert!(!resumed.stdout.contains("rotated:"), "{}", resumed.stdout);
+        assert_rolled_back(&account, setup, users, credentials);
+    }
+    eprintln!(
+        "{RUNS} runs killed after {}..{full} ms; {mid_rollback} mid-rollback",
+        full / 2
+    );
+    assert!(
+        mid_rollback >= RUNS / 4,
+        "too few kills landed mid-rollback ({mid_rollback} of {RUNS})"
     );
 }
 
@@ -315,7 +543,9 @@ fn fifty_kills_at_random_instants_all_converge() {
     let mut seed_state = 0x005e_ed0f_2026_u64;
     let mut killed_mid_run = 0;
     for (users, setup) in &cases {
-        let delay = next(&mut seed_state) % (full + 1);
+        // Three quarters of a probe run: a run under the suite's load can
+        // be faster than the probe was, and a kill after the end proves less.
+        let delay = next(&mut seed_state) % (full * 3 / 4 + 1);
         let mut child = setup
             .command(&["apply", "workflow.yaml", "--auto-approve"])
             .spawn()
@@ -331,7 +561,8 @@ fn fifty_kills_at_random_instants_all_converge() {
         assert_rotated(&account, setup, users);
     }
     eprintln!(
-        "{RUNS} runs killed after 0..{full} ms; {killed_mid_run} were still running when killed"
+        "{RUNS} runs killed after 0..{} ms; {killed_mid_run} were still running when killed",
+        full * 3 / 4
     );
     assert!(
         killed_mid_run >= RUNS / 2,
@@ -508,13 +739,7 @@ fn until_stops_after_a_phase_and_the_next_apply_goes_on() {
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
     std::thread::sleep(Duration::from_millis(1100));
-    let run = setup.rekey(&[
-        "apply",
-        "workflow.yaml",
-        "--auto-approve",
-        "--until",
-        "distribute",
-    ]);
+    let run = setup.apply_until("distribute");
     run.exits(0);
     assert!(
         run.stdout.contains("stopped after distribute (--until)"),
@@ -631,16 +856,33 @@ fn a_rotation_the_previous_version_left_in_progress_is_finished() {
         .replace("{ARN}", &arn);
     std::fs::write(setup.path().join(".rekey/journal.jsonl"), journal).unwrap();
 
-    let run = setup.apply();
+    let refused = setup.apply();
+    refused.exits(1);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("are in progress in ./.rekey ({user})"))
+            && refused.stderr.contains("--state-dir ./.rekey"),
+        "a rotation of the previous layout is named, never forgotten: {}",
+        refused.stderr
+    );
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert!(status.stdout.contains(user.as_str()), "{}", status.stdout);
+    let run = setup.rekey(&[
+        "apply",
+        "workflow.yaml",
+        "--auto-approve",
+        "--state-dir",
+        ".rekey",
+    ]);
     run.exits(0);
     assert!(
-        run.stdout.contains(
-            "resuming the rotation begun 2026-11-30T04:53:49Z (last step: distribute:profile)"
-        ),
+        run.stdout
+            .contains("in progress, interrupted during distribute:profile; apply reconciles it"),
         "{}",
         run.stdout
     );
-    assert_rotated(&account, &setup, &users);
+    assert_rotated_in(&account, &setup, &users, &setup.path().join(".rekey"));
     assert_eq!(
         account.keys(user),
         [(new_key.clone(), true)],
@@ -660,7 +902,7 @@ fn a_rotation_the_previous_version_left_in_progress_is_finished() {
         )),
         "the profile holds the secret IAM issued"
     );
-    let status = setup.rekey(&["status", "workflow.yaml"]);
+    let status = setup.rekey(&["status", "workflow.yaml", "--state-dir", ".rekey"]);
     assert!(
         status.stdout.contains(&format!("{user}: done")),
         "{}",

@@ -131,7 +131,7 @@ fn a_journal_cut_by_a_crash_is_resumed_and_one_damaged_inside_is_refused() {
         &["apply", "workflow.yaml", "--auto-approve"],
     );
     assert_eq!(killed.code, -1, "killed");
-    let journal = setup.path().join(".rekey/journal.jsonl");
+    let journal = setup.state().join("journal.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
     // Cut the last record in half, as a crash during the write would.
     std::fs::write(&journal, &text[..text.len() - 20]).unwrap();
@@ -148,7 +148,7 @@ fn a_journal_cut_by_a_crash_is_resumed_and_one_damaged_inside_is_refused() {
         &["apply", "workflow.yaml", "--auto-approve"],
     );
     assert_eq!(killed.code, -1, "killed");
-    let journal = setup.path().join(".rekey/journal.jsonl");
+    let journal = setup.state().join("journal.jsonl");
     let mut lines: Vec<String> = std::fs::read_to_string(&journal)
         .unwrap()
         .lines()
@@ -245,7 +245,11 @@ fn a_target_deleted_by_someone_else_before_rollback_halts_with_its_name() {
     );
     assert!(run.stdout.contains("HALTED"), "{}", run.stdout);
     let status = setup.rekey(&["status", "workflow.yaml"]);
-    assert!(status.stdout.contains("halted:"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("halted while rolling back:"),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod account;
 mod apply;
+mod demo;
 mod emulator;
 mod faults;
 mod fuzz;
@@ -11,6 +12,7 @@ mod hooks;
 mod http_server;
 mod merge;
 mod plan;
+mod progress;
 mod schema;
 mod support;
 mod targets;

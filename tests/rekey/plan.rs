@@ -305,7 +305,7 @@ fn all_outputs(workflow: &Workflow) -> String {
     let json = workflow.plan(&["--json"]);
     json.exits(0);
     let saved = std::fs::read_to_string(&out).unwrap();
-    assert!(saved.contains("\"format_version\": 1"));
+    assert!(saved.contains("\"format_version\": 2"));
     [human.stdout, human.stderr, json.stdout, json.stderr, saved].join("\n")
 }
 

@@ -1,0 +1,597 @@
+//! Rotations in progress, as the world around them changes: each test is
+//! named after a failure seen when apply re-derived what to do from
+//! whatever workflow it was handed. A rotation now owns a snapshot, belongs
+//! to its workflow, rolls back as a journaled phase, is told truthfully by
+//! plan, can be aborted, and stops cleanly on a signal.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::account::{Account, CANARY};
+use crate::apply::{Setup, assert_rotated, seed};
+
+fn wait_due() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} is not in {}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// The old key active and alone, every target holding it.
+fn assert_rolled_back(account: &Account, setup: &Setup, user: &str, old: &str) {
+    assert_eq!(
+        account.keys(user),
+        [(old.to_string(), true)],
+        "{user}: the old key is active again and the new one gone"
+    );
+    assert_eq!(
+        account
+            .param_key(&format!("/{}/{user}/aws", account.id))
+            .as_deref(),
+        Some(old),
+        "{user}: the SSM target holds the old key"
+    );
+    assert_eq!(
+        account
+            .param_secret(&format!("/{}/{user}/aws", account.id))
+            .as_deref(),
+        Some(CANARY),
+        "{user}: the SSM target holds the old secret"
+    );
+    let staged = setup.state().join(format!("staging/{user}.json"));
+    assert!(!staged.exists(), "{user}: the new secret is still staged");
+}
+
+#[test]
+fn workflows_side_by_side_never_share_a_rotation() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, _) = &users[0];
+    let setup = Setup::new(&account, "", "policy:\n  soak: 1h\n");
+    let other = setup.path().join("other.yaml");
+    let text = std::fs::read_to_string(setup.path().join("workflow.yaml"))
+        .unwrap()
+        .replace("name: test", "name: other")
+        .replace("soak: 1h", "soak: 0s")
+        .replace("path: credentials", "path: other-credentials");
+    std::fs::write(&other, text).unwrap();
+    wait_due();
+    setup.apply().exits(4);
+    // Default state directories are per workflow.
+    let run = setup.rekey(&["apply", "other.yaml", "--auto-approve"]);
+    assert!(
+        !setup.path().join("other-credentials").exists(),
+        "the other workflow wrote its target for this one's rotation: {}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("resuming") && !run.stdout.contains("in progress"),
+        "{}",
+        run.stdout
+    );
+    // A state directory shared by hand: the other workflow leaves the
+    // rotation alone, holds its user, and does not report it.
+    let shared = ["--state-dir", ".rekey/test"];
+    let run = setup.rekey(&[
+        "apply",
+        "other.yaml",
+        "--auto-approve",
+        shared[0],
+        shared[1],
+    ]);
+    assert!(
+        run.stdout
+            .contains("a rotation of workflow `test` is in progress on this user"),
+        "{}",
+        run.stdout
+    );
+    let status = setup.rekey(&["status", "other.yaml", shared[0], shared[1]]);
+    assert!(!status.stdout.contains(user.as_str()), "{}", status.stdout);
+    let keys = account.keys(user);
+    assert_eq!(keys.len(), 2, "the soak goes on: {keys:?}");
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert!(
+        status.stdout.contains("paused at soak"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn rollback_restores_what_the_rotation_wrote_not_what_the_workflow_names_now() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old) = &users[0];
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: env\n    env_file: { path: a.env }\nhooks:\n  verify:\n    - id: health\n      exec: { command: [sh, -c, \"test ! -e broken\"] }\npolicy:\n  soak: 0s\n",
+    );
+    std::fs::write(
+        setup.path().join("a.env"),
+        format!("AWS_ACCESS_KEY_ID={old}\nAWS_SECRET_ACCESS_KEY={CANARY}\n"),
+    )
+    .unwrap();
+    let unrelated = "DATABASE_URL=postgres://app@db/app\n";
+    std::fs::write(setup.path().join("b.env"), unrelated).unwrap();
+    let a_before = std::fs::read(setup.path().join("a.env")).unwrap();
+    wait_due();
+    setup.apply_until("distribute").exits(0);
+    edit(
+        &setup.path().join("workflow.yaml"),
+        "path: a.env",
+        "path: b.env",
+    );
+    std::fs::write(setup.path().join("broken"), "").unwrap();
+    let run = setup.apply();
+    run.exits(3);
+    assert!(run.stdout.contains("ROLLED BACK"), "{}", run.stdout);
+    assert_eq!(
+        std::fs::read(setup.path().join("a.env")).unwrap(),
+        a_before,
+        "a.env, which the rotation wrote, is restored"
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.path().join("b.env")).unwrap(),
+        unrelated,
+        "b.env, which the rotation never wrote, is untouched"
+    );
+    assert_rolled_back(&account, &setup, user, old);
+}
+
+#[test]
+fn a_rollback_that_fails_half_way_is_finished_by_the_next_apply() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old) = &users[0];
+    // Targets are restored last first: the parameter, then the profile.
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: health\n      exec: { command: [\"false\"] }\npolicy:\n  soak: 0s\n",
+    );
+    // Put the profile before the parameter.
+    let param = format!(
+        "  - id: param\n    ssm_parameter: {{ name: \"/{}/${{user}}/aws\" }}\n",
+        account.id
+    );
+    let profile =
+        "  - id: profile\n    credentials_file: { path: credentials, profile: \"${user}\" }\n";
+    edit(
+        &setup.path().join("workflow.yaml"),
+        &format!("{param}{profile}"),
+        &format!("{profile}{param}"),
+    );
+    let credentials =
+        format!("[{user}]\naws_access_key_id = {old}\naws_secret_access_key = {CANARY}\n");
+    std::fs::write(setup.path().join("credentials"), &credentials).unwrap();
+    wait_due();
+    // Stop after distribute, then break the profile's backup: its restore
+    // fails after the parameter's succeeded.
+    setup.apply_until("distribute").exits(0);
+    let backups = setup.state().join("backups");
+    let backup = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".profile"))
+        .expect("a backup of the profile");
+    std::fs::remove_file(&backup).unwrap();
+    std::fs::create_dir(&backup).unwrap();
+    let halted = setup.apply();
+    halted.exits(3);
+    assert!(
+        halted.stdout.contains("then rollback failed"),
+        "{}",
+        halted.stdout
+    );
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert!(
+        status.stdout.contains("halted while rolling back"),
+        "{}",
+        status.stdout
+    );
+    let plan = setup.rekey(&["plan", "workflow.yaml"]);
+    assert!(
+        plan.stdout.contains("halted while rolling back"),
+        "{}",
+        plan.stdout
+    );
+    // Fix the cause: the next apply finishes the rollback, never the rotation.
+    std::fs::remove_dir(&backup).unwrap();
+    std::fs::write(&backup, &credentials).unwrap();
+    let finished = setup.apply();
+    finished.exits(3);
+    assert!(
+        finished.stdout.contains("ROLLED BACK") && !finished.stdout.contains("rotated:"),
+        "{}",
+        finished.stdout
+    );
+    assert_rolled_back(&account, &setup, user, old);
+    assert_eq!(
+        std::fs::read_to_string(setup.path().join("credentials")).unwrap(),
+        credentials
+    );
+    let again = setup.apply();
+    assert!(!again.stdout.contains("rotated:"), "{}", again.stdout);
+}
+
+#[test]
+fn plan_tells_the_truth_about_rotations_in_progress() {
+    let account = Account::new();
+    let users = seed(&account, "", 2);
+    let setup = Setup::new(
+        &account,
+        "",
+        "policy:\n  soak: 1h\n  make_room: delete_inactive\n",
+    );
+    wait_due();
+    setup.apply().exits(4);
+    let plan = setup.rekey(&["plan", "workflow.yaml", "--detailed-exitcode"]);
+    plan.exits(2);
+    for (user, _) in &users {
+        assert!(
+            plan.stdout
+                .contains(&format!("> {user}: in progress, paused in soak until"))
+                && plan
+                    .stdout
+                    .contains("continues with soak, delete-old, unstage"),
+            "{}",
+            plan.stdout
+        );
+    }
+    assert!(
+        !plan.stdout.contains("make-room") && !plan.stdout.contains("blocked, "),
+        "the soaking old key is not offered for deletion: {}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to rotate, 2 in progress, 0 unchanged, 0 blocked."),
+        "{}",
+        plan.stdout
+    );
+    let json = setup.rekey(&["plan", "workflow.yaml", "--json"]);
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(document["format_version"], 2);
+    assert_eq!(document["summary"]["in_progress"], 2);
+    assert_eq!(document["users"][0]["decision"], "in_progress");
+}
+
+#[test]
+fn plan_after_until_distribute_shows_the_rotation_not_two_active_keys() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    wait_due();
+    setup.apply_until("distribute").exits(0);
+    let plan = setup.rekey(&["plan", "workflow.yaml"]);
+    assert!(
+        plan.stdout
+            .contains(&format!("> {}: in progress", users[0].0))
+            && !plan.stdout.contains("two active keys"),
+        "{}",
+        plan.stdout
+    );
+    setup.apply().exits(0);
+    assert_rotated(&account, &setup, &users);
+}
+
+#[test]
+fn abort_rolls_back_a_rotation_in_progress_and_refuses_after_delete_old() {
+    let account = Account::new();
+    let users = seed(&account, "", 2);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 1h\n");
+    wait_due();
+    setup.apply().exits(4);
+    let (first, first_old) = &users[0];
+    let (second, _) = &users[1];
+    let no_approval = setup.rekey(&["abort", "workflow.yaml", "--user", first]);
+    no_approval.exits(1);
+    assert!(
+        no_approval.stdout.contains(
+            "undo: enable-old, restore:push, restore:profile, restore:param, delete-new, discard"
+        ),
+        "it shows what it will do: {}",
+        no_approval.stdout
+    );
+    assert_eq!(
+        account.keys(first).len(),
+        2,
+        "nothing changed without approval"
+    );
+    let unknown = setup.rekey(&[
+        "abort",
+        "workflow.yaml",
+        "--user",
+        "nobody",
+        "--auto-approve",
+    ]);
+    unknown.exits(1);
+    assert!(
+        unknown.stderr.contains("--user nobody"),
+        "{}",
+        unknown.stderr
+    );
+    let run = setup.rekey(&["abort", "workflow.yaml", "--user", first, "--auto-approve"]);
+    run.exits(0);
+    assert_rolled_back(&account, &setup, first, first_old);
+    assert_eq!(
+        account.keys(second).len(),
+        2,
+        "--user leaves the others alone"
+    );
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("{first}: rolled back: aborted")),
+        "{}",
+        status.stdout
+    );
+    // Once delete-old has run, the old key may be gone: abort refuses.
+    let late = seed(&account, "late/", 1);
+    let setup = Setup::new(&account, "late/", "policy:\n  soak: 0s\n");
+    wait_due();
+    let crash = setup
+        .command(&["apply", "workflow.yaml", "--auto-approve"])
+        .env("REKEY_CRASH_AT", "intent:delete-old")
+        .output()
+        .unwrap();
+    assert_eq!(crash.status.code(), None);
+    let refused = setup.rekey(&["abort", "workflow.yaml", "--auto-approve"]);
+    refused.exits(1);
+    assert!(
+        refused.stderr.contains("delete-old has run"),
+        "{}",
+        refused.stderr
+    );
+    setup.apply().exits(0);
+    assert_rotated(&account, &setup, &late);
+}
+
+#[test]
+fn user_narrows_plan_and_apply_and_is_refused_when_not_selected_or_with_a_saved_plan() {
+    let account = Account::new();
+    let users = seed(&account, "", 2);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    wait_due();
+    let (first, _) = &users[0];
+    let (second, _) = &users[1];
+    let second_keys = account.keys(second);
+    let plan = setup.rekey(&["plan", "workflow.yaml", "--user", first]);
+    plan.exits(0);
+    assert!(
+        plan.stdout
+            .contains("Plan: 1 to rotate, 0 unchanged, 0 blocked.")
+            && !plan.stdout.contains(second.as_str()),
+        "{}",
+        plan.stdout
+    );
+    let unknown = setup.rekey(&["plan", "workflow.yaml", "--user", "nobody"]);
+    unknown.exits(1);
+    assert!(
+        unknown
+            .stderr
+            .contains("--user nobody: the workflow does not select nobody"),
+        "{}",
+        unknown.stderr
+    );
+    setup
+        .rekey(&["plan", "workflow.yaml", "--out", "plan.json"])
+        .exits(0);
+    let saved = setup.rekey(&["apply", "plan.json", "--user", first]);
+    saved.exits(1);
+    assert!(
+        saved.stderr.contains("the plan fixes its users"),
+        "{}",
+        saved.stderr
+    );
+    setup
+        .rekey(&["apply", "workflow.yaml", "--auto-approve", "--user", first])
+        .exits(0);
+    assert_rotated(&account, &setup, &users[..1]);
+    assert_eq!(
+        account.keys(second),
+        second_keys,
+        "the other user is untouched"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_hook_stops_cleanly_and_is_not_a_failed_verification() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    // The hook waits for a marker that the test writes after the signal.
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: slow\n      exec: { command: [sh, -c, \"echo $$$$ > hook.pid; while [ ! -e ready ]; do sleep 0.1; done\"], timeout: 60s }\npolicy:\n  soak: 0s\n",
+    );
+    wait_due();
+    let mut child = setup
+        .command(&["apply", "workflow.yaml", "--auto-approve"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !setup.path().join("hook.pid").exists() {
+        assert!(Instant::now() < deadline, "the hook never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let hook: i32 = std::fs::read_to_string(setup.path().join("hook.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // As a terminal's Ctrl-C: SIGINT to rekey's whole process group.
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: signalling a process group this test created.
+    unsafe {
+        libc::kill(-pid, libc::SIGINT);
+    }
+    let started = Instant::now();
+    let output = {
+        let status = child.wait().unwrap();
+        let mut stdout = String::new();
+        use std::io::Read;
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        (status, stdout)
+    };
+    assert_eq!(output.0.code(), Some(130), "{}", output.1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it stopped promptly"
+    );
+    assert!(
+        output.1.contains("INTERRUPTED at verify:slow"),
+        "{}",
+        output.1
+    );
+    assert!(
+        !output.1.contains("ROLLED BACK") && !output.1.contains("FAILED"),
+        "an interruption is not a failed verification: {}",
+        output.1
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(hook, 0) } == 0;
+    assert!(!alive, "the hook's process group was stopped");
+    let journal = setup.journal();
+    assert!(
+        journal.contains("\"event\":\"interrupted\"") && !journal.contains("rolling_back"),
+        "{journal}"
+    );
+    std::fs::write(setup.path().join("ready"), "").unwrap();
+    let resumed = setup.apply();
+    resumed.exits(0);
+    assert_rotated(&account, &setup, &users);
+}
+
+#[test]
+fn a_torn_journal_is_recovered_for_good() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 1h\n");
+    wait_due();
+    setup.apply().exits(4);
+    let journal = setup.state().join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    std::fs::write(&journal, &text[..text.len() - 20]).unwrap();
+    edit(&setup.path().join("workflow.yaml"), "soak: 1h", "soak: 0s");
+    // The rotation keeps its own soak (1h): it pauses again, and the
+    // journal stays readable through status and two more applies.
+    setup.apply().exits(4);
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    status.exits(0);
+    assert!(!status.stderr.contains("damaged"), "{}", status.stderr);
+    setup.apply().exits(4);
+    setup.apply().exits(4);
+    for line in std::fs::read_to_string(&journal).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every line is whole");
+    }
+    let _ = users;
+}
+
+#[test]
+fn a_rotation_keeps_the_soak_it_began_with() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 1h\n");
+    wait_due();
+    setup.apply_until("distribute").exits(0);
+    edit(&setup.path().join("workflow.yaml"), "soak: 1h", "soak: 0s");
+    let run = setup.apply();
+    run.exits(4);
+    assert!(
+        run.stdout.contains("soaks, disabled, for 1h"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(account.keys(&users[0].0).len(), 2, "the old key is kept");
+}
+
+#[test]
+fn a_sensitive_param_is_never_written_and_is_needed_to_resume() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let token = "TOKEN-never-in-the-journal-51f0";
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: check\n      exec: { command: [sh, -c, \"test x${params.token} = x$EXPECTED\"] }\npolicy:\n  soak: 0s\nparams:\n  token: { sensitive: true }\n",
+    );
+    wait_due();
+    let var = format!("token={token}");
+    setup
+        .rekey(&[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--var",
+            &var,
+            "--until",
+            "distribute",
+        ])
+        .exits(0);
+    assert!(!setup.journal().contains(token), "{}", setup.journal());
+    let without = setup.rekey(&["apply", "workflow.yaml", "--auto-approve"]);
+    without.exits(1);
+    assert!(without.stderr.contains("token"), "{}", without.stderr);
+    let run = setup.rekey_at(
+        crate::emulator::emulator(),
+        &[("EXPECTED", token)],
+        &["apply", "workflow.yaml", "--auto-approve", "--var", &var],
+    );
+    run.exits(0);
+    assert_rotated(&account, &setup, &users);
+    assert!(!setup.journal().contains(token));
+}
+
+#[test]
+fn a_rotation_never_continues_in_another_account() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    wait_due();
+    setup.apply_until("distribute").exits(0);
+    // Rewrite the snapshot's account, as if it had begun elsewhere.
+    let journal = setup.state().join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap().replace(
+        "\"account\":\"123456789012\"",
+        "\"account\":\"210987654321\"",
+    );
+    std::fs::write(&journal, text).unwrap();
+    let run = setup.apply();
+    run.exits(1);
+    assert!(
+        run.stdout.contains("began in account 210987654321"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(account.keys(&users[0].0).len(), 2, "nothing more was done");
+    // A workflow may pin its accounts.
+    edit(
+        &setup.path().join("workflow.yaml"),
+        "name: test\n",
+        "name: test\naccounts:\n  allowed: [\"210987654321\"]\n",
+    );
+    let pinned = setup.rekey(&["plan", "workflow.yaml"]);
+    pinned.exits(1);
+    assert!(
+        pinned
+            .stderr
+            .contains("account 123456789012, which `accounts.allowed` does not list"),
+        "{}",
+        pinned.stderr
+    );
+}
