@@ -346,3 +346,29 @@ fn a_rotation_begun_by_the_previous_version_is_finished() {
     world.assert_rotated();
     assert_eq!(world.account.keys_of("app-1")[0].0, new_key.id);
 }
+
+#[test]
+fn a_rollback_puts_back_the_parameters_type_and_kms_key() {
+    for (secure, kms) in [(false, None), (true, Some("alias/team-key"))] {
+        let world = World::new(
+            "    - id: health\n      exec: { command: [sh, -c, \"exit 7\"] }\n      needs: [works]\n",
+        );
+        world.account.parameter_as(
+            "/app/app-1",
+            r#"{"AccessKeyId": "AKIAOLD0000000000001", "SecretAccessKey": "secret-of-AKIAOLD0000000000001"}"#,
+            secure,
+            kms,
+        );
+        let report = world.apply(None);
+        assert!(
+            matches!(outcome(&report), Outcome::RolledBack { .. }),
+            "{report:?}"
+        );
+        world.assert_rolled_back();
+        assert_eq!(
+            world.account.parameter_kind("/app/app-1"),
+            Some((secure, kms.map(str::to_string))),
+            "the parameter's type and KMS key are as they were"
+        );
+    }
+}

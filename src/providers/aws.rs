@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 
 use super::{
     AccessKey, ErrorKind, Iam, IamUser, IamWriter, Invocation, KeyStatus, LastUse, NewKey,
-    ParameterSpec, ParameterStore, ProviderError, RunCommand, SecretStore, TargetReader,
-    TargetState,
+    ParameterSpec, ParameterStore, ProviderError, RunCommand, SecretStore, StoredParameter,
+    TargetReader, TargetState,
 };
 use crate::secret::{ExposeSecret, SecretString, key_id_in};
 use crate::workflow::document::SecretFormat;
@@ -578,6 +578,54 @@ impl ParameterStore for Aws {
                 Ok(None)
             }
             Err(error) => Err(provider_error("ssm:GetParameter", Some(&selector), error)),
+        }
+    }
+
+    async fn parameter_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredParameter>, ProviderError> {
+        let mut next: Option<String> = None;
+        loop {
+            Calls::count(&self.calls.ssm);
+            let answer = match self
+                .ssm
+                .get_parameter_history()
+                .name(name)
+                .with_decryption(true)
+                .set_next_token(next.take())
+                .send()
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_parameter_not_found()) =>
+                {
+                    return Ok(None);
+                }
+                Err(error) => {
+                    return Err(provider_error("ssm:GetParameterHistory", Some(name), error));
+                }
+            };
+            if let Some(found) = answer
+                .parameters()
+                .iter()
+                .find(|p| p.version().to_string() == version)
+            {
+                return Ok(found.value().map(|value| StoredParameter {
+                    value: SecretString::from(value.to_string()),
+                    secure: found.r#type()
+                        == Some(&aws_sdk_ssm::types::ParameterType::SecureString),
+                    kms_key_id: found.key_id().map(str::to_string),
+                }));
+            }
+            match answer.next_token() {
+                Some(token) => next = Some(token.to_string()),
+                None => return Ok(None),
+            }
         }
     }
 

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use super::{
     AccessKey, ErrorKind, Iam, IamUser, IamWriter, Invocation, KeyStatus, LastUse, NewKey,
-    ParameterSpec, ParameterStore, ProviderError, RunCommand, SecretStore, TargetReader,
-    TargetState,
+    ParameterSpec, ParameterStore, ProviderError, RunCommand, SecretStore, StoredParameter,
+    TargetReader, TargetState,
 };
 use crate::secret::{ExposeSecret, SecretString, key_id_in};
 use crate::workflow::document::SecretFormat;
@@ -46,8 +46,8 @@ struct State {
     users: Vec<IamUser>,
     keys: BTreeMap<String, Vec<Key>>,
     next_key: u32,
-    /// Every version's value, oldest first.
-    parameters: BTreeMap<String, Vec<String>>,
+    /// Every version (value, SecureString, KMS key), oldest first.
+    parameters: BTreeMap<String, Vec<(String, bool, Option<String>)>>,
     secrets: BTreeMap<String, Secret>,
     fail: Vec<&'static str>,
 }
@@ -91,13 +91,27 @@ impl Memory {
             .unwrap_or_default()
     }
 
-    /// Sets a parameter's value (a new version).
+    /// Sets a parameter's value (a new SecureString version).
     pub fn parameter(&self, name: &str, value: &str) {
+        self.parameter_as(name, value, true, None);
+    }
+
+    /// Sets a parameter's value, type and KMS key (a new version).
+    pub fn parameter_as(&self, name: &str, value: &str, secure: bool, kms_key_id: Option<&str>) {
         self.state()
             .parameters
             .entry(name.into())
             .or_default()
-            .push(value.into());
+            .push((value.into(), secure, kms_key_id.map(str::to_string)));
+    }
+
+    /// The type and KMS key of a parameter's latest version.
+    pub fn parameter_kind(&self, name: &str) -> Option<(bool, Option<String>)> {
+        self.state()
+            .parameters
+            .get(name)
+            .and_then(|v| v.last())
+            .map(|(_, secure, kms)| (*secure, kms.clone()))
     }
 
     /// The latest value of a parameter.
@@ -105,7 +119,7 @@ impl Memory {
         self.state()
             .parameters
             .get(name)
-            .and_then(|v| v.last().cloned())
+            .and_then(|v| v.last().map(|(value, ..)| value.clone()))
     }
 
     /// `(id, status, secret)` of every key of `user`.
@@ -205,7 +219,7 @@ impl TargetReader for Memory {
                 version: Some(versions.len().to_string()),
                 key_id: versions
                     .last()
-                    .and_then(|v| key_id_in(&SecretString::from(v.clone()), format)),
+                    .and_then(|(v, ..)| key_id_in(&SecretString::from(v.clone()), format)),
             },
             None => TargetState::absent(),
         })
@@ -311,7 +325,11 @@ impl ParameterStore for Memory {
         self.call("ssm:PutParameter")?;
         let mut state = self.state();
         let versions = state.parameters.entry(spec.name.clone()).or_default();
-        versions.push(value.expose_secret().to_string());
+        versions.push((
+            value.expose_secret().to_string(),
+            spec.secure,
+            spec.kms_key_id.clone().filter(|_| spec.secure),
+        ));
         Ok(versions.len().to_string())
     }
 
@@ -331,7 +349,24 @@ impl ParameterStore for Memory {
                 .and_then(|v| versions.get(v.wrapping_sub(1))),
             None => versions.last(),
         };
-        Ok(value.map(|v| SecretString::from(v.clone())))
+        Ok(value.map(|(v, ..)| SecretString::from(v.clone())))
+    }
+
+    async fn parameter_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredParameter>, ProviderError> {
+        let state = self.state();
+        let found = version
+            .parse::<usize>()
+            .ok()
+            .and_then(|v| state.parameters.get(name)?.get(v.wrapping_sub(1)));
+        Ok(found.map(|(value, secure, kms_key_id)| StoredParameter {
+            value: SecretString::from(value.clone()),
+            secure: *secure,
+            kms_key_id: kms_key_id.clone(),
+        }))
     }
 
     async fn delete_parameter(&self, name: &str) -> Result<(), ProviderError> {

@@ -194,6 +194,15 @@ pub struct ParameterSpec {
     pub tags: BTreeMap<String, String>,
 }
 
+/// One version of a parameter as it was written: what a rollback puts back.
+pub struct StoredParameter {
+    pub value: crate::secret::SecretString,
+    /// SecureString (or a plain String).
+    pub secure: bool,
+    /// The KMS key of a SecureString, when it names one.
+    pub kms_key_id: Option<String>,
+}
+
 /// SSM Parameter Store writes (targets and staging).
 pub trait ParameterStore: Sync {
     /// Writes a new version; returns its version number.
@@ -208,6 +217,13 @@ pub trait ParameterStore: Sync {
         name: &str,
         version: Option<&str>,
     ) -> impl Future<Output = Result<Option<crate::secret::SecretString>, ProviderError>> + Send;
+    /// Version `version` of a parameter with its type and KMS key, if it
+    /// still exists (GetParameterHistory).
+    fn parameter_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<StoredParameter>, ProviderError>> + Send;
     /// Deleting a parameter that is already gone is not an error.
     fn delete_parameter(
         &self,

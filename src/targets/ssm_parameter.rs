@@ -126,19 +126,23 @@ impl Resolved for Parameter {
             return Ok(());
         }
         let version = before.version.clone().unwrap_or_default();
-        let value = cx
+        let stored = cx
             .provider
-            .parameter_value(name, Some(&version))
+            .parameter_version(name, &version)
             .await?
             .ok_or_else(|| {
                 ActionError::Missing(format!(
                     "version {version} of SSM parameter {name} is gone (deleted by someone else?): put the old key's value back by hand, then run apply to finish the rollback"
                 ))
             })?;
+        // As it was: its type (a String stays a String) and its KMS key.
         let spec = ParameterSpec {
+            name: name.clone(),
+            secure: stored.secure,
+            kms_key_id: stored.kms_key_id,
             tags: BTreeMap::new(),
-            ..self.spec.clone()
         };
+        let value = stored.value;
         cx.provider.put_parameter(&spec, &value).await?;
         Ok(())
     }

@@ -286,6 +286,39 @@ impl Account {
         (kind, tags)
     }
 
+    /// Writes a parameter of `kind` (`String`, `SecureString`) holding
+    /// `key_id` and the canary as JSON, with `kms_key_id` when given.
+    pub fn ssm_put_as(&self, name: &str, key_id: &str, kind: &str, kms_key_id: Option<&str>) {
+        let value = format!(r#"{{"AccessKeyId": "{key_id}", "SecretAccessKey": "{CANARY}"}}"#);
+        self.runtime
+            .block_on(
+                self.ssm
+                    .put_parameter()
+                    .name(name)
+                    .r#type(aws_sdk_ssm::types::ParameterType::from(kind))
+                    .set_key_id(kms_key_id.map(str::to_string))
+                    .value(value)
+                    .overwrite(true)
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    /// The type and KMS key of a parameter's latest version.
+    pub fn param_kind(&self, name: &str) -> (String, Option<String>) {
+        let history = self
+            .runtime
+            .block_on(self.ssm.get_parameter_history().name(name).send())
+            .unwrap();
+        let last = history.parameters().last().unwrap();
+        (
+            last.r#type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            last.key_id().map(str::to_string),
+        )
+    }
+
     /// Deletes a user and its keys, as someone else might.
     pub fn delete_user(&self, user: &str) {
         for (key, _) in self.keys(user) {
