@@ -358,7 +358,11 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
             Ok(plan) => plan,
             Err(error) => return apply_failed(error),
         };
-        print!("{}", render::plan::human(&plan, style, global.verbose > 0));
+        let hide = &prepared.sensitive;
+        print!(
+            "{}",
+            hide.redact(&render::plan::human(&plan, style, global.verbose > 0))
+        );
         if !session.has_work(&plan) {
             println!("Nothing to do.");
             return Exit::Success.into();
@@ -374,12 +378,12 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         let bar = progress_bar(planned.max(session.in_progress.len()) as u64);
         let progress = |line: &str| match &bar {
             Some(bar) => {
-                bar.println(format!("  {line}"));
+                bar.println(format!("  {}", hide.redact(line)));
                 if line.contains(" done") {
                     bar.inc(1);
                 }
             }
-            None => println!("  {line}"),
+            None => println!("  {}", hide.redact(line)),
         };
         println!("\nApplying:");
         let stop = apply::stop::Stop::on_signals();
@@ -389,7 +393,10 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
-        print!("{}", render::apply::report(&report, &aws.calls.by_service()));
+        print!(
+            "{}",
+            hide.redact(&render::apply::report(&report, &aws.calls.by_service()))
+        );
         report.exit().into()
     })
 }
@@ -435,7 +442,9 @@ fn abort(global: &Global, args: AbortArgs) -> ExitCode {
         println!(
             "  {}: {}\n    undo: {}",
             record.user,
-            apply::describe_progress(record, workflow),
+            prepared
+                .sensitive
+                .redact(&apply::describe_progress(record, workflow)),
             steps.join(", ")
         );
     }
@@ -448,13 +457,15 @@ fn abort(global: &Global, args: AbortArgs) -> ExitCode {
     runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
         let stop = apply::stop::Stop::on_signals();
-        let progress = |line: &str| println!("  {line}");
+        let progress = |line: &str| println!("  {}", prepared.sensitive.redact(line));
         println!("\nRolling back:");
         match session.abort(&prepared, &aws, &stop, &progress).await {
             Ok(report) => {
                 print!(
                     "{}",
-                    render::apply::report(&report, &aws.calls.by_service())
+                    prepared
+                        .sensitive
+                        .redact(&render::apply::report(&report, &aws.calls.by_service()))
                 );
                 report.abort_exit().into()
             }
@@ -593,10 +604,14 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
     if let Err(error) = mark_journal(global, &args.workflow, &checked.workflow, &mut plan) {
         return fail(error);
     }
+    // Values of sensitive params never reach an output or a saved plan.
+    let hide = crate::workflow::params::bind(&checked.workflow, &args.vars)
+        .map(|params| crate::secret::Sensitive::of(&checked.workflow, &params))
+        .unwrap_or_default();
     if let Some(path) = &args.out
         && let Err(error) = crate::providers::files::write_atomically(
             path,
-            render::plan::json(&plan).as_bytes(),
+            hide.redact(&render::plan::json(&plan)).as_bytes(),
             0o644,
         )
     {
@@ -604,11 +619,15 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         return Exit::Error.into();
     }
     if args.json {
-        print!("{}", render::plan::json(&plan));
+        print!("{}", hide.redact(&render::plan::json(&plan)));
     } else {
         print!(
             "{}",
-            render::plan::human(&plan, Style::detect(global.no_color), global.verbose > 0)
+            hide.redact(&render::plan::human(
+                &plan,
+                Style::detect(global.no_color),
+                global.verbose > 0
+            ))
         );
         if let Some(path) = &args.out {
             println!("Saved the plan to {}.", path.display());

@@ -11,6 +11,47 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 use crate::workflow::document::SecretFormat;
 
+/// The values of params marked `sensitive: true`, to be replaced by
+/// `(sensitive)` wherever rekey writes text: the journal, plans, reports.
+/// Values shorter than four characters are left alone: redacting `1` or
+/// `ab` everywhere would garble every line and hide nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Sensitive(Vec<String>);
+
+impl Sensitive {
+    pub fn of(
+        workflow: &crate::workflow::Workflow,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        let mut values: Vec<String> = workflow
+            .params
+            .iter()
+            .filter(|(_, p)| p.sensitive)
+            .filter_map(|(name, _)| params.get(name))
+            .filter(|v| v.chars().count() >= 4)
+            .cloned()
+            .collect();
+        // Longest first, so a value that contains another goes whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        Sensitive(values)
+    }
+
+    /// `text` with every sensitive value, as written and JSON-escaped,
+    /// replaced by `(sensitive)`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for value in &self.0 {
+            text = text.replace(value.as_str(), "(sensitive)");
+            let escaped = serde_json::to_string(value).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            if escaped != value {
+                text = text.replace(escaped, "(sensitive)");
+            }
+        }
+        text
+    }
+}
+
 /// The access key id inside `value`, written in `format`. Only something
 /// shaped like an access key id is ever returned, so a value that is not in
 /// a format rekey wrote cannot leak through this function.

@@ -76,6 +76,9 @@ pub enum Record {
     UndoIntent { undo: Undo },
     /// An undo step is done.
     Undone { undo: Undo },
+    /// The rollback cannot be done (the old key was deleted outside rekey
+    /// before anything was put back): the rotation goes on with the new key.
+    RollbackAbandoned { reason: String },
     /// Everything was put back.
     RolledBack { reason: String },
     /// A verification failed and policy says stop: both keys stay.
@@ -186,6 +189,8 @@ pub enum JournalError {
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// Values never to write (sensitive params).
+    sensitive: crate::secret::Sensitive,
 }
 
 impl Journal {
@@ -219,12 +224,26 @@ impl Journal {
                 .and_then(|()| file.sync_data())
                 .map_err(io)?;
         }
-        Ok((Journal { file, path }, entries))
+        Ok((
+            Journal {
+                file,
+                path,
+                sensitive: crate::secret::Sensitive::default(),
+            },
+            entries,
+        ))
+    }
+
+    /// From now on, these values are written as `(sensitive)`.
+    pub fn redact(&mut self, sensitive: crate::secret::Sensitive) {
+        self.sensitive = sensitive;
     }
 
     /// Appends one record and syncs it to disk before returning.
     pub fn append(&mut self, entry: &Entry) -> Result<(), JournalError> {
-        let mut line = serde_json::to_string(entry).expect("plain data");
+        let mut line = self
+            .sensitive
+            .redact(&serde_json::to_string(entry).expect("plain data"));
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
@@ -370,6 +389,7 @@ pub fn rotations(entries: &[Entry]) -> Vec<RotationRecord> {
                 }
             }
             Record::RollingBack { reason } => record.rolling_back = Some(reason.clone()),
+            Record::RollbackAbandoned { .. } => record.rolling_back = None,
             Record::UndoIntent { .. } => {}
             Record::Undone { undo } => {
                 record.undone.insert(undo.clone());

@@ -82,6 +82,8 @@ pub enum StepError {
     NotInJournal,
     #[error("stopped by signal {0}")]
     Interrupted(i32),
+    #[error("the old key {} was deleted outside rekey", crate::text::short_id(.0))]
+    OldKeyGone(String),
     #[error(
         "the rotation began in account {began}, and this apply runs in {now}: it never continues in another account; run it with credentials for {began}"
     )]
@@ -142,6 +144,10 @@ pub enum ApplyError {
     #[error("--user with a saved plan: the plan fixes its users; make a plan with --user instead")]
     UsersOfSavedPlan,
     #[error(
+        "the saved plan does not keep the sensitive param `{0}`: give it again with --var {0}=VALUE"
+    )]
+    SensitiveOfSavedPlan(String),
+    #[error(
         "cannot abort the rotation of {}: delete-old has run, so the old key may be gone and a rollback cannot bring it back; run apply to finish it",
         .0.join(", ")
     )]
@@ -164,6 +170,8 @@ pub struct Prepared {
     pub saved: Option<Plan>,
     pub vars: Vec<(String, String)>,
     pub params: BTreeMap<String, String>,
+    /// Values of sensitive params: never written anywhere.
+    pub sensitive: crate::secret::Sensitive,
 }
 
 impl Prepared {
@@ -240,16 +248,41 @@ pub fn prepare(target: &Path, vars: Vec<(String, String)>) -> Result<Prepared, A
         return Err(ApplyError::WorkflowChanged(workflow_path));
     }
     let vars: Vec<(String, String)> = match &saved {
-        Some(plan) => plan.vars.clone().into_iter().collect(),
+        // A saved plan keeps its vars, but never a sensitive one's value:
+        // that one comes from --var again.
+        Some(plan) => {
+            let sensitive = |name: &str| {
+                checked
+                    .workflow
+                    .params
+                    .get(name)
+                    .is_some_and(|p| p.sensitive)
+            };
+            let mut kept: Vec<(String, String)> = plan
+                .vars
+                .iter()
+                .filter(|(name, _)| !sensitive(name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (name, _) in plan.vars.iter().filter(|(name, _)| sensitive(name)) {
+                match vars.iter().find(|(given, _)| given == name) {
+                    Some(given) => kept.push(given.clone()),
+                    None => return Err(ApplyError::SensitiveOfSavedPlan(name.clone())),
+                }
+            }
+            kept
+        }
         None => vars,
     };
     let params = workflow::params::bind(&checked.workflow, &vars)?;
+    let sensitive = crate::secret::Sensitive::of(&checked.workflow, &params);
     Ok(Prepared {
         workflow_path,
         checked,
         saved,
         vars,
         params,
+        sensitive,
     })
 }
 
@@ -302,7 +335,8 @@ impl Session {
         })?;
         let started = crate::text::now_in_seconds();
         let lock = StateLock::acquire(&state_dir, &rfc3339(started))?;
-        let (journal, entries) = Journal::open(&state_dir)?;
+        let (mut journal, entries) = Journal::open(&state_dir)?;
+        journal.redact(prepared.sensitive.clone());
         let name = &prepared.checked.workflow.name;
         let (in_progress, others): (Vec<RotationRecord>, Vec<RotationRecord>) =
             journal::rotations(&entries)
@@ -448,6 +482,7 @@ impl Session {
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Report, ApplyError> {
         let account = provider.account_id().await?;
+        crate::plan::check_account(&prepared.checked.workflow, &account)?;
         let journal = Mutex::new(self.journal);
         let timings = Mutex::new(BTreeMap::new());
         let runner = Runner {
@@ -606,6 +641,7 @@ pub fn describe_progress(record: &RotationRecord, workflow: &Workflow) -> String
         Some(journal::Record::Halted { reason }) => {
             format!("halted ({reason}); apply retries it, abort rolls it back")
         }
+        Some(journal::Record::RollbackAbandoned { reason }) => format!("halted ({reason}){then}"),
         Some(journal::Record::Paused { step, until, .. }) => {
             format!("in progress, paused in {step} until {until}{then}")
         }

@@ -30,7 +30,7 @@ use super::staging::Stage;
 use super::stop::Stop;
 use super::window;
 use crate::hooks::{self, Verdict};
-use crate::providers::{KeyStatus, Provider};
+use crate::providers::{ErrorKind, KeyStatus, Provider};
 use crate::secret::SecretString;
 use crate::targets::{self, ActionError, Resolve, ResolvedTarget, TargetBefore};
 use crate::text::{parse_rfc3339, rfc3339, short_id};
@@ -400,9 +400,19 @@ impl<P: Provider> Runner<'_, P> {
             }
             Phase::DisableOld => {
                 self.intent(rotation, &id, None)?;
-                self.provider
+                match self
+                    .provider
                     .set_key_status(user, &old_key, KeyStatus::Inactive)
-                    .await?;
+                    .await
+                {
+                    Ok(()) => {}
+                    // Deleted outside rekey: there is nothing left to disable.
+                    Err(error) if error.kind == ErrorKind::NotFound => (self.progress)(&format!(
+                        "{user}: the old key {} is already gone (deleted outside rekey)",
+                        short_id(&old_key)
+                    )),
+                    Err(error) => return Err(error.into()),
+                }
                 Ok(StepEnd::Done(Some(Done::Disabled { key: old_key })))
             }
             Phase::Soak => self.soak(rotation, &id, pending),
@@ -717,6 +727,19 @@ impl<P: Provider> Runner<'_, P> {
                 step: "rollback".into(),
                 signal,
             },
+            Err(StepError::OldKeyGone(key)) => {
+                let message = format!(
+                    "{reason}; and the rotation cannot roll back: the old key {} was deleted outside rekey, so every target keeps the new key, which works. Fix what failed, then run apply: it goes on with the new key",
+                    short_id(&key)
+                );
+                let _ = self.record(
+                    rotation,
+                    Record::RollbackAbandoned {
+                        reason: message.clone(),
+                    },
+                );
+                Outcome::Halted { reason: message }
+            }
             Err(error) => {
                 let message = format!("{reason}; then rollback failed: {error}");
                 let _ = self.record(
@@ -743,6 +766,22 @@ impl<P: Provider> Runner<'_, P> {
         let old_key = recorded.begin.old_key.as_str();
         let new_key = recorded.new_key();
         let steps = undo_steps(&recorded, &rotation.workflow);
+        // Putting targets back on an old key that no longer exists would
+        // break them all: before anything is restored, it must be there.
+        let restored = recorded
+            .undone
+            .iter()
+            .any(|u| matches!(u, Undo::Restore(_)));
+        if !restored
+            && !self
+                .provider
+                .access_keys(user)
+                .await?
+                .iter()
+                .any(|k| k.id == old_key)
+        {
+            return Err(StepError::OldKeyGone(old_key.to_string()));
+        }
         let values = self.values(rotation, new_key);
         for undo in steps {
             if recorded.undone.contains(&undo) {

@@ -372,3 +372,46 @@ fn a_rollback_puts_back_the_parameters_type_and_kms_key() {
         );
     }
 }
+
+/// Regression: with the old key deleted outside rekey, every later apply
+/// failed at disable-old and every rollback at enable-old, for good.
+#[test]
+fn an_old_key_deleted_outside_rekey_neither_blocks_the_rotation_nor_is_rolled_back_to() {
+    let world = World::new(
+        "    - id: health\n      exec: { command: [sh, -c, \"test ! -e broken\"] }\n      needs: [works]\n",
+    );
+    let report = world.run(None, Some(Phase::Distribute), &Stop::never());
+    assert_eq!(
+        outcome(&report),
+        &Outcome::Stopped {
+            after: Phase::Distribute
+        }
+    );
+    std::fs::write(world.dir.path().join("broken"), "").unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(
+            world
+                .account
+                .delete_access_key("app-1", "AKIAOLD0000000000001"),
+        )
+        .unwrap();
+    let report = world.apply(None);
+    let Outcome::Halted { reason } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(reason.contains("cannot roll back"), "{reason}");
+    let new_key = world.account.keys_of("app-1")[0].0.clone();
+    assert!(
+        world
+            .account
+            .parameter_now("/app/app-1")
+            .unwrap()
+            .contains(&new_key),
+        "the targets keep the new key"
+    );
+    std::fs::remove_file(world.dir.path().join("broken")).unwrap();
+    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    world.assert_rotated();
+}

@@ -105,6 +105,7 @@ pub fn status(records: &[RotationRecord]) -> String {
                 format!("paused at {step} until {until} ({reason})")
             }
             (_, Some(Record::Failed { error, .. })) => format!("failed at {step}: {error}"),
+            (_, Some(Record::RollbackAbandoned { reason })) => format!("halted: {reason}"),
             (_, Some(Record::Interrupted { .. })) => {
                 format!("interrupted during {step} (apply again runs it again)")
             }

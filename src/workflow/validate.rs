@@ -133,6 +133,14 @@ impl Checker<'_> {
         let Some(accounts) = &merged.accounts else {
             return Vec::new();
         };
+        if accounts.item.allowed.is_empty() {
+            self.error(
+                &accounts.origin.key("allowed"),
+                Part::Key,
+                "`accounts.allowed` lists no account",
+                Some("name the accounts the workflow may run in, or remove `accounts`".into()),
+            );
+        }
         for (i, id) in accounts.item.allowed.iter().enumerate() {
             if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
                 self.error(

@@ -553,8 +553,54 @@ fn a_sensitive_param_is_never_written_and_is_needed_to_resume() {
         &["apply", "workflow.yaml", "--auto-approve", "--var", &var],
     );
     run.exits(0);
+    assert!(!run.stdout.contains(token), "{}", run.stdout);
     assert_rotated(&account, &setup, &users);
     assert!(!setup.journal().contains(token));
+    // Nor in a saved plan, which then needs it again.
+    setup
+        .rekey(&["plan", "workflow.yaml", "--var", &var, "--out", "plan.json"])
+        .exits(0);
+    let saved = std::fs::read_to_string(setup.path().join("plan.json")).unwrap();
+    assert!(!saved.contains(token), "{saved}");
+    let without = setup.rekey(&["apply", "plan.json"]);
+    without.exits(1);
+    assert!(
+        without.stderr.contains("sensitive param `token`"),
+        "{}",
+        without.stderr
+    );
+}
+
+/// Regression: a failing hook's message, with the sensitive value in its
+/// argv and its output, reached the report, the journal and status.
+#[test]
+fn a_sensitive_param_in_a_failing_hook_reaches_no_output() {
+    let account = Account::new();
+    let _users = seed(&account, "", 1);
+    let token = "TOKEN-in-a-failing-hook-77aa";
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: check\n      exec: { command: [sh, -c, \"echo got ${params.token}; exit 1\", \"${params.token}\"] }\npolicy:\n  soak: 0s\nparams:\n  token: { sensitive: true }\n",
+    );
+    wait_due();
+    let var = format!("token={token}");
+    let run = setup.rekey(&["apply", "workflow.yaml", "--auto-approve", "--var", &var]);
+    run.exits(3);
+    assert!(run.stdout.contains("ROLLED BACK"), "{}", run.stdout);
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    for (what, text) in [
+        ("stdout", &run.stdout),
+        ("stderr", &run.stderr),
+        ("journal", &setup.journal()),
+        ("status", &status.stdout),
+    ] {
+        assert!(
+            !text.contains(token),
+            "the token reached the {what}: {text}"
+        );
+    }
+    assert!(run.stdout.contains("(sensitive)"), "{}", run.stdout);
 }
 
 #[test]
