@@ -182,6 +182,14 @@ pub enum PlanError {
     )]
     NotSelected(String),
     #[error(
+        "{first} and {second} would both write {resource}: each write would undo the other, and the keys it held would be deleted; give each its own (e.g. with ${{user}} in the name)"
+    )]
+    Collision {
+        resource: String,
+        first: String,
+        second: String,
+    },
+    #[error(
         "the credentials are for account {account}, which `accounts.allowed` does not list ({}); use credentials for one of those accounts",
         allowed.join(", ")
     )]
@@ -226,12 +234,7 @@ pub async fn plan<P: Iam + TargetReader>(
     let params = params::bind(workflow, &request.vars)?;
     let selector = selector(workflow, &params)?;
     let account = provider.account_id().await?;
-    if !workflow.accounts_allowed.is_empty() && !workflow.accounts_allowed.contains(&account) {
-        return Err(PlanError::AccountNotAllowed {
-            account,
-            allowed: workflow.accounts_allowed.clone(),
-        });
-    }
+    check_account(workflow, &account)?;
     let parallelism = request.parallelism.max(1);
     let listed = provider.list_users(selector.path_prefix.as_deref()).await?;
     let unmatched = selector.unmatched_names(&listed);
@@ -271,6 +274,7 @@ pub async fn plan<P: Iam + TargetReader>(
         account,
         as_of: request.as_of,
     };
+    collisions(&context, &selected)?;
     let mut users: Vec<UserPlan> = stream::iter(selected)
         .map(|user| plan_user(&context, provider, user))
         .buffer_unordered(parallelism)
@@ -293,6 +297,65 @@ pub async fn plan<P: Iam + TargetReader>(
         summary,
         unmatched,
         users,
+    })
+}
+
+/// Two writes of one thing, for two users or twice for one, are refused:
+/// each would overwrite the other, and the keys the first held would be
+/// deleted. Targets are resolved for every selected user (no call is
+/// made); one that cannot be resolved is left to fail where it is used.
+fn collisions(context: &Context<'_>, users: &[IamUser]) -> Result<(), PlanError> {
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for user in users {
+        let values = Values {
+            params: &context.params,
+            user: Some(&user.name),
+            account: Some(&context.account),
+            new_key_id: Some(NEW_KEY_PLACEHOLDER),
+        };
+        let mut writes: Vec<(String, String)> = Vec::new();
+        if let Staging::SsmParameter { name, .. } = &context.workflow.staging
+            && let Ok(name) = name.expand(&values)
+        {
+            writes.push((format!("SSM parameter {name}"), "staging".into()));
+        }
+        for target in &context.workflow.targets {
+            let what = format!("target `{}`", target.id);
+            let resolve = Resolve {
+                values: &values,
+                base_dir: &context.base_dir,
+                what: &what,
+            };
+            if let Ok(resolved) = target.kind.resolve(&resolve) {
+                writes.extend(resolved.writes().into_iter().map(|w| (w, what.clone())));
+            }
+        }
+        for (resource, item) in writes {
+            let here = format!("user {} ({item})", user.name);
+            if let Some(first) = seen.get(&resource) {
+                return Err(PlanError::Collision {
+                    resource,
+                    first: first.clone(),
+                    second: here,
+                });
+            }
+            seen.insert(resource, here);
+        }
+    }
+    Ok(())
+}
+
+/// `accounts.allowed`: credentials for another account stop everything
+/// before anything is read or changed.
+pub fn check_account(workflow: &Workflow, account: &str) -> Result<(), PlanError> {
+    if workflow.accounts_allowed.is_empty()
+        || workflow.accounts_allowed.iter().any(|a| a == account)
+    {
+        return Ok(());
+    }
+    Err(PlanError::AccountNotAllowed {
+        account: account.to_string(),
+        allowed: workflow.accounts_allowed.clone(),
     })
 }
 

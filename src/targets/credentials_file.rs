@@ -68,8 +68,47 @@ impl FileFormat for Profile {
         SecretString::from(with_profile(text, &self.name, key_id, secret))
     }
 
+    fn part(&self, text: &str) -> Option<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let (start, end) = section(&lines, &self.name)?;
+        Some(lines[start..end].join("\n") + "\n")
+    }
+
+    fn with_part(&self, text: &str, part: Option<&str>) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let found = section(&lines.iter().map(String::as_str).collect::<Vec<_>>(), &self.name);
+        match (found, part) {
+            (Some((start, end)), Some(part)) => {
+                lines.splice(start..end, part.lines().map(str::to_string));
+            }
+            (Some((start, end)), None) => {
+                let last = end == lines.len();
+                lines.drain(start..end);
+                // A profile rekey appended goes with the blank line before it.
+                while last && lines.last().is_some_and(|l| l.trim().is_empty()) {
+                    lines.pop();
+                }
+            }
+            (None, Some(part)) => {
+                if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+                    lines.push(String::new());
+                }
+                lines.extend(part.lines().map(str::to_string));
+            }
+            (None, None) => {}
+        }
+        if lines.is_empty() {
+            return String::new();
+        }
+        lines.join("\n") + "\n"
+    }
+
     fn resource(&self, path: &str) -> String {
         format!("{path} [{}]", self.name)
+    }
+
+    fn writes(&self, path: &str) -> Vec<String> {
+        vec![format!("profile [{}] of {path}", self.name)]
     }
 
     fn describe(&self, path: &str) -> String {
@@ -79,6 +118,25 @@ impl FileFormat for Profile {
     fn secret_format(&self) -> Option<SecretFormat> {
         Some(SecretFormat::Credentials)
     }
+}
+
+/// The `[name]` of a section line.
+fn header(line: &str) -> Option<&str> {
+    line.trim()
+        .strip_prefix('[')?
+        .strip_suffix(']')
+        .map(str::trim)
+}
+
+/// The lines of `profile`'s section, its `[profile]` line included, up to
+/// the next section: `[start, end)`.
+fn section(lines: &[&str], profile: &str) -> Option<(usize, usize)> {
+    let start = lines.iter().position(|l| header(l) == Some(profile))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| header(l).is_some())
+        .map_or(lines.len(), |i| start + 1 + i);
+    Some((start, end))
 }
 
 /// The state of `profile` in credentials-file `text`.
@@ -202,6 +260,33 @@ pub fn with_profile(text: &str, profile: &str, key_id: &str, secret: &SecretStri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_is_backed_up_and_put_back_alone() {
+        let profile = Profile { name: "b".into() };
+        let secret = SecretString::from("n3w".to_string());
+        let before = "# shared\n[a]\naws_access_key_id = AKIAA000000000000000\n\n[b]\naws_access_key_id = AKIAB000000000000000\naws_secret_access_key = old\nregion = x\n\n[c]\naws_access_key_id = AKIAC000000000000000\n";
+        let part = profile.part(before).unwrap();
+        assert_eq!(
+            part,
+            "[b]\naws_access_key_id = AKIAB000000000000000\naws_secret_access_key = old\nregion = x\n\n"
+        );
+        let written = profile.render(before, "AKIANEW0000000000000", &secret);
+        // Meanwhile another user's rotation changes [c].
+        let others = written
+            .expose_secret()
+            .replace("AKIAC000000000000000", "AKIAC111111111111111");
+        let restored = profile.with_part(&others, Some(&part));
+        assert_eq!(
+            restored,
+            before.replace("AKIAC000000000000000", "AKIAC111111111111111")
+        );
+        // A profile that was not there is removed, and the file is as it was.
+        let new = Profile { name: "d".into() };
+        let appended = new.render(before, "AKIANEW0000000000000", &secret);
+        assert_eq!(new.part(before), None);
+        assert_eq!(new.with_part(appended.expose_secret(), None), before);
+    }
 
     const FILE: &str = "\
 # shared by the CI runners

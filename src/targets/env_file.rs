@@ -9,7 +9,7 @@ use super::file::{self, FileFormat, LocalFile};
 use super::{ActionError, Kind, Resolve};
 use crate::secret::{ExposeSecret, SecretString, looks_like_key_id};
 use crate::workflow::diagnostic::Problems;
-use crate::workflow::document::{SecretFormat, Templates};
+use crate::workflow::document::{SecretFormat, Templates, maybe};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -20,10 +20,11 @@ use crate::workflow::template::Template;
 pub struct EnvFileTarget {
     /// Path of the file, relative to the workflow file.
     pub path: Template,
-    /// Variable for the key id. Default AWS_ACCESS_KEY_ID.
-    pub access_key_id_var: Option<String>,
-    /// Variable for the secret. Default AWS_SECRET_ACCESS_KEY.
-    pub secret_access_key_var: Option<String>,
+    /// Variable for the key id (may use `${user}` and the like; must be a
+    /// variable name once filled in). Default AWS_ACCESS_KEY_ID.
+    pub access_key_id_var: Option<Template>,
+    /// Variable for the secret, likewise. Default AWS_SECRET_ACCESS_KEY.
+    pub secret_access_key_var: Option<Template>,
     /// File mode, in octal (`"0600"`). Default: the file's own, or 0600 for a new file.
     #[schemars(regex(pattern = r"^0?[0-7]{3}$"))]
     pub mode: Option<String>,
@@ -32,6 +33,12 @@ pub struct EnvFileTarget {
 impl Templates for EnvFileTarget {
     fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
         out.push((at.key("path"), &mut self.path));
+        maybe(&mut self.access_key_id_var, at.key("access_key_id_var"), out);
+        maybe(
+            &mut self.secret_access_key_var,
+            at.key("secret_access_key_var"),
+            out,
+        );
     }
 }
 
@@ -55,14 +62,8 @@ impl Kind for EnvFileTarget {
             path: cx.base_dir.join(&path),
             written: path,
             format: Vars {
-                id_var: self
-                    .access_key_id_var
-                    .clone()
-                    .unwrap_or_else(|| "AWS_ACCESS_KEY_ID".into()),
-                secret_var: self
-                    .secret_access_key_var
-                    .clone()
-                    .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".into()),
+                id_var: variable(cx, &self.access_key_id_var, "AWS_ACCESS_KEY_ID")?,
+                secret_var: variable(cx, &self.secret_access_key_var, "AWS_SECRET_ACCESS_KEY")?,
             },
             mode: file::mode(&self.mode, cx.what)?,
         })
@@ -84,13 +85,84 @@ impl FileFormat for Vars {
         ))
     }
 
+    fn part(&self, text: &str) -> Option<String> {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| self.owns(line))
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n") + "\n")
+    }
+
+    fn with_part(&self, text: &str, part: Option<&str>) -> String {
+        let mut wanted: Vec<&str> = part.unwrap_or_default().lines().collect();
+        let mut out: Vec<String> = Vec::new();
+        for line in text.lines() {
+            match var_name(line).filter(|_| self.owns(line)) {
+                Some(name) => {
+                    if let Some(i) = wanted.iter().position(|w| var_name(w) == Some(name)) {
+                        out.push(wanted.remove(i).to_string());
+                    }
+                }
+                None => out.push(line.to_string()),
+            }
+        }
+        out.extend(wanted.into_iter().map(str::to_string));
+        if out.is_empty() {
+            return String::new();
+        }
+        out.join("\n") + "\n"
+    }
+
     fn describe(&self, path: &str) -> String {
         format!("update {} and {} in {path}", self.id_var, self.secret_var)
+    }
+
+    fn writes(&self, path: &str) -> Vec<String> {
+        vec![
+            format!("variable {} of {path}", self.id_var),
+            format!("variable {} of {path}", self.secret_var),
+        ]
     }
 
     fn secret_format(&self) -> Option<SecretFormat> {
         Some(SecretFormat::Env)
     }
+}
+
+/// A variable name setting, filled in: letters, digits and `_`, not
+/// starting with a digit.
+fn variable(
+    cx: &Resolve<'_>,
+    name: &Option<Template>,
+    default: &str,
+) -> Result<String, ActionError> {
+    let name = match name {
+        Some(name) => cx.expand(name)?,
+        None => return Ok(default.to_string()),
+    };
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(ActionError::invalid(
+            cx.what,
+            format!("`{name}` is not a variable name: use letters, digits and `_`, not starting with a digit"),
+        ));
+    }
+    Ok(name)
+}
+
+impl Vars {
+    /// Whether `line` sets one of the two variables.
+    fn owns(&self, line: &str) -> bool {
+        var_name(line).is_some_and(|name| name == self.id_var || name == self.secret_var)
+    }
+}
+
+/// The variable a `NAME=value` (or `export NAME=value`) line sets.
+fn var_name(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let line = line.strip_prefix("export ").unwrap_or(line);
+    line.split_once('=').map(|(name, _)| name.trim())
 }
 
 /// The value of `NAME=value` (or `export NAME=value`) in a dotenv text.
@@ -161,5 +233,13 @@ mod tests {
             fresh.expose_secret(),
             "AWS_ACCESS_KEY_ID=AKIANEW0000000000000\nAWS_SECRET_ACCESS_KEY=n3w\n"
         );
+        // A rollback puts back the two variables alone.
+        let part = target.part(text).unwrap();
+        let changed = new.expose_secret().replace("eu-west-1", "us-east-2");
+        assert_eq!(
+            target.with_part(&changed, Some(&part)),
+            text.replace("eu-west-1", "us-east-2")
+        );
+        assert_eq!(target.with_part(fresh.expose_secret(), None), "");
     }
 }

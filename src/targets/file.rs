@@ -28,12 +28,27 @@ pub trait FileFormat: Debug + Clone {
     }
     /// The file's new text, from its current `text` (empty for a new file).
     fn render(&self, text: &str, key_id: &str, secret: &SecretString) -> SecretString;
+    /// The part of `text` this target owns (its profile, its variables),
+    /// which is all a rollback puts back: a file shared by several users
+    /// keeps what the others wrote. `None` when the part is absent. By
+    /// default the whole file.
+    fn part(&self, text: &str) -> Option<String> {
+        Some(text.to_string())
+    }
+    /// `text` with this target's part as `part` says (`None`: removed).
+    fn with_part(&self, _text: &str, part: Option<&str>) -> String {
+        part.unwrap_or_default().to_string()
+    }
     /// The plan's resource column, from the path as written.
     fn resource(&self, path: &str) -> String {
         path.to_string()
     }
     /// The plan's step line, from the path as written.
     fn describe(&self, path: &str) -> String;
+    /// What it writes in the file at `path` (see `Resolved::writes`).
+    fn writes(&self, path: &str) -> Vec<String> {
+        vec![format!("file {path}")]
+    }
     fn secret_format(&self) -> Option<SecretFormat>;
 }
 
@@ -49,14 +64,58 @@ pub struct LocalFile<F> {
     pub mode: Option<u32>,
 }
 
-/// Whether the file existed, and where its copy is kept.
+/// Whether the file existed, and where the copy of what the target owned
+/// in it is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Before {
+    /// The file existed.
     pub existed: bool,
     pub backup: PathBuf,
+    /// The backup holds only the target's part (its profile, its
+    /// variables); the first journal format's holds the whole file.
+    #[serde(default)]
+    pub part: bool,
+    /// The part existed (with `part`).
+    #[serde(default)]
+    pub part_existed: bool,
 }
 
 impl<F: FileFormat> LocalFile<F> {
+    /// Every rotation that writes this file holds this lock while it reads,
+    /// changes and replaces it (and cleans up temporary copies): two
+    /// writers of one file, in one apply or in two, never lose each
+    /// other's update. The lock file (`.NAME.rekey.lock`, empty) stays.
+    fn lock(&self) -> Result<std::fs::File, ActionError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let lock = dir.join(format!(".{name}.rekey.lock"));
+        let error = |source| ActionError::File {
+            verb: "lock",
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(error)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock)
+            .map_err(error)?;
+        file.lock().map_err(error)?;
+        Ok(file)
+    }
+
     /// The file's text and mode, or `None` when it does not exist.
     fn read(&self) -> Result<Option<(String, u32)>, ActionError> {
         match std::fs::read_to_string(&self.path) {
@@ -92,6 +151,15 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         self.format.describe(&self.written)
     }
 
+    fn writes(&self) -> Vec<String> {
+        // One name for one file, however the workflow wrote its path.
+        let absolute = std::env::current_dir()
+            .map(|dir| dir.join(&self.path))
+            .unwrap_or_else(|_| self.path.clone());
+        let normal: PathBuf = absolute.components().collect();
+        self.format.writes(&normal.display().to_string())
+    }
+
     async fn observe<P: TargetReader>(
         &self,
         _provider: &P,
@@ -116,6 +184,7 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         recorded: Option<&Before>,
         intent: &dyn Fn(&Before) -> Result<(), ActionError>,
     ) -> Result<Written, ActionError> {
+        let _lock = self.lock()?;
         let current = self.read()?;
         let (text, mode) = match &current {
             Some((text, mode)) => (Some(text.as_str()), *mode),
@@ -128,18 +197,22 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
             self.check(text, &format!("target `{}`", cx.target))?;
         }
         if recorded.is_none() {
-            if let Some(text) = text {
-                files::write_atomically(&cx.backup, text.as_bytes(), 0o600).map_err(|source| {
-                    ActionError::File {
-                        verb: "back up",
-                        path: self.path.clone(),
-                        source,
-                    }
-                })?;
-            }
+            let part = text.and_then(|t| self.format.part(t));
+            files::write_atomically(
+                &cx.backup,
+                part.as_deref().unwrap_or_default().as_bytes(),
+                0o600,
+            )
+            .map_err(|source| ActionError::File {
+                verb: "back up",
+                path: self.path.clone(),
+                source,
+            })?;
             intent(&Before {
                 existed: text.is_some(),
                 backup: cx.backup.clone(),
+                part: true,
+                part_existed: part.is_some(),
             })?;
         }
         let new_text = self
@@ -164,34 +237,60 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         before: &Before,
     ) -> Result<(), ActionError> {
         let path = &self.path;
-        if before.existed {
-            let original = std::fs::read(&before.backup).map_err(|source| ActionError::File {
+        let _lock = self.lock()?;
+        let backup = || {
+            std::fs::read_to_string(&before.backup).map_err(|source| ActionError::File {
                 verb: "read the backup",
                 path: before.backup.clone(),
                 source,
-            })?;
-            let mode = files::mode_of(path).unwrap_or(0o600);
-            files::write_atomically(path, &original, mode).map_err(|source| ActionError::File {
-                verb: "write",
-                path: path.clone(),
-                source,
-            })?;
-        } else if let Err(source) = std::fs::remove_file(path)
-            && source.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(ActionError::File {
-                verb: "remove",
-                path: path.clone(),
-                source,
-            });
+            })
+        };
+        let restored = if before.part {
+            // Only this target's part goes back; the rest of the file is
+            // as other rotations (of other users) left it.
+            let part = if before.part_existed {
+                Some(backup()?)
+            } else {
+                None
+            };
+            let current = self.read()?.map(|(text, _)| text).unwrap_or_default();
+            let text = self.format.with_part(&current, part.as_deref());
+            (before.existed || !text.trim().is_empty()).then_some(text)
+        } else if before.existed {
+            Some(backup()?)
+        } else {
+            None
+        };
+        match restored {
+            Some(text) => {
+                let mode = files::mode_of(path).unwrap_or(0o600);
+                files::write_atomically(path, text.as_bytes(), mode).map_err(|source| {
+                    ActionError::File {
+                        verb: "write",
+                        path: path.clone(),
+                        source,
+                    }
+                })
+            }
+            None => match std::fs::remove_file(path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    Err(ActionError::File {
+                        verb: "remove",
+                        path: path.clone(),
+                        source,
+                    })
+                }
+                _ => Ok(()),
+            },
         }
-        Ok(())
     }
 
     fn before_from_v1(data: &BTreeMap<String, String>) -> Option<Before> {
         Some(Before {
             existed: v1_flag(data, "previous_exists"),
             backup: PathBuf::from(data.get("backup")?),
+            part: false,
+            part_existed: false,
         })
     }
 }

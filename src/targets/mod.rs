@@ -158,6 +158,13 @@ pub trait Resolved: Debug + Clone {
     fn format(&self) -> Option<SecretFormat>;
     /// A plan's line for its distribute step.
     fn describe(&self) -> String;
+    /// What it writes, named so that two targets writing the same thing
+    /// (for two users, or twice for one) name it alike: a plan refuses
+    /// that, since each write would undo the other's. Commands write
+    /// nothing rekey can name.
+    fn writes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// What it holds now; `None` for kinds that cannot be read (exec).
     fn observe<P: TargetReader>(
         &self,
@@ -340,6 +347,12 @@ macro_rules! registry {
             pub fn describe(&self) -> String {
                 match self {
                     $( ResolvedTarget::$variant(r) => r.describe(), )*
+                }
+            }
+
+            pub fn writes(&self) -> Vec<String> {
+                match self {
+                    $( ResolvedTarget::$variant(r) => r.writes(), )*
                 }
             }
 

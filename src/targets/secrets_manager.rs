@@ -73,6 +73,10 @@ impl Resolved for Secret {
         )
     }
 
+    fn writes(&self) -> Vec<String> {
+        vec![format!("secret {}", self.secret_id)]
+    }
+
     async fn observe<P: TargetReader>(
         &self,
         provider: &P,

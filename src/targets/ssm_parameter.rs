@@ -77,6 +77,10 @@ impl Resolved for Parameter {
         )
     }
 
+    fn writes(&self) -> Vec<String> {
+        vec![format!("SSM parameter {}", self.spec.name)]
+    }
+
     async fn observe<P: TargetReader>(
         &self,
         provider: &P,

@@ -14,6 +14,7 @@ mod merge;
 mod plan;
 mod progress;
 mod schema;
+mod shared;
 mod support;
 mod targets;
 mod validate;
