@@ -601,7 +601,13 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
             return Exit::Error.into();
         }
     };
-    if let Err(error) = mark_journal(global, &args.workflow, &checked.workflow, &mut plan) {
+    if let Err(error) = mark_journal(
+        global,
+        &args.workflow,
+        &checked.workflow,
+        &args.vars,
+        &mut plan,
+    ) {
         return fail(error);
     }
     // Values of sensitive params never reach an output or a saved plan.
@@ -655,6 +661,7 @@ fn mark_journal(
     global: &Global,
     path: &Path,
     workflow: &crate::workflow::Workflow,
+    vars: &[(String, String)],
     plan: &mut crate::plan::Plan,
 ) -> Result<(), apply::journal::JournalError> {
     if global.state_dir.is_none()
@@ -673,7 +680,8 @@ fn mark_journal(
         .into_iter()
         .filter(apply::journal::RotationRecord::in_progress)
         .partition(|r| r.belongs_to(&workflow.name));
-    apply::mark_in_progress(plan, &mine, workflow);
+    let params = crate::workflow::params::bind(workflow, vars).unwrap_or_default();
+    apply::mark_in_progress(plan, &mine, workflow, &params);
     apply::mark_held(plan, &others);
     Ok(())
 }

@@ -406,7 +406,12 @@ impl Session {
                 fresh: Box::new(plan),
             });
         }
-        mark_in_progress(&mut plan, &self.in_progress, &prepared.checked.workflow);
+        mark_in_progress(
+            &mut plan,
+            &self.in_progress,
+            &prepared.checked.workflow,
+            &prepared.params,
+        );
         mark_held(&mut plan, &self.others);
         Ok(plan)
     }
@@ -589,9 +594,20 @@ impl Report {
 /// of judging them afresh (mid-rotation a user has two keys, which a fresh
 /// plan would call blocked). A rotation whose user the plan does not have
 /// (no longer selected, say) is listed too: it is still in progress.
-pub fn mark_in_progress(plan: &mut Plan, in_progress: &[RotationRecord], workflow: &Workflow) {
+pub fn mark_in_progress(
+    plan: &mut Plan,
+    in_progress: &[RotationRecord],
+    workflow: &Workflow,
+    params: &BTreeMap<String, String>,
+) {
+    let account = plan.account.clone();
     for record in in_progress {
-        let reason = describe_progress(record, workflow);
+        let mut reason = describe_progress(record, workflow);
+        if let Some(changed) = changes_since(record, workflow, params, &account) {
+            reason.push_str(&format!(
+                ". The workflow changed since it began ({changed}): this rotation goes on as it began; the change applies to the next one"
+            ));
+        }
         match plan.users.iter_mut().find(|u| u.user == record.user) {
             Some(user) => {
                 user.decision = Decision::InProgress;
@@ -618,6 +634,55 @@ pub fn mark_in_progress(plan: &mut Plan, in_progress: &[RotationRecord], workflo
     }
     plan.users.sort_by(|a, b| a.user.cmp(&b.user));
     plan.summary = crate::plan::Summary::of(&plan.users);
+}
+
+/// What differs between a rotation's snapshot and the workflow as it is
+/// now, bound for the same user: targets and hooks added, removed or
+/// changed, and the policy.
+fn changes_since(
+    record: &RotationRecord,
+    workflow: &Workflow,
+    params: &BTreeMap<String, String>,
+    account: &str,
+) -> Option<String> {
+    let then = record.begin.snapshot.as_ref()?;
+    let now = snapshot::Snapshot::take(workflow, params, &record.user, account).ok()?;
+    fn json<T: serde::Serialize>(value: &T) -> String {
+        serde_json::to_string(value).unwrap_or_default()
+    }
+    let mut changes = Vec::new();
+    let items = |s: &snapshot::Snapshot| -> BTreeMap<String, String> {
+        s.targets
+            .iter()
+            .map(|t| (format!("target `{}`", t.id), json(t)))
+            .chain(
+                s.hooks
+                    .iter()
+                    .map(|h| (format!("hook `{}`", h.id), json(h))),
+            )
+            .collect()
+    };
+    let (before, after) = (items(then), items(&now));
+    for (item, text) in &before {
+        match after.get(item) {
+            None => changes.push(format!("{item} removed")),
+            Some(other) if other != text => changes.push(format!("{item} changed")),
+            Some(_) => {}
+        }
+    }
+    changes.extend(
+        after
+            .keys()
+            .filter(|item| !before.contains_key(*item))
+            .map(|item| format!("{item} added")),
+    );
+    if json(&then.policy) != json(&now.policy) {
+        changes.push("policy changed".into());
+    }
+    if json(&then.staging) != json(&now.staging) {
+        changes.push("staging changed".into());
+    }
+    (!changes.is_empty()).then(|| changes.join(", "))
 }
 
 /// Where a rotation in progress stands, and what apply does next.

@@ -126,6 +126,14 @@ fn rollback_restores_what_the_rotation_wrote_not_what_the_workflow_names_now() {
         "path: a.env",
         "path: b.env",
     );
+    let plan = setup.rekey(&["plan", "workflow.yaml"]);
+    assert!(
+        plan.stdout.contains(
+            "The workflow changed since it began (target `env` changed): this rotation goes on as it began"
+        ),
+        "plan shows the difference: {}",
+        plan.stdout
+    );
     std::fs::write(setup.path().join("broken"), "").unwrap();
     let run = setup.apply();
     run.exits(3);
