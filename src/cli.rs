@@ -209,6 +209,10 @@ struct ApplyArgs {
     /// in progress, or a new one; refused with a saved plan.
     #[arg(long = "user", value_name = "NAME")]
     users: Vec<String>,
+    /// Take users whose claim another rotation holds. Only for a runner
+    /// that is truly gone: two rotations of one user destroy each other's keys.
+    #[arg(long)]
+    force: bool,
 }
 
 fn parse_phase(text: &str) -> Result<Phase, String> {
@@ -345,10 +349,11 @@ fn apply_failed(error: ApplyError) -> ExitCode {
 }
 
 fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
-    let (prepared, session) = match open(global, &args.target, &args.vars, &args.users) {
+    let (prepared, mut session) = match open(global, &args.target, &args.vars, &args.users) {
         Ok(opened) => opened,
         Err(error) => return apply_failed(error),
     };
+    session.force = args.force;
     let style = Style::detect(global.no_color);
     let runtime = runtime();
     runtime.block_on(async {

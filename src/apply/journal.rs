@@ -132,9 +132,16 @@ impl std::fmt::Display for Undo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Intent {
-    /// The user's keys before CreateAccessKey: any other key seen after it
-    /// was made by this create.
-    Create { keys_before: Vec<String> },
+    /// The user's keys before CreateAccessKey, the ids its create calls
+    /// returned (recorded before the secret is staged: the proof that a key
+    /// is this rotation's), and when it began.
+    Create {
+        keys_before: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        created: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+    },
     /// What a target held before it was written.
     Distribute(TargetBefore),
     /// The same, as the first journal format wrote it; the target's kind
@@ -472,6 +479,8 @@ mod v1 {
                             .filter(|k| !k.is_empty())
                             .map(str::to_string)
                             .collect(),
+                        created: Vec::new(),
+                        since: None,
                     }),
                     Phase::Distribute => Some(Intent::DistributeV1(std::mem::take(&mut data))),
                     Phase::Soak => Some(Intent::Soak {
@@ -637,7 +646,9 @@ mod tests {
         assert_eq!(
             record.intent(&step("create")),
             Some(&Intent::Create {
-                keys_before: vec!["AKIAOLD".into(), "AKIAOTHER".into()]
+                keys_before: vec!["AKIAOLD".into(), "AKIAOTHER".into()],
+                created: Vec::new(),
+                since: None
             })
         );
         assert_eq!(record.new_key(), Some("AKIANEW"));

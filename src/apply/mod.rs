@@ -14,6 +14,7 @@
 //! saved plan) and marks the rotations it will resume; [`Session::execute`]
 //! runs them and returns the [`Report`]. Rendering is `render::apply`'s.
 
+pub mod claims;
 pub mod journal;
 pub mod lock;
 pub mod rotation;
@@ -82,8 +83,15 @@ pub enum StepError {
     NotInJournal,
     #[error("stopped by signal {0}")]
     Interrupted(i32),
+    #[error(transparent)]
+    Claim(#[from] claims::ClaimError),
     #[error("the old key {} was deleted outside rekey", crate::text::short_id(.0))]
     OldKeyGone(String),
+    #[error(
+        "key(s) {} appeared on the user since the create began, and this rotation did not make them: they may be someone else's, so rekey will not delete them. Delete any that is an orphan yourself, then run apply again",
+        .0.join(", ")
+    )]
+    NotOurs(Vec<String>),
     #[error(
         "the rotation began in account {began}, and this apply runs in {now}: it never continues in another account; run it with credentials for {began}"
     )]
@@ -321,6 +329,10 @@ pub struct Session {
     pub others: Vec<RotationRecord>,
     /// `--user`: the users this run is narrowed to; empty: every one.
     users: Vec<String>,
+    /// Per-user claims, shared by every state directory of this OS user.
+    pub claims: claims::Claims,
+    /// `--force`: take users whose claim another rotation holds.
+    pub force: bool,
     _lock: StateLock,
 }
 
@@ -356,6 +368,8 @@ impl Session {
             in_progress,
             others,
             users: Vec::new(),
+            claims: claims::Claims::for_this_user(),
+            force: false,
             _lock: lock,
         })
     }
@@ -413,6 +427,9 @@ impl Session {
             &prepared.params,
         );
         mark_held(&mut plan, &self.others);
+        if !self.force {
+            mark_claimed(&mut plan, &self.claims);
+        }
         Ok(plan)
     }
 
@@ -445,6 +462,8 @@ impl Session {
             crash_at: std::env::var("REKEY_CRASH_AT").ok(),
             progress,
             stop,
+            claims: &self.claims,
+            force: self.force,
             timings: &timings,
         };
         run(&runner, plan, self.in_progress).await
@@ -502,6 +521,8 @@ impl Session {
             crash_at: std::env::var("REKEY_CRASH_AT").ok(),
             progress,
             stop,
+            claims: &self.claims,
+            force: self.force,
             timings: &timings,
         };
         let mut outcomes = Vec::new();
@@ -764,6 +785,27 @@ pub fn mark_held(plan: &mut Plan, others: &[RotationRecord]) {
 
 /// A rotation ready to run, or the step (`begin`, `compile`) that failed.
 type Started = Result<Rotation, (&'static str, StepError)>;
+
+/// Blocks the plan's new rotations whose user another rotation (of any
+/// workflow or state directory of this OS user) has claimed.
+pub fn mark_claimed(plan: &mut Plan, claims: &claims::Claims) {
+    for user in plan
+        .users
+        .iter_mut()
+        .filter(|u| u.decision == Decision::Rotate)
+    {
+        if let Some(holder) = claims.holder(&plan.account, &user.user) {
+            user.decision = Decision::Blocked;
+            user.reason = format!("held by {holder}");
+            user.fix = Some(
+                "wait for that rotation to end, or finish it with `rekey apply` of that workflow and state directory; `--force` clears the claim if it is truly abandoned".into(),
+            );
+            user.steps.clear();
+            user.targets.clear();
+        }
+    }
+    plan.summary = crate::plan::Summary::of(&plan.users);
+}
 
 /// Runs every rotation: those in progress, then the plan's new ones.
 pub async fn run<P: Provider>(

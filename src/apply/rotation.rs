@@ -24,6 +24,7 @@ use std::time::{Duration as StdDuration, Instant};
 use time::OffsetDateTime;
 
 use super::StepError;
+use super::claims::{self, Claims};
 use super::journal::{Begin, Done, Entry, Intent, Journal, Record, RotationRecord, Undo};
 use super::snapshot::Snapshot;
 use super::staging::Stage;
@@ -56,6 +57,10 @@ pub struct Runner<'a, P> {
     pub progress: &'a (dyn Fn(&str) + Sync),
     /// Asked to stop (a signal): no new step starts, waits are cut short.
     pub stop: &'a Stop,
+    /// Per-user claims, shared by every state directory of this OS user.
+    pub claims: &'a Claims,
+    /// `--force`: take users whose claim another rotation holds.
+    pub force: bool,
     /// Time spent per phase, over all users.
     pub timings: &'a Mutex<BTreeMap<Phase, StdDuration>>,
 }
@@ -121,6 +126,25 @@ enum StepEnd {
 /// under way, with what it recorded (if anything).
 type Pending = Option<Option<Intent>>;
 
+/// What `create` knows of the keys it made: the user's keys before, the
+/// ids its create calls returned, and when it began.
+#[derive(Debug, Default)]
+struct Made {
+    before: Vec<String>,
+    created: Vec<String>,
+    since: Option<OffsetDateTime>,
+}
+
+impl Made {
+    fn intent(&self) -> Intent {
+        Intent::Create {
+            keys_before: self.before.clone(),
+            created: self.created.clone(),
+            since: self.since.map(rfc3339),
+        }
+    }
+}
+
 impl<P: Provider> Runner<'_, P> {
     /// Starts a rotation: records its beginning and returns it.
     pub fn begin(
@@ -139,8 +163,10 @@ impl<P: Provider> Runner<'_, P> {
             make_room: make_room.map(str::to_string),
             snapshot: Some(Box::new(snapshot)),
         };
+        let id = format!("{user}@{now}");
+        self.claim(user, &id)?;
         let record = RotationRecord {
-            id: format!("{user}@{now}"),
+            id,
             user: user.to_string(),
             started: now.clone(),
             begin: begin.clone(),
@@ -150,9 +176,27 @@ impl<P: Provider> Runner<'_, P> {
         self.resume(record)
     }
 
+    /// Claims `user` for rotation `id`, before it acts (see `claims`).
+    fn claim(&self, user: &str, id: &str) -> Result<(), StepError> {
+        let claim = claims::claim(&self.workflow.name, id, self.state_dir);
+        if self.force
+            && let Some(holder) = self
+                .claims
+                .holder(self.account, user)
+                .filter(|h| h.rotation != id)
+        {
+            (self.progress)(&format!(
+                "{user}: WARNING: --force takes the user from {holder}; if that rotation is still running, the two will destroy each other's keys"
+            ));
+        }
+        self.claims
+            .take(self.account, user, &claim, self.force)
+            .map_err(StepError::from)
+    }
+
     /// A rotation the journal has, with its own workflow and its steps. A
     /// rotation of the first journal format has no snapshot: it acts from
-    /// the workflow as it is.
+    /// the workflow as it is. It must hold (or take back) its user's claim.
     pub fn resume(&self, record: RotationRecord) -> Result<Rotation, StepError> {
         let workflow = match &record.begin.snapshot {
             Some(snapshot) => {
@@ -176,6 +220,7 @@ impl<P: Provider> Runner<'_, P> {
         };
         let graph = StepGraph::compile(&workflow, &record.user, room)?;
         let steps = graph.steps().into_iter().cloned().collect();
+        self.claim(&record.user, &record.id)?;
         Ok(Rotation {
             record,
             workflow,
@@ -350,7 +395,11 @@ impl<P: Provider> Runner<'_, P> {
         }
         let _ = self.cleanup(&rotation);
         match self.record(&rotation, Record::Finished) {
-            Ok(()) => Outcome::Finished,
+            Ok(()) => {
+                self.claims
+                    .release(self.account, &rotation.user, &rotation.id);
+                Outcome::Finished
+            }
             Err(error) => Outcome::Failed {
                 step: "finish".into(),
                 error: error.to_string(),
@@ -485,52 +534,61 @@ impl<P: Provider> Runner<'_, P> {
         let user = rotation.user.as_str();
         let stage = self.stage(rotation)?;
         if let Some(intent) = pending {
-            let before = match intent {
-                Some(Intent::Create { keys_before }) => keys_before,
-                _ => Vec::new(),
+            let made = match intent {
+                Some(Intent::Create {
+                    keys_before,
+                    created,
+                    since,
+                }) => Made {
+                    before: keys_before,
+                    created,
+                    since: since.as_deref().and_then(parse_rfc3339),
+                },
+                _ => Made::default(),
             };
             let staged = stage.read(self.provider).await?.map(|(key_id, _)| key_id);
-            let extra = self.new_keys(user, &before).await?;
-            if let Some(staged) = staged.filter(|s| extra.contains(s)) {
+            let extra = self.new_keys(user, &made.before).await?;
+            if let Some(staged) = staged.filter(|s| extra.iter().any(|k| &k.id == s)) {
                 (self.progress)(&format!(
                     "{user}: create was interrupted after staging {}: adopting it",
                     short_id(&staged)
                 ));
-                self.delete_orphans(user, &extra, &staged).await?;
+                self.delete_orphans(user, &made, &extra, &staged).await?;
                 return Ok(StepEnd::Done(Some(Done::Created {
                     new_key: staged,
                     staged: stage.describe(),
                 })));
             }
-            self.delete_orphans(user, &extra, "").await?;
+            self.delete_orphans(user, &made, &extra, "").await?;
             stage.clear(self.provider).await?;
         }
         let keys = self.provider.access_keys(user).await?;
-        let before: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
-        self.intent(
-            rotation,
-            id,
-            Some(Intent::Create {
-                keys_before: before.clone(),
-            }),
-        )?;
+        let mut made = Made {
+            before: keys.iter().map(|k| k.id.clone()).collect(),
+            created: Vec::new(),
+            since: Some(OffsetDateTime::now_utc()),
+        };
+        self.intent(rotation, id, Some(made.intent()))?;
         let key = match self.provider.create_access_key(user).await {
             Ok(key) => key,
             Err(error) => {
                 // A create whose answer was lost may have made a key (and
-                // filled the second slot): clear such orphans, then once more.
-                let extra = self.new_keys(user, &before).await?;
+                // filled the second slot): clear such an orphan, then once more.
+                let extra = self.new_keys(user, &made.before).await?;
                 if extra.is_empty() {
                     return Err(error.into());
                 }
-                self.delete_orphans(user, &extra, "").await?;
+                self.delete_orphans(user, &made, &extra, "").await?;
                 self.provider.create_access_key(user).await?
             }
         };
+        // The proof that this key is this rotation's, before anything else.
+        made.created.push(key.id.clone());
+        self.intent(rotation, id, Some(made.intent()))?;
         self.crash_point("create:before-stage");
         stage.write(self.provider, &key).await?;
-        let extra = self.new_keys(user, &before).await?;
-        self.delete_orphans(user, &extra, &key.id).await?;
+        let extra = self.new_keys(user, &made.before).await?;
+        self.delete_orphans(user, &made, &extra, &key.id).await?;
         Ok(StepEnd::Done(Some(Done::Created {
             new_key: key.id.clone(),
             staged: stage.describe(),
@@ -538,29 +596,62 @@ impl<P: Provider> Runner<'_, P> {
     }
 
     /// Keys of `user` that are not in `before`.
-    async fn new_keys(&self, user: &str, before: &[String]) -> Result<Vec<String>, StepError> {
+    async fn new_keys(
+        &self,
+        user: &str,
+        before: &[String],
+    ) -> Result<Vec<crate::providers::AccessKey>, StepError> {
         let keys = self.provider.access_keys(user).await?;
         Ok(keys
             .into_iter()
-            .map(|k| k.id)
-            .filter(|k| !before.contains(k))
+            .filter(|k| !before.contains(&k.id))
             .collect())
     }
 
-    /// Deletes every key of `extra` but `keep`: keys a create made whose
-    /// secret never reached staging, so nothing can ever use them.
+    /// Deletes the keys of `extra` but `keep` that this rotation made and
+    /// whose secret never reached staging, so nothing can ever use them: a
+    /// key a create call returned to it, or — after an answer that was lost
+    /// (IAM's two-key limit leaves room for at most one such key) — the one
+    /// unknown key created since the create began (IAM's CreateDate, with a
+    /// minute's tolerance for clocks). Any other key is someone else's:
+    /// the step stops, naming it.
     async fn delete_orphans(
         &self,
         user: &str,
-        extra: &[String],
+        made: &Made,
+        extra: &[crate::providers::AccessKey],
         keep: &str,
     ) -> Result<(), StepError> {
-        for orphan in extra.iter().filter(|k| *k != keep) {
+        let others: Vec<&crate::providers::AccessKey> = extra
+            .iter()
+            .filter(|k| k.id != keep && !made.created.contains(&k.id))
+            .collect();
+        let lost_answer = match (made.since, others.as_slice()) {
+            // The first journal format kept no proof: as it always did.
+            (None, _) => others.iter().map(|k| k.id.clone()).collect(),
+            (_, []) => Vec::new(),
+            (Some(since), [only])
+                if only.created >= since - time::Duration::minutes(1)
+                    && only.created <= OffsetDateTime::now_utc() + time::Duration::minutes(1) =>
+            {
+                vec![only.id.clone()]
+            }
+            (Some(_), others) => {
+                return Err(StepError::NotOurs(
+                    others.iter().map(|k| k.id.clone()).collect(),
+                ));
+            }
+        };
+        let orphans = extra
+            .iter()
+            .map(|k| k.id.clone())
+            .filter(|k| k != keep && (made.created.contains(k) || lost_answer.contains(k)));
+        for orphan in orphans {
             (self.progress)(&format!(
                 "{user}: deleting orphan key {} (created, but its secret never reached staging)",
-                short_id(orphan)
+                short_id(&orphan)
             ));
-            self.provider.delete_access_key(user, orphan).await?;
+            self.provider.delete_access_key(user, &orphan).await?;
         }
         Ok(())
     }
@@ -715,12 +806,18 @@ impl<P: Provider> Runner<'_, P> {
         match self.undo(rotation).await {
             Ok(()) => {
                 let _ = self.cleanup(rotation);
-                let _ = self.record(
-                    rotation,
-                    Record::RolledBack {
-                        reason: reason.clone(),
-                    },
-                );
+                if self
+                    .record(
+                        rotation,
+                        Record::RolledBack {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .is_ok()
+                {
+                    self.claims
+                        .release(self.account, &rotation.user, &rotation.id);
+                }
                 Outcome::RolledBack { reason }
             }
             Err(StepError::Interrupted(signal)) => Outcome::Interrupted {

@@ -73,7 +73,8 @@ impl World {
     /// One apply up to `until`, as `stop` says.
     fn run(&self, fail: Option<&'static str>, until: Option<Phase>, stop: &Stop) -> Report {
         let prepared = prepare(&self.workflow(), Vec::new()).unwrap();
-        let session = Session::open(&prepared, self.state_dir()).unwrap();
+        let mut session = Session::open(&prepared, self.state_dir()).unwrap();
+        session.claims = claims::Claims::at(&self.dir.path().join("claims"));
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -85,6 +85,7 @@ impl Setup {
             .args(args)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
+            .env("REKEY_CLAIMS_DIR", crate::support::claims_dir())
             .env("AWS_ENDPOINT_URL", emulator())
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -100,7 +101,7 @@ impl Setup {
         std::fs::read_to_string(self.state().join("journal.jsonl")).unwrap_or_default()
     }
 
-    fn profile_key(&self, user: &str) -> Option<String> {
+    pub fn profile_key(&self, user: &str) -> Option<String> {
         self.profile_field(user, "aws_access_key_id")
     }
 

@@ -164,3 +164,174 @@ fn env_variable_names_interpolate_and_must_be_names() {
         plan.stderr
     );
 }
+
+/// The key id and secret of `profile` in the credentials file at `path`.
+fn profile_in(path: &std::path::Path, profile: &str) -> (Option<String>, Option<String>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, None);
+    };
+    let Some(section) = text.split(&format!("[{profile}]")).nth(1) else {
+        return (None, None);
+    };
+    let section = section.split("\n[").next().unwrap_or_default();
+    let field = |name: &str| {
+        section
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+            .map(str::to_string)
+    };
+    (field("aws_access_key_id"), field("aws_secret_access_key"))
+}
+
+/// Every target of every user holds a key IAM has active for that user,
+/// with the secret IAM issued.
+fn assert_targets_hold_live_keys(account: &Account, setup: &Setup, users: &[(String, String)]) {
+    let issued = account.issued_secrets();
+    for (user, _) in users {
+        let live: Vec<String> = account
+            .keys(user)
+            .into_iter()
+            .filter(|(_, active)| *active)
+            .map(|(id, _)| id)
+            .collect();
+        let param = format!("/{}/{user}/aws", account.id);
+        let own = profile_in(&setup.path().join(format!("own-{user}")), user);
+        let held = [
+            (
+                "the SSM parameter",
+                account.param_key(&param),
+                account.param_secret(&param),
+            ),
+            (
+                "the credentials file",
+                setup.profile_key(user),
+                setup.profile_secret(user),
+            ),
+            ("its own credentials file", own.0, own.1),
+        ];
+        for (what, key, secret) in held {
+            let Some(key) = key else { continue };
+            assert!(
+                live.contains(&key),
+                "{user}: {what} holds {key}, which IAM no longer has active ({live:?})"
+            );
+            assert_eq!(
+                issued.get(&key),
+                secret.as_ref(),
+                "{user}: {what} holds another secret than IAM issued for {key}"
+            );
+        }
+    }
+}
+
+/// Regression: two applies of one workflow with their own state
+/// directories deleted every key the other had just created and staged
+/// ("orphans"), and rolled targets back to keys the other had deleted.
+#[test]
+fn runners_with_their_own_state_directories_never_destroy_each_others_keys() {
+    let account = Account::new();
+    let users = seed(&account, "", 6);
+    let setup = Setup::new(
+        &account,
+        "",
+        "policy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 6\n",
+    );
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let runners: Vec<_> = ["st1", "st2", "st3"]
+            .iter()
+            .map(|dir| {
+                setup
+                    .command(&[
+                        "apply",
+                        "workflow.yaml",
+                        "--auto-approve",
+                        "--state-dir",
+                        dir,
+                    ])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut rotated = 0;
+        for runner in runners {
+            let output = runner.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                matches!(output.status.code(), Some(0 | 1)),
+                "round {round}: {stdout}"
+            );
+            rotated += stdout.matches(": rotated:").count();
+        }
+        assert_targets_hold_live_keys(&account, &setup, &users);
+        assert!(rotated > 0, "round {round}: no runner rotated anything");
+    }
+}
+
+/// Random interleavings of two or three runners (their own state
+/// directories), kills included, over a shared credentials file or one
+/// per user: once every runner has stopped and the killed ones were run
+/// again, no target holds a key that IAM no longer has active.
+#[test]
+fn random_interleavings_of_runners_and_kills_keep_every_target_live() {
+    const ROUNDS: usize = 6;
+    let account = Account::new();
+    let mut seed_state = 0x00c1_a1a5_2026_u64;
+    let mut next = move || {
+        seed_state ^= seed_state >> 12;
+        seed_state ^= seed_state << 25;
+        seed_state ^= seed_state >> 27;
+        seed_state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    for round in 0..ROUNDS {
+        let subpath = format!("i{round}/");
+        let users = seed(&account, &subpath, 6);
+        let shared = next() % 2 == 0;
+        let extra = if shared {
+            "policy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 6\n".to_string()
+        } else {
+            "  - id: own\n    credentials_file: { path: \"own-${user}\" }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 6\n".to_string()
+        };
+        let setup = Setup::new(&account, &subpath, &extra);
+        std::thread::sleep(Duration::from_millis(1100));
+        let count = 2 + (next() % 2) as usize;
+        let mut runners: Vec<_> = (0..count)
+            .map(|i| {
+                let dir = format!("st{i}");
+                let child = setup
+                    .command(&[
+                        "apply",
+                        "workflow.yaml",
+                        "--auto-approve",
+                        "--state-dir",
+                        &dir,
+                    ])
+                    .spawn()
+                    .unwrap();
+                (dir, child)
+            })
+            .collect();
+        // Kill one runner at a random instant.
+        let victim = (next() % count as u64) as usize;
+        std::thread::sleep(Duration::from_millis(next() % 400));
+        let _ = runners[victim].1.kill();
+        for (_, runner) in &mut runners {
+            let _ = runner.wait();
+        }
+        // The killed runner's rotations are finished by running it again.
+        let (dir, _) = &runners[victim];
+        let again = setup.rekey(&[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--state-dir",
+            dir,
+        ]);
+        assert!(
+            matches!(again.code, 0 | 1),
+            "round {round}: {}",
+            again.stdout
+        );
+        assert_targets_hold_live_keys(&account, &setup, &users);
+    }
+}

@@ -9,6 +9,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The per-user claims folder of this test run: shared by every test (as
+/// by every state directory of one OS user), apart from the developer's.
+pub fn claims_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary folder"))
+        .path()
+}
+
 /// One invocation of `rekey`, built up like a command line.
 pub struct Rekey {
     args: Vec<OsString>,
@@ -22,7 +30,10 @@ impl Rekey {
         Self {
             args: Vec::new(),
             dir: root(),
-            env: Vec::new(),
+            env: vec![(
+                "REKEY_CLAIMS_DIR".to_string(),
+                claims_dir().display().to_string(),
+            )],
             removed: Vec::new(),
         }
     }

@@ -1,0 +1,209 @@
+//! Per-user claims: one rotation of an IAM user at a time, whatever state
+//! directory, workflow or runner it comes from.
+//!
+//! A rotation claims its user (account and name) before its first record,
+//! and keeps the claim until its last (done, rolled back): a claim never
+//! expires, and only the rotation that made it takes it over on resume.
+//! Another runner finds the user held, says by whom, and leaves it alone;
+//! `apply --force` clears a claim, with a warning. Without claims, two
+//! runners with their own state directories deleted each other's new keys
+//! as orphans.
+//!
+//! On one machine, claims live in a folder per OS user (0700), shared by
+//! every state directory: `$REKEY_CLAIMS_DIR`, else
+//! `$XDG_STATE_HOME/rekey/claims`, else `~/.local/state/rekey/claims`. A
+//! claim is a small JSON file, `<account>/<user>.json` (0600), created
+//! exclusively, so two runners can never both take one.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Who holds a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub workflow: String,
+    /// The rotation's id: only it takes the claim over.
+    pub rotation: String,
+    pub state_dir: String,
+    pub host: String,
+    pub pid: u32,
+    pub since: String,
+}
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "workflow `{}` (rotation {}, state directory {}, claimed by pid {} on {} at {})",
+            self.workflow, self.rotation, self.state_dir, self.pid, self.host, self.since
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error(
+        "the user is held by {0}; wait for that rotation to end, or finish it with `rekey apply` of that workflow and state directory (`--force` clears the claim, if it is truly abandoned)"
+    )]
+    Held(Box<Claim>),
+    #[error("cannot use the claims folder {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The claims folder.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    dir: PathBuf,
+}
+
+impl Claims {
+    /// The OS user's claims folder (see the module doc).
+    pub fn for_this_user() -> Self {
+        let dir = std::env::var_os("REKEY_CLAIMS_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("rekey/claims"))
+            })
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/rekey/claims"))
+            })
+            .unwrap_or_else(|| std::env::temp_dir().join("rekey-claims"));
+        Self { dir }
+    }
+
+    /// Claims kept in `dir` (tests).
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, account: &str, user: &str) -> PathBuf {
+        // IAM user names are letters, digits and `+=,.@_-`: safe as file names.
+        self.dir.join(account).join(format!("{user}.json"))
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> ClaimError {
+        let path = path.to_path_buf();
+        move |source| ClaimError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    /// Who holds `user`, if anyone.
+    pub fn holder(&self, account: &str, user: &str) -> Option<Claim> {
+        let text = std::fs::read_to_string(self.path(account, user)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Takes `user` for `claim`'s rotation: done if that rotation already
+    /// holds it; refused, naming the holder, if another does. `force`
+    /// takes it from another holder.
+    pub fn take(
+        &self,
+        account: &str,
+        user: &str,
+        claim: &Claim,
+        force: bool,
+    ) -> Result<(), ClaimError> {
+        let path = self.path(account, user);
+        let dir = path.parent().unwrap_or(&self.dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(self.io(dir))?;
+        let text = serde_json::to_string(claim).expect("plain data");
+        loop {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    return file
+                        .write_all(text.as_bytes())
+                        .and_then(|()| file.sync_all())
+                        .map_err(self.io(&path));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    match self.holder(account, user) {
+                        Some(holder) if holder.rotation == claim.rotation => return Ok(()),
+                        Some(holder) if !force => {
+                            return Err(ClaimError::Held(Box::new(holder)));
+                        }
+                        // Forced, or a claim torn by a crash while it was
+                        // written (its rotation never began): remove it.
+                        _ => std::fs::remove_file(&path).map_err(self.io(&path))?,
+                    }
+                }
+                Err(error) => return Err(self.io(&path)(error)),
+            }
+        }
+    }
+
+    /// Gives `user` up, if `rotation` holds it.
+    pub fn release(&self, account: &str, user: &str, rotation: &str) {
+        if self
+            .holder(account, user)
+            .is_some_and(|h| h.rotation == rotation)
+        {
+            let _ = std::fs::remove_file(self.path(account, user));
+        }
+    }
+}
+
+/// This process's claim for `rotation` of `workflow`.
+pub fn claim(workflow: &str, rotation: &str, state_dir: &Path) -> Claim {
+    Claim {
+        workflow: workflow.to_string(),
+        rotation: rotation.to_string(),
+        state_dir: std::path::absolute(state_dir)
+            .unwrap_or_else(|_| state_dir.to_path_buf())
+            .display()
+            .to_string(),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into()),
+        pid: std::process::id(),
+        since: crate::text::rfc3339(crate::text::now_in_seconds()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rotation_holds_a_user_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = Claims::at(dir.path());
+        let mine = claim("a", "u@1", Path::new("st1"));
+        let theirs = claim("b", "u@2", Path::new("st2"));
+        claims.take("111", "u", &mine, false).unwrap();
+        claims.take("111", "u", &mine, false).unwrap();
+        let Err(ClaimError::Held(holder)) = claims.take("111", "u", &theirs, false) else {
+            panic!("a second rotation took the user")
+        };
+        assert_eq!(holder.rotation, "u@1");
+        claims.take("222", "u", &theirs, false).unwrap();
+        claims.release("111", "u", "u@2");
+        assert!(
+            claims.holder("111", "u").is_some(),
+            "only the holder lets go"
+        );
+        claims.release("111", "u", "u@1");
+        claims.take("111", "u", &theirs, false).unwrap();
+        claims.take("111", "u", &mine, true).unwrap();
+        assert_eq!(claims.holder("111", "u").unwrap().rotation, "u@1");
+    }
+}
