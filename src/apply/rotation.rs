@@ -136,6 +136,12 @@ struct Made {
 }
 
 impl Made {
+    /// The end of a create a crash interrupted, which no answer tells: the
+    /// longest a create call may take, retries included.
+    fn resumed_until(&self) -> Option<OffsetDateTime> {
+        self.since.map(|since| since + time::Duration::minutes(2))
+    }
+
     fn intent(&self) -> Intent {
         Intent::Create {
             keys_before: self.before.clone(),
@@ -553,20 +559,27 @@ impl<P: Provider> Runner<'_, P> {
                     "{user}: create was interrupted after staging {}: adopting it",
                     short_id(&staged)
                 ));
-                self.delete_orphans(user, &made, &extra, &staged).await?;
+                self.delete_orphans(user, &made, &extra, &staged, made.resumed_until())
+                    .await?;
                 return Ok(StepEnd::Done(Some(Done::Created {
                     new_key: staged,
                     staged: stage.describe(),
                 })));
             }
-            self.delete_orphans(user, &made, &extra, "").await?;
+            self.delete_orphans(user, &made, &extra, "", made.resumed_until())
+                .await?;
             stage.clear(self.provider).await?;
         }
         let keys = self.provider.access_keys(user).await?;
         let mut made = Made {
             before: keys.iter().map(|k| k.id.clone()).collect(),
             created: Vec::new(),
-            since: Some(OffsetDateTime::now_utc()),
+            // IAM's clock when the keys were listed: before the create.
+            since: Some(
+                self.provider
+                    .server_time()
+                    .unwrap_or_else(OffsetDateTime::now_utc),
+            ),
         };
         self.intent(rotation, id, Some(made.intent()))?;
         let key = match self.provider.create_access_key(user).await {
@@ -578,7 +591,8 @@ impl<P: Provider> Runner<'_, P> {
                 if extra.is_empty() {
                     return Err(error.into());
                 }
-                self.delete_orphans(user, &made, &extra, "").await?;
+                self.delete_orphans(user, &made, &extra, "", self.provider.server_time())
+                    .await?;
                 self.provider.create_access_key(user).await?
             }
         };
@@ -588,7 +602,8 @@ impl<P: Provider> Runner<'_, P> {
         self.crash_point("create:before-stage");
         stage.write(self.provider, &key).await?;
         let extra = self.new_keys(user, &made.before).await?;
-        self.delete_orphans(user, &made, &extra, &key.id).await?;
+        self.delete_orphans(user, &made, &extra, &key.id, self.provider.server_time())
+            .await?;
         Ok(StepEnd::Done(Some(Done::Created {
             new_key: key.id.clone(),
             staged: stage.describe(),
@@ -612,15 +627,17 @@ impl<P: Provider> Runner<'_, P> {
     /// whose secret never reached staging, so nothing can ever use them: a
     /// key a create call returned to it, or — after an answer that was lost
     /// (IAM's two-key limit leaves room for at most one such key) — the one
-    /// unknown key created since the create began (IAM's CreateDate, with a
-    /// minute's tolerance for clocks). Any other key is someone else's:
-    /// the step stops, naming it.
+    /// unknown key whose CreateDate falls between the create's start and the
+    /// listing that found it, by IAM's own clock (its `Date` header), while
+    /// this rotation holds the user's claim. Any other key is someone
+    /// else's: the step stops, naming it.
     async fn delete_orphans(
         &self,
         user: &str,
         made: &Made,
         extra: &[crate::providers::AccessKey],
         keep: &str,
+        until: Option<OffsetDateTime>,
     ) -> Result<(), StepError> {
         let others: Vec<&crate::providers::AccessKey> = extra
             .iter()
@@ -630,10 +647,7 @@ impl<P: Provider> Runner<'_, P> {
             // The first journal format kept no proof: as it always did.
             (None, _) => others.iter().map(|k| k.id.clone()).collect(),
             (_, []) => Vec::new(),
-            (Some(since), [only])
-                if only.created >= since - time::Duration::minutes(1)
-                    && only.created <= OffsetDateTime::now_utc() + time::Duration::minutes(1) =>
-            {
+            (Some(since), [only]) if within(only.created, since, until) => {
                 vec![only.id.clone()]
             }
             (Some(_), others) => {
@@ -975,6 +989,18 @@ pub fn undo_steps(record: &RotationRecord, workflow: &Workflow) -> Vec<Undo> {
     }
     steps.push(Undo::Discard);
     steps
+}
+
+/// Whether a key created at `created` (IAM's clock) appeared between
+/// `since` and `until`, IAM's clock as its answers before and after said
+/// (one-second resolution). Without IAM's clock, this machine's is used
+/// with a minute's tolerance.
+fn within(created: OffsetDateTime, since: OffsetDateTime, until: Option<OffsetDateTime>) -> bool {
+    let (until, slack) = match until {
+        Some(until) => (until, time::Duration::seconds(1)),
+        None => (OffsetDateTime::now_utc(), time::Duration::minutes(1)),
+    };
+    created >= since - slack && created <= until + slack
 }
 
 fn target<'r>(rotation: &'r Rotation, step: &Step) -> Result<&'r Target, StepError> {

@@ -416,3 +416,45 @@ fn an_old_key_deleted_outside_rekey_neither_blocks_the_rotation_nor_is_rolled_ba
     assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
     world.assert_rotated();
 }
+
+/// A key that appeared on the user long after an interrupted create began
+/// is not its lost answer: it may be someone else's, and is not deleted.
+#[test]
+fn an_interrupted_create_never_deletes_a_key_it_cannot_prove_is_its_own() {
+    let world = World::new("");
+    std::fs::create_dir_all(world.state_dir()).unwrap();
+    let journal = [
+        format!(
+            r#"{{"time":"2026-01-01T00:00:00Z","rotation":"app-1@r","user":"app-1","event":"begin","arn":"{}","old_key":"AKIAOLD0000000000001"}}"#,
+            world.account.arn("app-1")
+        ),
+        r#"{"time":"2026-01-01T00:00:00Z","rotation":"app-1@r","user":"app-1","event":"intent","step":"create","intent":{"create":{"keys_before":["AKIAOLD0000000000001"],"since":"2026-01-01T00:00:00Z"}}}"#.to_string(),
+    ];
+    std::fs::write(
+        world.state_dir().join(journal::FILE_NAME),
+        journal.join("\n") + "\n",
+    )
+    .unwrap();
+    let theirs = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(world.account.create_access_key("app-1"))
+        .unwrap();
+    let report = world.apply(None);
+    let Outcome::Failed { step, error } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert_eq!(step, "create");
+    assert!(
+        error.contains(&theirs.id) && error.contains("will not delete"),
+        "{error}"
+    );
+    assert!(
+        world
+            .account
+            .keys_of("app-1")
+            .iter()
+            .any(|(id, ..)| *id == theirs.id),
+        "someone else's key is kept"
+    );
+}

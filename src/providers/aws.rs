@@ -66,6 +66,8 @@ impl Calls {
 pub struct Aws {
     config: aws_config::SdkConfig,
     iam: aws_sdk_iam::Client,
+    /// IAM's clock, as its answers say.
+    clock: ServerClock,
     sts: aws_sdk_sts::Client,
     ssm: aws_sdk_ssm::Client,
     secrets: aws_sdk_secretsmanager::Client,
@@ -104,8 +106,13 @@ impl Aws {
                 .region(Region::from_static("us-east-1"))
                 .build();
         }
+        let clock = ServerClock::default();
+        let iam_config = aws_sdk_iam::config::Builder::from(&config)
+            .interceptor(clock.clone())
+            .build();
         Self {
-            iam: aws_sdk_iam::Client::new(&config),
+            iam: aws_sdk_iam::Client::from_conf(iam_config),
+            clock,
             sts: aws_sdk_sts::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
@@ -113,6 +120,47 @@ impl Aws {
             config,
         }
     }
+}
+
+/// IAM's clock, from the `Date` header of its answers: `create` judges by
+/// it whether an unknown key appeared while its own call was under way, so
+/// a skewed clock here can neither spare an orphan nor condemn someone
+/// else's key. The latest answer's, one-second resolution.
+#[derive(Debug, Clone, Default)]
+pub struct ServerClock(std::sync::Arc<std::sync::Mutex<Option<OffsetDateTime>>>);
+
+impl ServerClock {
+    pub fn now(&self) -> Option<OffsetDateTime> {
+        *self.0.lock().expect("server clock")
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for ServerClock {
+    fn name(&self) -> &'static str {
+        "rekey-server-clock"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(date) = context.response().headers().get("date").and_then(http_date) {
+            *self.0.lock().expect("server clock") = Some(date);
+        }
+        Ok(())
+    }
+}
+
+/// An HTTP `Date` header: `Mon, 30 Nov 2026 05:54:53 GMT`.
+fn http_date(text: &str) -> Option<OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(text.trim(), &format)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
 }
 
 /// A duration (`2s`, `1m`) from the environment, for the timeouts above.
@@ -402,6 +450,10 @@ impl TargetReader for Aws {
 }
 
 impl IamWriter for Aws {
+    fn server_time(&self) -> Option<OffsetDateTime> {
+        self.clock.now()
+    }
+
     async fn create_access_key(&self, user: &str) -> Result<NewKey, ProviderError> {
         Calls::count(&self.calls.iam);
         let answer = self
@@ -894,6 +946,15 @@ impl RunCommand for Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_are_read() {
+        assert_eq!(
+            http_date("Mon, 30 Nov 2026 05:54:53 GMT"),
+            Some(time::macros::datetime!(2026-11-30 05:54:53 UTC))
+        );
+        assert_eq!(http_date("yesterday"), None);
+    }
 
     #[test]
     fn error_codes_and_statuses_become_advice() {

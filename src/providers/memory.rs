@@ -238,6 +238,10 @@ impl TargetReader for Memory {
 }
 
 impl IamWriter for Memory {
+    fn server_time(&self) -> Option<OffsetDateTime> {
+        Some(OffsetDateTime::now_utc())
+    }
+
     async fn create_access_key(&self, user: &str) -> Result<NewKey, ProviderError> {
         self.call("iam:CreateAccessKey")?;
         let mut state = self.state();

@@ -160,6 +160,8 @@ pub struct NewKey {
 
 /// Changing IAM keys, and asking STS who a key is.
 pub trait IamWriter: Sync {
+    /// IAM's clock as of its latest answer (its `Date` header), if known.
+    fn server_time(&self) -> Option<OffsetDateTime>;
     fn create_access_key(
         &self,
         user: &str,

@@ -298,11 +298,21 @@ const KILL_POINTS: &[&str] = &[
     "unstage",
 ];
 
-/// The key each user's `create` recorded, from the journal.
+/// The key `create` recorded for each rotation still in progress, from the
+/// journal (a finished rotation's user may rightly be rotated again).
 pub fn created_keys(journal: &str) -> Vec<(String, String)> {
-    journal
+    let entries: Vec<serde_json::Value> = journal
         .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let finished: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| &e["rotation"])
+        .collect();
+    entries
+        .iter()
+        .filter(|e| !finished.contains(&&e["rotation"]))
         .filter(|e| e["event"] == "done" && e["step"] == "create")
         .filter_map(|e| {
             Some((
