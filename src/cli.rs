@@ -687,6 +687,7 @@ fn mark_journal(
         .partition(|r| r.belongs_to(&workflow.name));
     let params = crate::workflow::params::bind(workflow, vars).unwrap_or_default();
     apply::mark_in_progress(plan, &mine, workflow, &params);
+    apply::mark_claimed(plan, &apply::claims::Claims::for_this_user(), &dir);
     apply::mark_held(plan, &others);
     Ok(())
 }

@@ -34,6 +34,13 @@ pub struct Claim {
     pub since: String,
 }
 
+impl Claim {
+    /// Whether it was made from `state_dir`.
+    pub fn is_from(&self, state_dir: &Path) -> bool {
+        std::path::absolute(state_dir).is_ok_and(|dir| dir.display().to_string() == self.state_dir)
+    }
+}
+
 impl std::fmt::Display for Claim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

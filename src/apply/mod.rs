@@ -88,6 +88,11 @@ pub enum StepError {
     #[error("the old key {} was deleted outside rekey", crate::text::short_id(.0))]
     OldKeyGone(String),
     #[error(
+        "the new key {} is not active (deactivated or deleted outside rekey): the old key is left as it is, or the user would have no working key. Make the new key active again and run apply, or abort the rotation",
+        crate::text::short_id(.0)
+    )]
+    NewKeyNotActive(String),
+    #[error(
         "key(s) {} appeared on the user since the create began, and this rotation did not make them: they may be someone else's, so rekey will not delete them. Delete any that is an orphan yourself, then run apply again",
         .0.join(", ")
     )]
@@ -426,10 +431,10 @@ impl Session {
             &prepared.checked.workflow,
             &prepared.params,
         );
-        mark_held(&mut plan, &self.others);
         if !self.force {
-            mark_claimed(&mut plan, &self.claims);
+            mark_claimed(&mut plan, &self.claims, &self.state_dir);
         }
+        mark_held(&mut plan, &self.others);
         Ok(plan)
     }
 
@@ -786,15 +791,21 @@ pub fn mark_held(plan: &mut Plan, others: &[RotationRecord]) {
 /// A rotation ready to run, or the step (`begin`, `compile`) that failed.
 type Started = Result<Rotation, (&'static str, StepError)>;
 
-/// Blocks the plan's new rotations whose user another rotation (of any
-/// workflow or state directory of this OS user) has claimed.
-pub fn mark_claimed(plan: &mut Plan, claims: &claims::Claims) {
+/// Blocks the plan's users that another rotation (of any workflow or state
+/// directory of this OS user) has claimed: that, not the two keys its
+/// rotation leaves for a while, is why nothing can be done for them now.
+/// A claim from `state_dir` itself is this state directory's own: its
+/// rotation is in progress here, or a crash left the claim behind.
+pub fn mark_claimed(plan: &mut Plan, claims: &claims::Claims, state_dir: &Path) {
     for user in plan
         .users
         .iter_mut()
-        .filter(|u| u.decision == Decision::Rotate)
+        .filter(|u| u.decision != Decision::InProgress)
     {
-        if let Some(holder) = claims.holder(&plan.account, &user.user) {
+        if let Some(holder) = claims
+            .holder(&plan.account, &user.user)
+            .filter(|h| !h.is_from(state_dir))
+        {
             user.decision = Decision::Blocked;
             user.reason = format!("held by {holder}");
             user.fix = Some(

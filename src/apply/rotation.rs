@@ -185,6 +185,14 @@ impl<P: Provider> Runner<'_, P> {
     /// Claims `user` for rotation `id`, before it acts (see `claims`).
     fn claim(&self, user: &str, id: &str) -> Result<(), StepError> {
         let claim = claims::claim(&self.workflow.name, id, self.state_dir);
+        // A claim from this state directory, which this apply holds, by
+        // another rotation is one a crash left behind (between the claim
+        // and the first record, or the last record and the release): a
+        // rotation in progress here would be resumed, not begun.
+        let stale = self
+            .claims
+            .holder(self.account, user)
+            .is_some_and(|h| h.rotation != id && h.is_from(self.state_dir));
         if self.force
             && let Some(holder) = self
                 .claims
@@ -196,7 +204,7 @@ impl<P: Provider> Runner<'_, P> {
             ));
         }
         self.claims
-            .take(self.account, user, &claim, self.force)
+            .take(self.account, user, &claim, self.force || stale)
             .map_err(StepError::from)
     }
 
@@ -454,6 +462,7 @@ impl<P: Provider> Runner<'_, P> {
                 }
             }
             Phase::DisableOld => {
+                self.new_key_active(rotation).await?;
                 self.intent(rotation, &id, None)?;
                 match self
                     .provider
@@ -472,6 +481,7 @@ impl<P: Provider> Runner<'_, P> {
             }
             Phase::Soak => self.soak(rotation, &id, pending),
             Phase::DeleteOld => {
+                self.new_key_active(rotation).await?;
                 self.intent(rotation, &id, None)?;
                 self.provider.delete_access_key(user, &old_key).await?;
                 Ok(StepEnd::Done(Some(Done::Deleted { key: old_key })))
@@ -668,6 +678,22 @@ impl<P: Provider> Runner<'_, P> {
             self.provider.delete_access_key(user, &orphan).await?;
         }
         Ok(())
+    }
+
+    /// The old key is disabled or deleted only while the new one is active:
+    /// someone may have deactivated (or deleted) it since it was checked,
+    /// and the user would be left with no working key.
+    async fn new_key_active(&self, rotation: &Rotation) -> Result<(), StepError> {
+        let new_key = rotation.new_key().ok_or(StepError::NotCreated)?;
+        let keys = self.provider.access_keys(&rotation.user).await?;
+        if keys
+            .iter()
+            .any(|k| k.id == new_key && k.status == KeyStatus::Active)
+        {
+            Ok(())
+        } else {
+            Err(StepError::NewKeyNotActive(new_key.to_string()))
+        }
     }
 
     /// The new key and its secret, from staging.

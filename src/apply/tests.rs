@@ -458,3 +458,61 @@ fn an_interrupted_create_never_deletes_a_key_it_cannot_prove_is_its_own() {
         "someone else's key is kept"
     );
 }
+
+/// Regression: with the new key deactivated by someone mid-rotation, apply
+/// disabled and deleted the old one too, leaving no working key.
+#[test]
+fn the_old_key_is_left_alone_while_the_new_one_is_not_active() {
+    let world = World::new("");
+    world.run(None, Some(Phase::Verify), &Stop::never());
+    let new_key = world
+        .account
+        .keys_of("app-1")
+        .into_iter()
+        .find(|(id, ..)| id != "AKIAOLD0000000000001")
+        .unwrap()
+        .0;
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(
+            world
+                .account
+                .set_key_status("app-1", &new_key, KeyStatus::Inactive),
+        )
+        .unwrap();
+    let report = world.apply(None);
+    let Outcome::Failed { step, error } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert_eq!(step, "disable-old");
+    assert!(error.contains("is not active"), "{error}");
+    assert!(
+        world
+            .account
+            .keys_of("app-1")
+            .iter()
+            .any(|(id, status, _)| id == "AKIAOLD0000000000001" && *status == KeyStatus::Active),
+        "the old key stays active"
+    );
+}
+
+/// Regression: a kill between taking the claim and the first record left a
+/// claim that blocked the user for good.
+#[test]
+fn a_claim_a_crash_left_in_this_state_directory_is_taken_back() {
+    let world = World::new("");
+    let claims = claims::Claims::at(&world.dir.path().join("claims"));
+    let stale = claims::claim("unit", "app-1@crashed", &world.state_dir());
+    claims
+        .take(crate::providers::memory::ACCOUNT, "app-1", &stale, false)
+        .unwrap();
+    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    world.assert_rotated();
+    assert!(
+        claims
+            .holder(crate::providers::memory::ACCOUNT, "app-1")
+            .is_none(),
+        "released at the end"
+    );
+}

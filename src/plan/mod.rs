@@ -306,6 +306,8 @@ pub async fn plan<P: Iam + TargetReader>(
 /// made); one that cannot be resolved is left to fail where it is used.
 fn collisions(context: &Context<'_>, users: &[IamUser]) -> Result<(), PlanError> {
     let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut files: std::collections::HashMap<PathBuf, (&'static str, String)> =
+        std::collections::HashMap::new();
     for user in users {
         let values = Values {
             params: &context.params,
@@ -328,6 +330,25 @@ fn collisions(context: &Context<'_>, users: &[IamUser]) -> Result<(), PlanError>
             };
             if let Ok(resolved) = target.kind.resolve(&resolve) {
                 writes.extend(resolved.writes().into_iter().map(|w| (w, what.clone())));
+                if let Some((path, kind)) = resolved.file() {
+                    let here = format!("user {} ({what})", user.name);
+                    match files.get(&path) {
+                        Some((other, first)) if *other != kind => {
+                            return Err(PlanError::Collision {
+                                resource: format!(
+                                    "file {} (as {other} and as {kind})",
+                                    path.display()
+                                ),
+                                first: first.clone(),
+                                second: here,
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            files.insert(path, (kind, here));
+                        }
+                    }
+                }
             }
         }
         for (resource, item) in writes {

@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::file::{FileFormat, LocalFile};
+use super::file::{self, FileFormat, LocalFile};
 use super::{ActionError, Kind, Resolve};
 use crate::providers::TargetState;
 use crate::secret::{ExposeSecret, SecretString, looks_like_key_id};
@@ -47,7 +47,7 @@ impl Kind for CredentialsFileTarget {
             None => cx.values.user.unwrap_or_default().to_string(),
         };
         Ok(LocalFile {
-            path: cx.base_dir.join(&path),
+            path: file::real_path(&cx.base_dir.join(&path)),
             written: path,
             format: Profile { name },
             mode: None,
@@ -56,6 +56,10 @@ impl Kind for CredentialsFileTarget {
 }
 
 impl FileFormat for Profile {
+    fn kind(&self) -> &'static str {
+        "credentials_file"
+    }
+
     fn held_key(&self, text: &str) -> Option<String> {
         profile_state(text, &self.name).key_id
     }

@@ -59,7 +59,7 @@ impl Kind for EnvFileTarget {
     fn resolve(&self, cx: &Resolve<'_>) -> Result<LocalFile<Vars>, ActionError> {
         let path = cx.expand(&self.path)?;
         Ok(LocalFile {
-            path: cx.base_dir.join(&path),
+            path: file::real_path(&cx.base_dir.join(&path)),
             written: path,
             format: Vars {
                 id_var: variable(cx, &self.access_key_id_var, "AWS_ACCESS_KEY_ID")?,
@@ -71,6 +71,10 @@ impl Kind for EnvFileTarget {
 }
 
 impl FileFormat for Vars {
+    fn kind(&self) -> &'static str {
+        "env_file"
+    }
+
     fn held_key(&self, text: &str) -> Option<String> {
         env_value(text, &self.id_var).filter(|v| looks_like_key_id(v))
     }

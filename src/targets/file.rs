@@ -45,6 +45,8 @@ pub trait FileFormat: Debug + Clone {
     }
     /// The plan's step line, from the path as written.
     fn describe(&self, path: &str) -> String;
+    /// The target kind, for messages.
+    fn kind(&self) -> &'static str;
     /// What it writes in the file at `path` (see `Resolved::writes`).
     fn writes(&self, path: &str) -> Vec<String> {
         vec![format!("file {path}")]
@@ -152,12 +154,12 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
     }
 
     fn writes(&self) -> Vec<String> {
-        // One name for one file, however the workflow wrote its path.
-        let absolute = std::env::current_dir()
-            .map(|dir| dir.join(&self.path))
-            .unwrap_or_else(|_| self.path.clone());
-        let normal: PathBuf = absolute.components().collect();
-        self.format.writes(&normal.display().to_string())
+        // `path` is the real file, however the workflow spelled it.
+        self.format.writes(&self.path.display().to_string())
+    }
+
+    fn file(&self) -> Option<(PathBuf, &'static str)> {
+        Some((self.path.clone(), self.format.kind()))
     }
 
     async fn observe<P: TargetReader>(
@@ -292,6 +294,26 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
             part: false,
             part_existed: false,
         })
+    }
+}
+
+/// The file a path names, symlinks followed and `.`/`..` resolved: a
+/// target that is a symlink is written through to the file it points at
+/// (renaming over the link would leave the real file with the old key),
+/// and two spellings of one file are one file to the lock, the backup and
+/// the plan's collision check. A file that does not exist yet is resolved
+/// through its folder.
+pub fn real_path(path: &std::path::Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => match std::fs::canonicalize(dir) {
+            Ok(dir) => dir.join(name),
+            Err(_) => absolute.components().collect(),
+        },
+        _ => absolute,
     }
 }
 

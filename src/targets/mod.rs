@@ -165,6 +165,11 @@ pub trait Resolved: Debug + Clone {
     fn writes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The file it writes and as which kind: one file is written by one
+    /// kind only (a profile and a dotenv line in one file would break it).
+    fn file(&self) -> Option<(PathBuf, &'static str)> {
+        None
+    }
     /// What it holds now; `None` for kinds that cannot be read (exec).
     fn observe<P: TargetReader>(
         &self,
@@ -353,6 +358,12 @@ macro_rules! registry {
             pub fn writes(&self) -> Vec<String> {
                 match self {
                     $( ResolvedTarget::$variant(r) => r.writes(), )*
+                }
+            }
+
+            pub fn file(&self) -> Option<(PathBuf, &'static str)> {
+                match self {
+                    $( ResolvedTarget::$variant(r) => r.file(), )*
                 }
             }
 

@@ -111,7 +111,7 @@ impl Kind for TemplateTarget {
             ));
         }
         Ok(LocalFile {
-            path: cx.base_dir.join(&path),
+            path: file::real_path(&cx.base_dir.join(&path)),
             written: path,
             format: Content { text },
             mode: file::mode(&self.mode, cx.what)?,
@@ -120,6 +120,10 @@ impl Kind for TemplateTarget {
 }
 
 impl FileFormat for Content {
+    fn kind(&self) -> &'static str {
+        "template"
+    }
+
     fn held_key(&self, text: &str) -> Option<String> {
         key_id_in_text(text)
     }

@@ -335,3 +335,78 @@ fn random_interleavings_of_runners_and_kills_keep_every_target_live() {
         assert_targets_hold_live_keys(&account, &setup, &users);
     }
 }
+
+/// Regression: a credentials file that is a symlink was replaced by a plain
+/// file, so the real one kept the old key, which was then deleted.
+#[test]
+fn a_symlinked_target_is_written_through_to_its_file() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    let real = setup.path().join("real-credentials");
+    std::fs::rename(setup.path().join("credentials"), &real).unwrap();
+    std::os::unix::fs::symlink("real-credentials", setup.path().join("credentials")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    setup.apply().exits(0);
+    assert!(
+        std::fs::symlink_metadata(setup.path().join("credentials"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link is still a link"
+    );
+    assert_rotated_in(&account, &setup, &users, &setup.state());
+}
+
+/// Regression: two spellings of one file, or one file written as two
+/// kinds, were not seen as a collision.
+#[test]
+fn one_file_under_two_spellings_or_two_kinds_is_a_collision() {
+    let account = Account::new();
+    let _users = seed(&account, "", 2);
+    let cases = [
+        "  - id: a\n    credentials_file: { path: \"sub/../creds\" }\n  - id: b\n    credentials_file: { path: \"./creds\" }\n",
+        "  - id: env\n    env_file: { path: \"./credentials\", access_key_id_var: \"ID_${account}\" }\n",
+    ];
+    std::thread::sleep(Duration::from_millis(1100));
+    for extra in cases {
+        let setup = Setup::new(&account, "", extra);
+        std::fs::create_dir_all(setup.path().join("sub")).unwrap();
+        let plan = setup.rekey(&["plan", "workflow.yaml"]);
+        plan.exits(1);
+        assert!(
+            plan.stderr.contains("would both write"),
+            "{extra}: {}",
+            plan.stderr
+        );
+    }
+}
+
+/// Regression: plan ignored claims: it offered to rotate (and make room on)
+/// a user another runner's rotation held.
+#[test]
+fn plan_shows_a_user_another_runner_holds() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    let claim = crate::support::claims_dir()
+        .join("123456789012")
+        .join(format!("{}.json", users[0].0));
+    std::fs::create_dir_all(claim.parent().unwrap()).unwrap();
+    std::fs::write(
+        &claim,
+        r#"{"workflow":"elsewhere","rotation":"x@1","state_dir":"/st","host":"h","pid":1,"since":"2026-11-30T00:00:00Z"}"#,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let plan = setup.rekey(&["plan", "workflow.yaml"]);
+    plan.exits(0);
+    assert!(
+        plan.stdout.contains("held by workflow `elsewhere`"),
+        "{}",
+        plan.stdout
+    );
+    setup.apply().exits(0);
+    assert_eq!(account.keys(&users[0].0).len(), 1, "nothing was done");
+    std::fs::remove_file(&claim).unwrap();
+}
