@@ -685,3 +685,69 @@ fn a_rollback_puts_back_the_parameters_type_and_kms_key() {
         );
     }
 }
+
+/// Regression: after a halt, plan said `fix: delete the inactive key`.
+#[test]
+fn plan_after_a_halt_says_apply_retries_and_abort_rolls_back() {
+    let account = Account::new();
+    let _users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: check\n      exec: { command: [\"false\"] }\npolicy:\n  on_verify_failure: halt\n",
+    );
+    wait_due();
+    setup.apply().exits(3);
+    let plan = setup.rekey(&["plan", "workflow.yaml"]);
+    assert!(
+        plan.stdout.contains("halted (hook `check`")
+            && plan
+                .stdout
+                .contains("apply retries it, abort rolls it back")
+            && !plan.stdout.contains("fix:"),
+        "{}",
+        plan.stdout
+    );
+}
+
+/// Regression: Ctrl-C during a slow `rollback:` command left a rollback
+/// that the next apply completed as a rotation.
+#[test]
+fn ctrl_c_during_a_slow_rollback_command_is_finished_by_the_next_apply() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: slow\n    exec: { command: [\"true\"], rollback: [sh, -c, \"echo $$$$ > rollback.pid; sleep 2\"] }\nhooks:\n  verify:\n    - id: check\n      exec: { command: [\"false\"] }\npolicy:\n  soak: 0s\n",
+    );
+    let credentials = std::fs::read(setup.path().join("credentials")).unwrap();
+    wait_due();
+    let child = setup
+        .command(&["apply", "workflow.yaml", "--auto-approve"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !setup.path().join("rollback.pid").exists() {
+        assert!(Instant::now() < deadline, "the rollback never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: signalling a process group this test created.
+    unsafe {
+        libc::kill(-pid, libc::SIGINT);
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("INTERRUPTED at rollback"), "{stdout}");
+    let resumed = setup.apply();
+    resumed.exits(3);
+    assert!(
+        resumed.stdout.contains("ROLLED BACK") && !resumed.stdout.contains("rotated:"),
+        "{}",
+        resumed.stdout
+    );
+    crate::apply::assert_rolled_back(&account, &setup, &users, &credentials);
+}
