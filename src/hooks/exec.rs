@@ -11,7 +11,7 @@ use crate::targets::{ActionError, Resolve};
 use crate::workflow::Duration;
 use crate::workflow::diagnostic::{Problem, Problems};
 use crate::workflow::document::{Templates, each};
-use crate::workflow::model::HookPhase;
+use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -49,6 +49,12 @@ impl Kind for ExecHook {
     type Resolved = Command;
 
     fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
+        problems.extend(Problem::too_long(
+            at.key("timeout"),
+            "timeout",
+            self.timeout,
+            MAX_TIMEOUT,
+        ));
         if self.command.is_empty() {
             problems.push(Problem::empty_command(at.key("command")));
         }

@@ -13,7 +13,7 @@ use crate::targets::{ActionError, Resolve};
 use crate::workflow::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
 use crate::workflow::document::{HttpMethod, Templates, each_value};
-use crate::workflow::model::HookPhase;
+use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -48,6 +48,12 @@ impl Kind for HttpHook {
     type Resolved = Check;
 
     fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
+        problems.extend(Problem::too_long(
+            at.key("timeout"),
+            "timeout",
+            self.timeout,
+            MAX_TIMEOUT,
+        ));
         let url = self.url.as_str();
         if !url.starts_with("${") && !url.starts_with("http://") && !url.starts_with("https://") {
             problems.push(Problem::new(

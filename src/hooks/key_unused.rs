@@ -15,7 +15,7 @@ use crate::text::{rfc3339, short_id};
 use crate::workflow::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
 use crate::workflow::document::Templates;
-use crate::workflow::model::HookPhase;
+use crate::workflow::model::{HookPhase, MAX_QUIET_FOR};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -49,6 +49,12 @@ impl Kind for KeyUnusedHook {
     type Resolved = Watch;
 
     fn check(&self, at: &Origin, phase: HookPhase, problems: &mut Problems) {
+        problems.extend(Problem::too_long(
+            at.key("quiet_for"),
+            "quiet_for",
+            Some(self.quiet_for),
+            MAX_QUIET_FOR,
+        ));
         if phase != HookPhase::Verify {
             problems.push(Problem::new(
                 at.clone(),

@@ -14,7 +14,7 @@ use crate::targets::{ActionError, Resolve};
 use crate::workflow::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
 use crate::workflow::document::{Templates, each, each_value};
-use crate::workflow::model::HookPhase;
+use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -65,6 +65,12 @@ impl Kind for SsmCommandHook {
     type Resolved = Commands;
 
     fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
+        problems.extend(Problem::too_long(
+            at.key("timeout"),
+            "timeout",
+            self.timeout,
+            MAX_TIMEOUT,
+        ));
         if self.commands.is_empty() {
             problems.push(Problem::empty_command(at.key("commands")));
         }

@@ -13,8 +13,10 @@ use crate::providers::Provider;
 use crate::targets::{ActionError, Resolve};
 use crate::text::short_id;
 use crate::workflow::Duration;
+use crate::workflow::diagnostic::{Problem, Problems};
 use crate::workflow::document::Templates;
-use crate::workflow::source::DocPath;
+use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
 /// Polls STS GetCallerIdentity with the new key until it answers as the
@@ -51,6 +53,15 @@ impl Outcome for Authenticated {
 
 impl Kind for StsIdentityHook {
     type Resolved = Identity;
+
+    fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
+        problems.extend(Problem::too_long(
+            at.key("timeout"),
+            "timeout",
+            self.timeout,
+            MAX_TIMEOUT,
+        ));
+    }
 
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Identity, ActionError> {
         Ok(Identity {

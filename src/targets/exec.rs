@@ -12,6 +12,7 @@ use super::{ActionError, Kind, Resolve, Resolved, Restore, Write, Written};
 use crate::providers::exec::{self, EnvValue};
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::workflow::Duration;
+use crate::workflow::model::MAX_TIMEOUT;
 use crate::workflow::diagnostic::{Problem, Problems};
 use crate::workflow::document::{SecretFormat, Templates, each};
 use crate::workflow::source::{DocPath, Origin};
@@ -55,6 +56,12 @@ impl Kind for ExecTarget {
     type Resolved = Command;
 
     fn check(&self, at: &Origin, problems: &mut Problems) {
+        problems.extend(Problem::too_long(
+            at.key("timeout"),
+            "timeout",
+            self.timeout,
+            MAX_TIMEOUT,
+        ));
         if self.command.is_empty() {
             problems.push(Problem::empty_command(at.key("command")));
         }

@@ -77,6 +77,24 @@ impl Problem {
         }
     }
 
+    /// A duration over its bound, if it is: every bound is far beyond any
+    /// sensible setting, and keeps the time arithmetic of plan and apply
+    /// from overflowing.
+    pub fn too_long(
+        at: Origin,
+        what: &str,
+        value: Option<crate::workflow::Duration>,
+        max: crate::workflow::Duration,
+    ) -> Option<Self> {
+        let value = value.filter(|v| *v > max)?;
+        Some(Self::new(
+            at,
+            Part::Value,
+            format!("`{what}: {value}` is longer than {max}, the most rekey accepts"),
+            Some(format!("use at most {max}")),
+        ))
+    }
+
     /// A command list with nothing in it.
     pub fn empty_command(at: Origin) -> Self {
         Self::new(

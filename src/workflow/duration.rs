@@ -27,6 +27,10 @@ impl Duration {
         Self { seconds }
     }
 
+    pub const fn from_hours(hours: u64) -> Self {
+        Self::from_secs(hours * 3_600)
+    }
+
     pub const fn from_days(days: u64) -> Self {
         Self::from_secs(days * 86_400)
     }

@@ -49,6 +49,12 @@ pub struct Selection {
 }
 
 pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_days(90);
+/// Bounds on durations: far beyond any sensible setting, and within what
+/// time arithmetic can hold.
+pub const MAX_KEY_AGE_BOUND: Duration = Duration::from_days(3650);
+pub const MAX_SOAK: Duration = Duration::from_days(365);
+pub const MAX_QUIET_FOR: Duration = Duration::from_days(7);
+pub const MAX_TIMEOUT: Duration = Duration::from_hours(24);
 
 /// Where a new secret is written first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

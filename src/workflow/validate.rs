@@ -9,13 +9,16 @@
 
 use std::collections::HashMap;
 
-use super::diagnostic::{Diagnostic, Diagnostics, Location, Part, Problems, did_you_mean, one_of};
+use super::diagnostic::{
+    Diagnostic, Diagnostics, Location, Part, Problem, Problems, did_you_mean, one_of,
+};
 use super::document::{DocKind, HookDoc, MakeRoom, OnVerifyFailure, TargetDoc, WindowDoc};
 use super::graph::{MakeRoomStep, StepGraph};
 use super::loader::{Merged, Placed};
 use super::model::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_KEY_AGE, DEFAULT_SOAK, Hook, HookKind, HookPhase,
-    MAX_CONCURRENCY, Param, Policy, Selection, Staging, Target, TargetKind, Window, Workflow,
+    MAX_CONCURRENCY, MAX_KEY_AGE_BOUND, MAX_SOAK, Param, Policy, Selection, Staging, Target,
+    TargetKind, Window, Workflow,
 };
 use super::source::{DocPath, Origin, Sources};
 
@@ -211,6 +214,14 @@ impl Checker<'_> {
                     Some("IAM paths start and end with `/`, e.g. `/ci/`".into()),
                 );
             }
+        }
+        if let Some(problem) = Problem::too_long(
+            select.origin.key("max_key_age"),
+            "max_key_age",
+            doc.max_key_age,
+            MAX_KEY_AGE_BOUND,
+        ) {
+            self.problems(vec![problem]);
         }
         Selection {
             users: doc.users.clone(),
@@ -424,6 +435,11 @@ impl Checker<'_> {
                 format!("concurrency {concurrency} is out of range"),
                 Some(hint),
             );
+        }
+        if let Some(at) = at("soak")
+            && let Some(problem) = Problem::too_long(at, "soak", doc.soak, MAX_SOAK)
+        {
+            self.problems(vec![problem]);
         }
         let window = match (&doc.window, at("window")) {
             (Some(window), Some(at)) => self.window(window, &at),
