@@ -47,7 +47,7 @@ impl Kind for CredentialsFileTarget {
             None => cx.values.user.unwrap_or_default().to_string(),
         };
         Ok(LocalFile {
-            path: file::real_path(&cx.base_dir.join(&path)),
+            path: file::target_path(cx, &path)?,
             written: path,
             format: Profile { name },
             mode: None,

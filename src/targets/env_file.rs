@@ -59,7 +59,7 @@ impl Kind for EnvFileTarget {
     fn resolve(&self, cx: &Resolve<'_>) -> Result<LocalFile<Vars>, ActionError> {
         let path = cx.expand(&self.path)?;
         Ok(LocalFile {
-            path: file::real_path(&cx.base_dir.join(&path)),
+            path: file::target_path(cx, &path)?,
             written: path,
             format: Vars {
                 id_var: variable(cx, &self.access_key_id_var, "AWS_ACCESS_KEY_ID")?,

@@ -297,6 +297,46 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
     }
 }
 
+/// The file a target's `path` names: `~/` is the home folder, as for the
+/// AWS CLI (it once made a folder named `~` beside the workflow, and the
+/// real file kept the old key); a relative path starts at the workflow's
+/// folder. A folder that does not exist is created only under the home
+/// folder or the workflow's folder; elsewhere it is an error, so a typo in
+/// a path never scatters secrets into new folders.
+pub fn target_path(cx: &super::Resolve<'_>, written: &str) -> Result<PathBuf, ActionError> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let joined = match (written.strip_prefix("~/"), &home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        (Some(_), None) => {
+            return Err(ActionError::invalid(
+                cx.what,
+                format!("`{written}` starts with `~/`, but HOME is not set"),
+            ));
+        }
+        (None, _) => cx.base_dir.join(written),
+    };
+    let path = real_path(&joined);
+    let dir = path.parent().unwrap_or(&path);
+    if !dir.exists() {
+        let roots = [Some(cx.base_dir.to_path_buf()), home];
+        let allowed = roots
+            .iter()
+            .flatten()
+            .filter_map(|root| std::fs::canonicalize(root).ok())
+            .any(|root| dir.starts_with(&root));
+        if !allowed {
+            return Err(ActionError::invalid(
+                cx.what,
+                format!(
+                    "the folder {} does not exist, and rekey creates folders only under your home folder or the workflow's: create it, or fix the path",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(path)
+}
+
 /// The file a path names, symlinks followed and `.`/`..` resolved: a
 /// target that is a symlink is written through to the file it points at
 /// (renaming over the link would leave the real file with the old key),

@@ -111,7 +111,7 @@ impl Kind for TemplateTarget {
             ));
         }
         Ok(LocalFile {
-            path: file::real_path(&cx.base_dir.join(&path)),
+            path: file::target_path(cx, &path)?,
             written: path,
             format: Content { text },
             mode: file::mode(&self.mode, cx.what)?,

@@ -410,3 +410,46 @@ fn plan_shows_a_user_another_runner_holds() {
     assert_eq!(account.keys(&users[0].0).len(), 1, "nothing was done");
     std::fs::remove_file(&claim).unwrap();
 }
+
+/// Regression: `path: ~/.aws/credentials` made a folder named `~` beside
+/// the workflow; the real file kept the old key, which was deleted.
+#[test]
+fn a_tilde_path_is_the_home_folder_and_folders_are_made_only_there_or_beside_the_workflow() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let home = tempfile::tempdir().unwrap();
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: home\n    credentials_file: { path: \"~/.aws/credentials\" }\npolicy:\n  soak: 0s\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let home_env = [("HOME", home.path().to_str().unwrap())];
+    let run = setup.rekey_at(
+        crate::emulator::emulator(),
+        &home_env,
+        &["apply", "workflow.yaml", "--auto-approve"],
+    );
+    run.exits(0);
+    assert!(!setup.path().join("~").exists(), "no folder named ~");
+    let written = std::fs::read_to_string(home.path().join(".aws/credentials")).unwrap();
+    let key = &account.keys(&users[0].0)[0].0;
+    assert!(written.contains(key.as_str()), "{written}");
+    let elsewhere = Setup::new(
+        &account,
+        "",
+        "  - id: lost\n    env_file: { path: /nonexistent-rekey-folder/app.env }\n",
+    );
+    let plan = elsewhere.rekey_at(
+        crate::emulator::emulator(),
+        &home_env,
+        &["plan", "workflow.yaml", "--as-of", "2099-01-01"],
+    );
+    plan.exits(1);
+    assert!(
+        plan.stderr
+            .contains("the folder /nonexistent-rekey-folder does not exist"),
+        "{}",
+        plan.stderr
+    );
+}
