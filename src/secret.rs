@@ -11,6 +11,68 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 use crate::workflow::document::SecretFormat;
 
+/// The forms a secret can take in a command's output: as it is,
+/// URL-encoded, JSON-escaped, and base64 at each of the three alignments it
+/// can start at in a longer encoded text (standard and URL-safe alphabets).
+/// Each is replaced by `(sensitive)` before anyone sees the output.
+pub fn disguises(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_string()];
+    let url: String = secret
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    forms.push(
+        url.to_lowercase()
+            .replace("%2b", "%2B")
+            .replace("%2f", "%2F"),
+    );
+    forms.push(url.to_lowercase());
+    forms.push(url);
+    forms.push(secret.replace('/', "\\/"));
+    for skip in 0..3 {
+        let mut bytes = vec![0u8; skip];
+        bytes.extend_from_slice(secret.as_bytes());
+        let encoded = base64(&bytes);
+        // Characters that depend on the bytes before or after are cut.
+        let start = if skip == 0 { 0 } else { 4 };
+        let end = bytes.len() / 3 * 4;
+        if end > start {
+            let stable = &encoded[start..end];
+            forms.push(stable.to_string());
+            forms.push(stable.replace('+', "-").replace('/', "_"));
+        }
+    }
+    forms.retain(|f| f.len() >= 8);
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+}
+
+/// Standard base64, padded.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// The values of params marked `sensitive: true`, to be replaced by
 /// `(sensitive)` wherever rekey writes text: the journal, plans, reports.
 /// Values shorter than four characters are left alone: redacting `1` or
@@ -124,6 +186,35 @@ fn assignment(text: &str, name: &str, separator: char) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_found_however_it_is_encoded() {
+        assert_eq!(base64(b"hello"), "aGVsbG8=");
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        let forms = disguises(secret);
+        let hide = |text: &str| {
+            let mut text = text.to_string();
+            for form in &forms {
+                text = text.replace(form.as_str(), "(sensitive)");
+            }
+            text
+        };
+        for skip in 0..3 {
+            let encoded = base64(format!("{}{secret}!", "x".repeat(skip)).as_bytes());
+            assert!(
+                !hide(&encoded).contains(&encoded[8..24]),
+                "alignment {skip}: {encoded}"
+            );
+        }
+        assert_eq!(
+            hide("s=wJalrXUtnFEMI%2FK7MDENG%2BbPxRfiCYEXAMPLEKEY&x"),
+            "s=(sensitive)&x"
+        );
+        assert_eq!(
+            hide(r#"{"s":"wJalrXUtnFEMI\/K7MDENG+bPxRfiCYEXAMPLEKEY"}"#),
+            r#"{"s":"(sensitive)"}"#
+        );
+    }
 
     const ID: &str = "AKIAIOSFODNN7EXAMPLE";
 

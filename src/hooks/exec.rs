@@ -91,7 +91,9 @@ impl Resolved for Command {
         };
         let expected = self.expect_exit;
         Ok(
-            match exec::run(&self.argv, cx.base_dir, &env, self.timeout).await {
+            // The new secret is hidden even from a hook not given it: the
+            // hook may read it from a target and print it.
+            match exec::run(&self.argv, cx.base_dir, &env, &[cx.secret], self.timeout).await {
                 Ok(finished) if finished.code == Some(expected) => Verdict::Passed(()),
                 Ok(finished) => Verdict::Rejected(format!(
                     "hook `{}`: `{}` exited {} (expected {expected}): {}",

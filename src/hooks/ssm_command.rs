@@ -134,7 +134,15 @@ impl Resolved for Commands {
         loop {
             let mut invocations = Vec::new();
             for instance in &instances {
-                let invocation = cx.provider.invocation(&command_id, instance).await?;
+                let mut invocation = cx.provider.invocation(&command_id, instance).await?;
+                // What an instance printed may quote the new secret.
+                if let Some(invocation) = &mut invocation {
+                    for form in crate::secret::disguises(
+                        crate::secret::ExposeSecret::expose_secret(cx.secret),
+                    ) {
+                        invocation.output = invocation.output.replace(&form, "(sensitive)");
+                    }
+                }
                 invocations.push(invocation.unwrap_or(Invocation {
                     instance: instance.clone(),
                     status: "Pending".into(),

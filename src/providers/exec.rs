@@ -36,6 +36,39 @@ pub enum EnvValue<'a> {
 }
 
 const OUTPUT_LINES: usize = 20;
+/// What is kept of a command's output, at most (the journal keeps it).
+const OUTPUT_BYTES: usize = 4096;
+/// What is read of each stream before its end is known: memory stays
+/// bounded whatever a command prints.
+const STREAM_WINDOW: usize = 64 * 1024;
+
+/// The end of a stream (the last [`STREAM_WINDOW`] bytes), read to its
+/// close. A window that had to drop its start also drops its first, cut
+/// line, which could hold the end of a secret no longer recognisable.
+async fn tail_of<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) -> String {
+    let mut window: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut cut = false;
+    let mut buffer = [0u8; 8192];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                window.extend(&buffer[..n]);
+                while window.len() > STREAM_WINDOW {
+                    window.pop_front();
+                    cut = true;
+                }
+            }
+        }
+    }
+    let bytes: Vec<u8> = window.into_iter().collect();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    match (cut, text.split_once('\n')) {
+        (true, Some((_, rest))) => rest.to_string(),
+        (true, None) => String::new(),
+        (false, _) => text,
+    }
+}
 
 /// The environment of a command that gets the new credentials.
 pub fn credentials_env<'s>(
@@ -59,6 +92,7 @@ pub async fn run(
     argv: &[String],
     dir: &Path,
     env: &[(&str, EnvValue<'_>)],
+    hide: &[&SecretString],
     timeout: crate::workflow::Duration,
 ) -> Result<Finished, ExecError> {
     let program = argv.first().cloned().unwrap_or_default();
@@ -89,8 +123,7 @@ pub async fn run(
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let collect = async {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        let (out, err) = tokio::join!(tail_of(&mut stdout), tail_of(&mut stderr));
         let status = child.wait().await;
         (status, out, err)
     };
@@ -99,17 +132,29 @@ pub async fn run(
         .map_err(|_| ExecError::TimedOut(program.clone(), timeout))?;
     group.0 = None;
     let status = status.map_err(|e| ExecError::Io(program.clone(), e.to_string()))?;
-    let mut output = String::from_utf8_lossy(&out).into_owned();
-    output.push_str(&String::from_utf8_lossy(&err));
-    for (_, value) in env {
-        if let EnvValue::Secret(secret) = value
-            && !secret.expose_secret().is_empty()
-        {
-            output = output.replace(secret.expose_secret(), "(sensitive)");
+    let mut output = out;
+    output.push_str(&err);
+    let secrets = env
+        .iter()
+        .filter_map(|(_, value)| match value {
+            EnvValue::Secret(secret) => Some(*secret),
+            EnvValue::Plain(_) => None,
+        })
+        .chain(hide.iter().copied());
+    for secret in secrets {
+        for form in crate::secret::disguises(secret.expose_secret()) {
+            output = output.replace(&form, "(sensitive)");
         }
     }
     let lines: Vec<&str> = output.lines().collect();
-    let tail = lines[lines.len().saturating_sub(OUTPUT_LINES)..].join("\n");
+    let mut tail = lines[lines.len().saturating_sub(OUTPUT_LINES)..].join("\n");
+    if tail.len() > OUTPUT_BYTES {
+        let mut cut = tail.len() - OUTPUT_BYTES;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail = format!("…{}", &tail[cut..]);
+    }
     Ok(Finished {
         code: status.code(),
         output: tail,
@@ -135,6 +180,51 @@ impl Drop for Group {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_secret_the_command_was_not_given_is_hidden_too_in_any_encoding_and_output_is_bounded() {
+        let secret = SecretString::from("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string());
+        let script = "s=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY; echo raw $s; printf %s \"$s\" | base64; echo url wJalrXUtnFEMI%2FK7MDENG%2BbPxRfiCYEXAMPLEKEY; head -c 3000000 /dev/zero | tr '\\0' x; echo; echo end; exit 1";
+        let finished = runtime()
+            .block_on(run(
+                &["sh".into(), "-c".into(), script.into()],
+                Path::new("."),
+                &[],
+                &[&secret],
+                crate::workflow::Duration::from_secs(10),
+            ))
+            .unwrap();
+        assert!(
+            finished.output.len() <= OUTPUT_BYTES + 4,
+            "{}",
+            finished.output.len()
+        );
+        assert!(
+            finished.output.ends_with("end"),
+            "{}",
+            &finished.output[finished.output.len().saturating_sub(40)..]
+        );
+        let small = runtime()
+            .block_on(run(
+                &["sh".into(), "-c".into(), "s=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY; echo raw $s; printf %s \"$s\" | base64; echo url wJalrXUtnFEMI%2FK7MDENG%2BbPxRfiCYEXAMPLEKEY".into()],
+                Path::new("."),
+                &[],
+                &[&secret],
+                crate::workflow::Duration::from_secs(10),
+            ))
+            .unwrap();
+        assert!(!small.output.contains("wJalrXUtnFEMI"), "{}", small.output);
+        assert!(
+            !small.output.contains("d0phbHJYVXRuRkVNSS9LN01ERU5H"),
+            "{}",
+            small.output
+        );
+        assert!(
+            small.output.matches("(sensitive)").count() >= 3,
+            "{}",
+            small.output
+        );
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -156,6 +246,7 @@ mod tests {
                 &argv,
                 Path::new("."),
                 &env,
+                &[],
                 crate::workflow::Duration::from_secs(10),
             ))
             .unwrap();
@@ -174,6 +265,7 @@ mod tests {
             &["./no-such-program".into()],
             Path::new("."),
             &[],
+            &[],
             crate::workflow::Duration::from_secs(5),
         ));
         assert_eq!(
@@ -183,6 +275,7 @@ mod tests {
         let hung = runtime().block_on(run(
             &["sleep".into(), "10".into()],
             Path::new("."),
+            &[],
             &[],
             crate::workflow::Duration::from_secs(1),
         ));

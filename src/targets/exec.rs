@@ -156,7 +156,7 @@ async fn run(
     env: &[(&str, EnvValue<'_>)],
     timeout: Duration,
 ) -> Result<(), ActionError> {
-    let finished = exec::run(argv, dir, env, timeout)
+    let finished = exec::run(argv, dir, env, &[], timeout)
         .await
         .map_err(|e| ActionError::Command {
             what: what.to_string(),

@@ -751,3 +751,45 @@ fn ctrl_c_during_a_slow_rollback_command_is_finished_by_the_next_apply() {
     );
     crate::apply::assert_rolled_back(&account, &setup, &users, &credentials);
 }
+
+/// Regression: a failing hook not given the credentials read the new
+/// secret from a target and printed it, raw or encoded: it reached stdout,
+/// the journal and status.
+#[test]
+fn a_hook_that_prints_the_new_secret_in_any_encoding_leaks_nothing() {
+    let account = Account::new();
+    let _users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: leaky\n      exec: { command: [sh, -c, \"cat credentials; s=$$(sed -n 's/^aws_secret_access_key = //p' credentials | tail -n 1); printf %s \\\"$$s\\\" | base64; printf 'x%s' \\\"$$s\\\" | base64; exit 1\"] }\npolicy:\n  soak: 0s\n",
+    );
+    wait_due();
+    let run = setup.apply();
+    run.exits(3);
+    let journal = setup.journal();
+    let new_key = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["step"] == "create" && e["event"] == "done")
+        .and_then(|e| e["done"]["created"]["new_key"].as_str().map(str::to_string))
+        .expect("a key was created");
+    let secret = account
+        .issued_secrets()
+        .get(&new_key)
+        .cloned()
+        .expect("IAM's record of the new key");
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    for (what, text) in [
+        ("stdout", &run.stdout),
+        ("journal", &journal),
+        ("status", &status.stdout),
+    ] {
+        assert!(!text.contains(&secret), "the secret reached the {what}");
+        assert!(
+            !text.contains(&secret[..12]),
+            "part of the secret reached the {what}"
+        );
+    }
+    assert!(run.stdout.contains("(sensitive)"), "{}", run.stdout);
+}
