@@ -218,6 +218,8 @@ impl Journal {
             .append(true)
             .create(true)
             .mode(0o600)
+            // Never through a link: a planted one would aim the write elsewhere.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(io)?;
         if !text.is_empty() && !text.ends_with('\n') {

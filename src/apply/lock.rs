@@ -33,6 +33,8 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // Never through a link: a planted one would aim the write elsewhere.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(state_dir.join(FILE_NAME))?;
         match file.try_lock() {
             Ok(()) => {}

@@ -556,10 +556,41 @@ impl Session {
 }
 
 /// The state directory and its `staging` and `backups`, owner-only (0700).
+/// One that is a symlink, belongs to someone else or that others may write
+/// is refused (a symlinked state directory's target was chmodded, and
+/// another user could swap staged secrets).
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     for dir in [dir.to_path_buf(), dir.join("staging"), dir.join("backups")] {
-        std::fs::create_dir_all(&dir)?;
+        if std::fs::symlink_metadata(&dir).is_err() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+        }
+        let meta = std::fs::symlink_metadata(&dir)?;
+        let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+        if meta.file_type().is_symlink() || !meta.is_dir() {
+            return Err(refuse(format!(
+                "{} is not a folder (a symlink?); rekey keeps secrets only in a real folder of its own",
+                dir.display()
+            )));
+        }
+        // SAFETY: geteuid has no preconditions.
+        if meta.uid() != unsafe { libc::geteuid() } {
+            return Err(refuse(format!(
+                "{} belongs to another user (uid {}); use a state directory of your own",
+                dir.display(),
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(refuse(format!(
+                "others may write in {} (mode {:o}); make it 0700, or use another",
+                dir.display(),
+                meta.mode() & 0o777
+            )));
+        }
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())

@@ -516,3 +516,27 @@ fn a_claim_a_crash_left_in_this_state_directory_is_taken_back() {
         "released at the end"
     );
 }
+
+/// Regression: a symlinked state directory's target was chmodded, and one
+/// others could write was used as it was.
+#[test]
+fn a_state_directory_that_is_a_link_or_writable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new("");
+    let prepared = prepare(&world.workflow(), Vec::new()).unwrap();
+    let elsewhere = world.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let link = world.dir.path().join("linked");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let Err(error) = Session::open(&prepared, link) else {
+        panic!("a symlinked state directory was used")
+    };
+    assert!(error.to_string().contains("not a folder"), "{error}");
+    let open = world.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let Err(error) = Session::open(&prepared, open) else {
+        panic!("a state directory others may write was used")
+    };
+    assert!(error.to_string().contains("others may write"), "{error}");
+}

@@ -16,14 +16,16 @@ fn temporary_prefix(path: &Path) -> String {
 }
 
 /// Removes temporary copies of `path` that a killed rekey left behind (they
-/// may hold a secret). Our own process's, if any, is left alone.
+/// may hold a secret). Our own process's, if any, are left alone. Callers
+/// hold the file's lock (or the state directory's), so no other writer's
+/// copy is in use.
 pub fn remove_stale_temporaries(path: &Path) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let prefix = temporary_prefix(path);
-    let ours = format!("{prefix}{}", std::process::id());
+    let ours = format!("{prefix}{}-", std::process::id());
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -31,14 +33,31 @@ pub fn remove_stale_temporaries(path: &Path) -> std::io::Result<()> {
     };
     for entry in entries {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name != ours {
+        if name.starts_with(&prefix) && !name.starts_with(&ours) {
             std::fs::remove_file(dir.join(&name))?;
         }
     }
     Ok(())
 }
 
+/// A name no one can guess in advance: a local user who plants symlinks
+/// under predictable names in a shared folder must not catch a secret.
+fn unpredictable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.finish()
+}
+
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// The temporary file has an unpredictable name and is created exclusively,
+/// never through a link; the new file keeps the owner and group of the one
+/// it replaces (a file root rewrote became unreadable to its application).
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path
@@ -47,13 +66,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     remove_stale_temporaries(path)?;
-    let temporary = dir.join(format!("{}{}", temporary_prefix(path), std::process::id()));
+    let temporary = dir.join(format!(
+        "{}{}-{:016x}",
+        temporary_prefix(path),
+        std::process::id(),
+        unpredictable()
+    ));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(mode)
         .open(&temporary)?;
+    if let Ok(previous) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        // Only root can give a file away; anyone else keeps their own.
+        let _ = std::os::unix::fs::fchown(&file, Some(previous.uid()), Some(previous.gid()));
+    }
     {
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
@@ -88,7 +117,9 @@ mod tests {
     fn a_killed_writers_temporary_copy_is_removed_by_the_next_write() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credentials");
-        let stale = dir.path().join(".credentials.rekey-999999999");
+        let stale = dir
+            .path()
+            .join(".credentials.rekey-999999999-0123456789abcdef");
         std::fs::write(&stale, "aws_secret_access_key = from-a-killed-run").unwrap();
         write_atomically(&path, b"[a]\n", 0o600).unwrap();
         assert!(
@@ -100,6 +131,35 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["credentials"]);
+    }
+
+    /// Regression: temporary names were predictable and opened with
+    /// create+truncate, so a planted symlink caught the new secret.
+    #[test]
+    fn a_planted_symlink_catches_nothing_and_owners_are_kept() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        let spy = dir.path().join("spy");
+        std::fs::write(&path, "[a]\n").unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            std::os::unix::fs::chown(&path, Some(4242), Some(4343)).unwrap();
+        }
+        for n in 0..64 {
+            let guess = dir
+                .path()
+                .join(format!(".credentials.rekey-{}", std::process::id() + n));
+            let _ = std::os::unix::fs::symlink(&spy, guess);
+        }
+        write_atomically(&path, b"secret", 0o600).unwrap();
+        assert!(!spy.exists(), "a symlink caught the secret");
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+        let meta = std::fs::metadata(&path).unwrap();
+        if root {
+            assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "the owner is kept");
+        }
     }
 
     #[test]
