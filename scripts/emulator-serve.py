@@ -24,25 +24,35 @@ def model_data(self, request, full_url, headers):
 
     from moto.core.model_instances import model_data as models_by_service
 
-    results = {}
-    for service in sorted(models_by_service):
-        models = models_by_service[service]
-        results[service] = {}
-        for name in sorted(models):
-            results[service][name] = []
-            for instance in models[name].instances_tracked:
-                fields = {}
-                for attr in dir(instance):
-                    if attr.startswith("_"):
-                        continue
-                    try:
-                        value = getattr(instance, attr)
-                        json.dumps(value)
-                    except Exception:  # noqa: BLE001 - any attribute may fail
-                        continue
-                    fields[attr] = value
-                results[service][name].append(fields)
-    return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
+    # A new model class registered by another request meanwhile changes the
+    # dictionaries walked here: walk them again.
+    for _ in range(5):
+        try:
+            # Each value is serialised as it is read: a value another request
+            # changes meanwhile cannot break the answer as a whole.
+            services = []
+            for service in sorted(models_by_service):
+                models = models_by_service[service]
+                entries = []
+                for name in sorted(models):
+                    instances = []
+                    for instance in list(models[name].instances_tracked):
+                        fields = []
+                        for attr in dir(instance):
+                            if attr.startswith("_"):
+                                continue
+                            try:
+                                fields.append(f"{json.dumps(attr)}: {json.dumps(getattr(instance, attr))}")
+                            except Exception:  # noqa: BLE001 - any attribute may fail
+                                continue
+                        instances.append("{" + ", ".join(fields) + "}")
+                    entries.append(f"{json.dumps(name)}: [" + ", ".join(instances) + "]")
+                services.append(f"{json.dumps(service)}: {{" + ", ".join(entries) + "}")
+            body = "{" + ", ".join(services) + "}"
+            break
+        except RuntimeError:
+            continue
+    return 200, {"Content-Type": "application/javascript"}, body
 
 
 MotoAPIResponse.model_data = model_data

@@ -207,14 +207,26 @@ impl Account {
     /// (`/moto-api/data.json`): the emulator accepts any signature, so only
     /// a comparison with these proves that a target holds a key that works.
     pub fn issued_secrets(&self) -> std::collections::HashMap<String, String> {
-        let mut answer = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
-            .call()
-            .expect("the emulator's data.json");
-        let text = answer
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_string()
+        // The emulator serves many tests at once; a read that meets another
+        // request's change is read again.
+        let read = || -> Option<String> {
+            let mut answer = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
+                .call()
+                .ok()?;
+            answer
+                .body_mut()
+                .with_config()
+                .limit(u64::MAX)
+                .read_to_string()
+                .ok()
+        };
+        let text = (0..5)
+            .find_map(|attempt| {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                read()
+            })
             .expect("the emulator's data.json");
         let data: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         data["iam"]["AccessKey"]
