@@ -374,7 +374,10 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         }
         if prepared.saved.is_none()
             && !args.auto_approve
-            && !confirm("\nDo you want to perform these rotations? Only `yes` is accepted: ")
+            && !confirm(
+                "\nDo you want to perform these rotations? Only `yes` is accepted: ",
+                "Apply",
+            )
         {
             return fail("apply needs approval: answer `yes` on a terminal, pass --auto-approve, or apply a saved plan");
         }
@@ -454,7 +457,10 @@ fn abort(global: &Global, args: AbortArgs) -> ExitCode {
         );
     }
     if !args.auto_approve
-        && !confirm("\nDo you want to roll these rotations back? Only `yes` is accepted: ")
+        && !confirm(
+            "\nDo you want to roll these rotations back? Only `yes` is accepted: ",
+            "Abort",
+        )
     {
         return fail("abort needs approval: answer `yes` on a terminal, or pass --auto-approve");
     }
@@ -494,7 +500,7 @@ fn progress_bar(steps: u64) -> Option<indicatif::ProgressBar> {
 }
 
 /// Asks on the terminal; anything but `yes` (or no terminal) is a no.
-fn confirm(question: &str) -> bool {
+fn confirm(question: &str, what: &str) -> bool {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return false;
@@ -502,7 +508,11 @@ fn confirm(question: &str) -> bool {
     print!("{question}");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+    let yes = std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes";
+    if !yes {
+        println!("{what} cancelled.");
+    }
+    yes
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {

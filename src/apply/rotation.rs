@@ -451,7 +451,15 @@ impl<P: Provider> Runner<'_, P> {
             Phase::Create => self.create(rotation, &id, pending).await,
             Phase::Distribute => {
                 let target = target(rotation, step)?;
-                self.distribute(rotation, &id, target, pending).await
+                match self.distribute(rotation, &id, target, pending).await {
+                    // A command target that fails did not take the new key:
+                    // as a failed check, it rolls back or halts per policy,
+                    // rather than leave two active keys and the secret staged.
+                    Err(StepError::Action(ActionError::Command { what, message })) => {
+                        Ok(StepEnd::Rejected(format!("{what}: {message}")))
+                    }
+                    other => other,
+                }
             }
             Phase::Refresh | Phase::Verify | Phase::VerifyAfterDisable => {
                 let hook = hook(rotation, step)?;

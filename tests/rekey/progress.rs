@@ -793,3 +793,63 @@ fn a_hook_that_prints_the_new_secret_in_any_encoding_leaks_nothing() {
     }
     assert!(run.stdout.contains("(sensitive)"), "{}", run.stdout);
 }
+
+/// Regression: a failing command target left two active keys and the
+/// secret staged, instead of rolling back as a failed check does.
+#[test]
+fn a_failing_command_target_rolls_back_per_policy() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: broken\n    exec: { command: [sh, -c, \"echo cannot push; exit 2\"] }\npolicy:\n  soak: 0s\n",
+    );
+    let credentials = std::fs::read(setup.path().join("credentials")).unwrap();
+    wait_due();
+    let run = setup.apply();
+    run.exits(3);
+    assert!(
+        run.stdout
+            .contains("ROLLED BACK: target `broken`: `sh -c echo cannot push; exit 2` exited 2"),
+        "{}",
+        run.stdout
+    );
+    crate::apply::assert_rolled_back(&account, &setup, &users, &credentials);
+}
+
+/// Declining the approval prompt on a terminal says so and changes nothing.
+#[test]
+fn declining_the_prompt_says_apply_cancelled() {
+    use std::io::Write;
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    wait_due();
+    // `script` gives rekey a terminal, whose input is this test's "no".
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} apply workflow.yaml", env!("CARGO_BIN_EXE_rekey")),
+            "/dev/null",
+        ])
+        .current_dir(setup.path())
+        .env("NO_COLOR", "1")
+        .env("REKEY_CLAIMS_DIR", crate::support::claims_dir())
+        .env("AWS_ENDPOINT_URL", crate::emulator::emulator())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    child.stdin.take().unwrap().write_all(b"no\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Apply cancelled."), "{stdout}");
+    assert_eq!(account.keys(&users[0].0).len(), 1, "nothing changed");
+}
