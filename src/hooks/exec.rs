@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Kind, Resolved, Run, Verdict};
 use crate::providers::Provider;
-use crate::providers::exec::{self, EnvValue};
+use crate::providers::exec;
 use crate::targets::{ActionError, Resolve};
 use crate::workflow::Duration;
-use crate::workflow::diagnostic::{Problem, Problems};
-use crate::workflow::document::{Templates, each};
+use crate::workflow::diagnostic::{Part, Problem, Problems};
+use crate::workflow::document::{Credentials, Templates, each};
 use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
@@ -25,7 +25,10 @@ pub struct ExecHook {
     pub timeout: Option<Duration>,
     /// Default 0.
     pub expect_exit: Option<i32>,
-    /// Pass the new credentials in the environment. Default false.
+    /// What AWS credentials the command gets: `operator` (the default:
+    /// rekey's own, e.g. to restart a service), `new` or `none`.
+    pub credentials: Option<Credentials>,
+    /// The same as `credentials: new` (kept for existing workflows).
     #[serde(default)]
     pub with_credentials: bool,
 }
@@ -42,7 +45,7 @@ pub struct Command {
     pub argv: Vec<String>,
     pub timeout: Duration,
     pub expect_exit: i32,
-    pub with_credentials: bool,
+    pub credentials: Credentials,
 }
 
 impl Kind for ExecHook {
@@ -58,6 +61,18 @@ impl Kind for ExecHook {
         if self.command.is_empty() {
             problems.push(Problem::empty_command(at.key("command")));
         }
+        if self.with_credentials
+            && self
+                .credentials
+                .is_some_and(|c| c != Credentials::New)
+        {
+            problems.push(Problem::new(
+                at.key("with_credentials"),
+                Part::Key,
+                "`with_credentials: true` and `credentials` say different things",
+                Some("keep `credentials:` alone".into()),
+            ));
+        }
     }
 
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Command, ActionError> {
@@ -65,7 +80,10 @@ impl Kind for ExecHook {
             argv: cx.expand_all(&self.command)?,
             timeout: self.timeout.unwrap_or(Duration::from_secs(60)),
             expect_exit: self.expect_exit.unwrap_or(0),
-            with_credentials: self.with_credentials,
+            credentials: match (self.with_credentials, self.credentials) {
+                (true, _) => Credentials::New,
+                (false, credentials) => credentials.unwrap_or(Credentials::Operator),
+            },
         })
     }
 }
@@ -78,17 +96,7 @@ impl Resolved for Command {
     }
 
     async fn run<P: Provider>(&self, cx: &Run<'_, P>) -> Result<Verdict<()>, ActionError> {
-        let env = if self.with_credentials {
-            exec::credentials_env(cx.user, cx.new_key, cx.secret)
-        } else {
-            vec![
-                ("REKEY_USER", EnvValue::Plain(cx.user.to_string())),
-                (
-                    "REKEY_NEW_ACCESS_KEY_ID",
-                    EnvValue::Plain(cx.new_key.to_string()),
-                ),
-            ]
-        };
+        let env = exec::Environment::new(self.credentials, cx.user, cx.new_key, cx.secret);
         let expected = self.expect_exit;
         Ok(
             // The new secret is hidden even from a hook not given it: the

@@ -70,17 +70,68 @@ async fn tail_of<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) -> String {
     }
 }
 
-/// The environment of a command that gets the new credentials.
-pub fn credentials_env<'s>(
-    user: &str,
-    key_id: &str,
-    secret: &'s SecretString,
-) -> Vec<(&'static str, EnvValue<'s>)> {
-    vec![
-        ("REKEY_USER", EnvValue::Plain(user.to_string())),
-        ("AWS_ACCESS_KEY_ID", EnvValue::Plain(key_id.to_string())),
-        ("AWS_SECRET_ACCESS_KEY", EnvValue::Secret(secret)),
-    ]
+/// Variables through which a command could find credentials other than
+/// those rekey gives it.
+const OTHER_CREDENTIALS: &[&str] = &[
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
+/// What a command's environment is, as its `credentials` say: variables to
+/// set and variables to remove from what rekey inherited.
+pub struct Environment<'s> {
+    pub set: Vec<(&'static str, EnvValue<'s>)>,
+    pub remove: Vec<&'static str>,
+}
+
+impl<'s> Environment<'s> {
+    /// `REKEY_USER` and `REKEY_NEW_ACCESS_KEY_ID`, with `credentials`:
+    /// the new key's (and nothing that could shadow it), the operator's as
+    /// rekey got them, or none at all.
+    pub fn new(
+        credentials: crate::workflow::document::Credentials,
+        user: &str,
+        key_id: &str,
+        secret: &'s SecretString,
+    ) -> Self {
+        use crate::workflow::document::Credentials;
+        let mut set = vec![
+            ("REKEY_USER", EnvValue::Plain(user.to_string())),
+            (
+                "REKEY_NEW_ACCESS_KEY_ID",
+                EnvValue::Plain(key_id.to_string()),
+            ),
+        ];
+        let mut remove = Vec::new();
+        match credentials {
+            Credentials::New => {
+                set.push(("AWS_ACCESS_KEY_ID", EnvValue::Plain(key_id.to_string())));
+                set.push(("AWS_SECRET_ACCESS_KEY", EnvValue::Secret(secret)));
+                remove.extend(OTHER_CREDENTIALS);
+            }
+            Credentials::Operator => {}
+            Credentials::None => {
+                remove.extend(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+                remove.extend(OTHER_CREDENTIALS);
+            }
+        }
+        Self { set, remove }
+    }
+
+    /// No AWS credentials, and these variables.
+    pub fn without_credentials(set: Vec<(&'static str, EnvValue<'s>)>) -> Self {
+        let mut remove = vec!["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+        remove.extend(OTHER_CREDENTIALS);
+        Self { set, remove }
+    }
 }
 
 /// An exit code for messages; `None` means a signal ended the command.
@@ -91,10 +142,11 @@ pub fn exit_text(code: Option<i32>) -> String {
 pub async fn run(
     argv: &[String],
     dir: &Path,
-    env: &[(&str, EnvValue<'_>)],
+    environment: &Environment<'_>,
     hide: &[&SecretString],
     timeout: crate::workflow::Duration,
 ) -> Result<Finished, ExecError> {
+    let env = &environment.set;
     let program = argv.first().cloned().unwrap_or_default();
     let mut command = tokio::process::Command::new(&program);
     command
@@ -107,6 +159,9 @@ pub async fn run(
         // which decides, not the command.
         .process_group(0)
         .kill_on_drop(true);
+    for name in &environment.remove {
+        command.env_remove(name);
+    }
     for (name, value) in env {
         match value {
             EnvValue::Plain(text) => command.env(name, text),
@@ -188,7 +243,7 @@ mod tests {
             .block_on(run(
                 &["sh".into(), "-c".into(), script.into()],
                 Path::new("."),
-                &[],
+                &Environment::without_credentials(Vec::new()),
                 &[&secret],
                 crate::workflow::Duration::from_secs(10),
             ))
@@ -207,7 +262,7 @@ mod tests {
             .block_on(run(
                 &["sh".into(), "-c".into(), "s=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY; echo raw $s; printf %s \"$s\" | base64; echo url wJalrXUtnFEMI%2FK7MDENG%2BbPxRfiCYEXAMPLEKEY".into()],
                 Path::new("."),
-                &[],
+                &Environment::without_credentials(Vec::new()),
                 &[&secret],
                 crate::workflow::Duration::from_secs(10),
             ))
@@ -240,7 +295,10 @@ mod tests {
             "-c".to_string(),
             "echo key=$AWS_SECRET_ACCESS_KEY; exit 3".to_string(),
         ];
-        let env = [("AWS_SECRET_ACCESS_KEY", EnvValue::Secret(&secret))];
+        let env = Environment {
+            set: vec![("AWS_SECRET_ACCESS_KEY", EnvValue::Secret(&secret))],
+            remove: Vec::new(),
+        };
         let finished = runtime()
             .block_on(run(
                 &argv,
@@ -264,7 +322,7 @@ mod tests {
         let missing = runtime().block_on(run(
             &["./no-such-program".into()],
             Path::new("."),
-            &[],
+            &Environment::without_credentials(Vec::new()),
             &[],
             crate::workflow::Duration::from_secs(5),
         ));
@@ -275,7 +333,7 @@ mod tests {
         let hung = runtime().block_on(run(
             &["sleep".into(), "10".into()],
             Path::new("."),
-            &[],
+            &Environment::without_credentials(Vec::new()),
             &[],
             crate::workflow::Duration::from_secs(1),
         ));

@@ -14,7 +14,7 @@ use crate::providers::{Provider, TargetReader, TargetState};
 use crate::workflow::Duration;
 use crate::workflow::model::MAX_TIMEOUT;
 use crate::workflow::diagnostic::{Problem, Problems};
-use crate::workflow::document::{SecretFormat, Templates, each};
+use crate::workflow::document::{Credentials, SecretFormat, Templates, each};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -28,8 +28,11 @@ pub struct ExecTarget {
     pub command: Vec<Template>,
     /// Default 60s.
     pub timeout: Option<Duration>,
-    /// Command that undoes this target on rollback (same environment, with
-    /// the previous credentials).
+    /// What AWS credentials the command gets: `new` (the default), `operator`
+    /// or `none`.
+    pub credentials: Option<Credentials>,
+    /// Command that undoes this target on rollback. It gets no AWS
+    /// credentials, and `REKEY_OLD_ACCESS_KEY_ID`, `REKEY_NEW_ACCESS_KEY_ID`.
     pub rollback: Option<Vec<Template>>,
 }
 
@@ -48,6 +51,7 @@ pub struct Command {
     pub argv: Vec<String>,
     pub rollback: Option<Vec<String>>,
     pub timeout: Duration,
+    pub credentials: Credentials,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -79,6 +83,7 @@ impl Kind for ExecTarget {
                 .map(|r| cx.expand_all(r))
                 .transpose()?,
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            credentials: self.credentials.unwrap_or(Credentials::New),
         })
     }
 }
@@ -117,9 +122,9 @@ impl Resolved for Command {
         intent: &dyn Fn(&()) -> Result<(), ActionError>,
     ) -> Result<Written, ActionError> {
         intent(&())?;
-        let env = exec::credentials_env(cx.user, cx.new_key, cx.secret);
+        let env = exec::Environment::new(self.credentials, cx.user, cx.new_key, cx.secret);
         let what = format!("target `{}`", cx.target);
-        run(&what, &self.argv, cx.base_dir, &env, self.timeout).await?;
+        run(&what, &self.argv, cx.base_dir, &env, &[cx.secret], self.timeout).await?;
         Ok(Written::default())
     }
 
@@ -127,7 +132,7 @@ impl Resolved for Command {
         let Some(rollback) = &self.rollback else {
             return Ok(());
         };
-        let env = [
+        let env = exec::Environment::without_credentials(vec![
             ("REKEY_USER", EnvValue::Plain(cx.user.to_string())),
             (
                 "REKEY_OLD_ACCESS_KEY_ID",
@@ -137,9 +142,9 @@ impl Resolved for Command {
                 "REKEY_NEW_ACCESS_KEY_ID",
                 EnvValue::Plain(cx.new_key.unwrap_or_default().to_string()),
             ),
-        ];
+        ]);
         let what = format!("rollback of target `{}`", cx.target);
-        run(&what, rollback, cx.base_dir, &env, self.timeout).await
+        run(&what, rollback, cx.base_dir, &env, &[], self.timeout).await
     }
 
     fn before_from_v1(_: &BTreeMap<String, String>) -> Option<()> {
@@ -153,10 +158,11 @@ async fn run(
     what: &str,
     argv: &[String],
     dir: &Path,
-    env: &[(&str, EnvValue<'_>)],
+    env: &exec::Environment<'_>,
+    hide: &[&crate::secret::SecretString],
     timeout: Duration,
 ) -> Result<(), ActionError> {
-    let finished = exec::run(argv, dir, env, &[], timeout)
+    let finished = exec::run(argv, dir, env, hide, timeout)
         .await
         .map_err(|e| ActionError::Command {
             what: what.to_string(),

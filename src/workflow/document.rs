@@ -223,6 +223,20 @@ pub struct HooksDoc {
     pub verify_after_disable: Vec<HookDoc>,
 }
 
+/// What AWS credentials a command finds in its environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Credentials {
+    /// The new key (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), and no
+    /// other credentials of rekey's (session token, profile, role) that
+    /// could shadow it.
+    New,
+    /// rekey's own, as rekey got them (to call AWS as the operator).
+    Operator,
+    /// No AWS credentials at all.
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {

@@ -853,3 +853,59 @@ fn declining_the_prompt_says_apply_cancelled() {
     assert!(stdout.contains("Apply cancelled."), "{stdout}");
     assert_eq!(account.keys(&users[0].0).len(), 1, "nothing changed");
 }
+
+/// Regression: a target's `rollback:` got the operator's own credentials,
+/// while the docs promised "the previous credentials". Each command now
+/// gets what its `credentials` say.
+#[test]
+fn each_command_gets_the_credentials_it_says() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: show\n    exec: { command: [sh, -c, \"env > target.env\"], rollback: [sh, -c, \"env > rollback.env\"] }\nhooks:\n  verify:\n    - id: op\n      exec: { command: [sh, -c, \"env > operator.env\"] }\n    - id: bare\n      exec: { command: [sh, -c, \"env > none.env; exit 1\"], credentials: none }\n      needs: [op]\npolicy:\n  soak: 0s\n",
+    );
+    wait_due();
+    let run = setup.rekey_at(
+        crate::emulator::emulator(),
+        &[("AWS_SESSION_TOKEN", "operator-session-token")],
+        &["apply", "workflow.yaml", "--auto-approve"],
+    );
+    run.exits(3);
+    let read = |name: &str| std::fs::read_to_string(setup.path().join(name)).unwrap();
+    let (target, operator, none, rollback) = (
+        read("target.env"),
+        read("operator.env"),
+        read("none.env"),
+        read("rollback.env"),
+    );
+    let new_key = target
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_ACCESS_KEY_ID="))
+        .expect("the target got a key id")
+        .to_string();
+    assert!(
+        new_key.starts_with("AKIA") && new_key != users[0].1,
+        "{target}"
+    );
+    assert!(
+        !target.contains("AWS_SESSION_TOKEN"),
+        "the operator's token shadows the new key: {target}"
+    );
+    assert!(
+        operator.contains("AWS_ACCESS_KEY_ID=testing")
+            && operator.contains("AWS_SESSION_TOKEN=operator-session-token"),
+        "{operator}"
+    );
+    for (what, env) in [("credentials: none", &none), ("rollback", &rollback)] {
+        assert!(
+            !env.contains("AWS_ACCESS_KEY_ID=") && !env.contains("AWS_SESSION_TOKEN"),
+            "{what} got credentials: {env}"
+        );
+    }
+    assert!(
+        rollback.contains(&format!("REKEY_OLD_ACCESS_KEY_ID={}", users[0].1)),
+        "{rollback}"
+    );
+}
