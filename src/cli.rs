@@ -353,6 +353,11 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         Ok(opened) => opened,
         Err(error) => return apply_failed(error),
     };
+    if prepared.saved.is_some() && args.as_of.is_some() {
+        return fail(
+            "--as-of with a saved plan: the plan fixes the instant it judged keys at; make a new plan with --as-of instead",
+        );
+    }
     session.force = args.force;
     let style = Style::detect(global.no_color);
     let runtime = runtime();
@@ -522,6 +527,9 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     for path in paths {
         match workflow::check(path) {
             Ok(checked) => {
+                if !checked.warnings.is_empty() {
+                    let _ = write!(stderr.lock(), "{}", checked.warnings);
+                }
                 let workflow = &checked.workflow;
                 let steps = StepGraph::compile(workflow, "${user}", MakeRoomStep::No)
                     .map_or(0, |g| g.len());

@@ -161,6 +161,10 @@ pub enum ApplyError {
     )]
     SensitiveOfSavedPlan(String),
     #[error(
+        "{0} with a saved plan: the plan fixes its vars (only a sensitive param is given again); make a new plan instead"
+    )]
+    SavedPlanFixes(String),
+    #[error(
         "cannot abort the rotation of {}: delete-old has run, so the old key may be gone and a rollback cannot bring it back; run apply to finish it",
         .0.join(", ")
     )]
@@ -262,8 +266,17 @@ pub fn prepare(target: &Path, vars: Vec<(String, String)>) -> Result<Prepared, A
     }
     let vars: Vec<(String, String)> = match &saved {
         // A saved plan keeps its vars, but never a sensitive one's value:
-        // that one comes from --var again.
+        // that one comes from --var again; no other --var is taken.
         Some(plan) => {
+            if let Some((name, _)) = vars.iter().find(|(name, _)| {
+                !checked
+                    .workflow
+                    .params
+                    .get(name)
+                    .is_some_and(|p| p.sensitive)
+            }) {
+                return Err(ApplyError::SavedPlanFixes(format!("--var {name}")));
+            }
             let sensitive = |name: &str| {
                 checked
                     .workflow

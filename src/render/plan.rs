@@ -28,6 +28,10 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
         plan.account,
         plan.as_of
     );
+    if !plan.vars.is_empty() {
+        let vars: Vec<String> = plan.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "Vars: {}\n", vars.join(", "));
+    }
     for user in plan
         .users
         .iter()

@@ -116,6 +116,8 @@ pub struct Diagnostic {
     pub hint: Option<String>,
     /// Other places that explain this one (e.g. each `needs` of a cycle).
     pub notes: Vec<(Location, String)>,
+    /// A warning: worth fixing, but the workflow is valid.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -125,6 +127,7 @@ impl Diagnostic {
             message: message.into(),
             hint: None,
             notes: Vec::new(),
+            warning: false,
         }
     }
 
@@ -152,8 +155,11 @@ impl fmt::Display for Diagnostic {
         let Location { file, pos, .. } = &self.location;
         writeln!(
             f,
-            "{file}:{}:{}: error: {}",
-            pos.line, pos.col, self.message
+            "{file}:{}:{}: {}: {}",
+            pos.line,
+            pos.col,
+            if self.warning { "warning" } else { "error" },
+            self.message
         )?;
         write_excerpt(f, &self.location)?;
         if let Some(hint) = &self.hint {

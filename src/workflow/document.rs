@@ -91,6 +91,13 @@ pub struct ParamDoc {
     /// journal. A rotation in progress needs it given again to go on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
+    /// A regular expression every value must match, whole (like Terraform's
+    /// variable validation): checked for the default, `--var` and saved
+    /// plans alike. Give one (or `one_of`) to a param a shell command uses.
+    pub pattern: Option<String>,
+    /// The values the param accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub one_of: Vec<String>,
 }
 
 /// A plain value: text, a number or a boolean, used as text.

@@ -29,6 +29,8 @@ pub use template::Template;
 pub struct Checked {
     pub workflow: Workflow,
     pub sources: source::Sources,
+    /// Worth fixing, though the workflow is valid.
+    pub warnings: Diagnostics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +54,13 @@ pub fn check_str(path: &Path, text: String) -> Result<Checked, LoadError> {
 fn finish(
     (merged, sources, mut diagnostics): (loader::Merged, source::Sources, Diagnostics),
 ) -> Result<Checked, LoadError> {
-    match validate::validate(merged, &sources, &mut diagnostics) {
-        Some(workflow) if diagnostics.is_empty() => Ok(Checked { workflow, sources }),
+    let mut warnings = Diagnostics::default();
+    match validate::validate(merged, &sources, &mut diagnostics, &mut warnings) {
+        Some(workflow) if diagnostics.is_empty() => Ok(Checked {
+            workflow,
+            sources,
+            warnings: warnings.sorted(),
+        }),
         _ => Err(LoadError::Invalid(diagnostics.sorted())),
     }
 }

@@ -36,6 +36,34 @@ pub struct Param {
     /// Its value is never written down: a rotation's snapshot keeps a
     /// reference to it, and a resumed rotation needs it given again.
     pub sensitive: bool,
+    /// What its values must match, whole.
+    pub pattern: Option<String>,
+    /// The values it accepts; empty: any.
+    pub one_of: Vec<String>,
+}
+
+impl Param {
+    /// Whether its values are constrained (`pattern` or `one_of`).
+    pub fn constrained(&self) -> bool {
+        self.pattern.is_some() || !self.one_of.is_empty()
+    }
+
+    /// Why `value` is not accepted, if it is not.
+    pub fn refuses(&self, value: &str) -> Option<String> {
+        if !self.one_of.is_empty() && !self.one_of.iter().any(|v| v == value) {
+            return Some(format!(
+                "is not one of {}",
+                self.one_of
+                    .iter()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let pattern = self.pattern.as_deref()?;
+        let whole = regex_lite::Regex::new(&format!("^(?:{pattern})$")).ok()?;
+        (!whole.is_match(value)).then(|| format!("does not match `{pattern}`"))
+    }
 }
 
 /// Which users to rotate; a user must match every criterion given.

@@ -19,7 +19,10 @@ pub fn bind(
     let mut errors = Vec::new();
     let mut values = BTreeMap::new();
     for (name, value) in vars {
-        if workflow.params.contains_key(name) {
+        if let Some(param) = workflow.params.get(name) {
+            if let Some(why) = param.refuses(value) {
+                errors.push(format!("--var {name}: `{value}` {why}"));
+            }
             values.insert(name.clone(), value.replace('$', "$$"));
         } else {
             let declared: Vec<&str> = workflow.params.keys().map(String::as_str).collect();
@@ -42,6 +45,12 @@ pub fn bind(
         }
         match &param.default {
             Some(default) => {
+                // A default that refers to the user is checked where it is used.
+                if !default.contains("${")
+                    && let Some(why) = param.refuses(default)
+                {
+                    errors.push(format!("param `{name}`: its default `{default}` {why}"));
+                }
                 values.insert(name.clone(), default.clone());
             }
             None => errors.push(format!(

@@ -26,20 +26,24 @@ pub fn validate(
     merged: Merged,
     sources: &Sources,
     diagnostics: &mut Diagnostics,
+    warnings: &mut Diagnostics,
 ) -> Option<Workflow> {
     let mut checker = Checker {
         sources,
         diagnostics: Diagnostics::default(),
+        warnings: Diagnostics::default(),
     };
     let workflow = checker.workflow(merged);
     let clean = checker.diagnostics.is_empty();
     diagnostics.extend(checker.diagnostics);
+    warnings.extend(checker.warnings);
     workflow.filter(|_| clean && diagnostics.is_empty())
 }
 
 struct Checker<'s> {
     sources: &'s Sources,
     diagnostics: Diagnostics,
+    warnings: Diagnostics,
 }
 
 impl Checker<'_> {
@@ -114,6 +118,8 @@ impl Checker<'_> {
                         default: p.default.as_ref().map(|d| d.0.clone()),
                         description: p.description.clone(),
                         sensitive: p.sensitive,
+                        pattern: p.pattern.clone(),
+                        one_of: p.one_of.clone(),
                     };
                     (name.clone(), param)
                 })
@@ -128,7 +134,66 @@ impl Checker<'_> {
         if self.diagnostics.is_empty() {
             self.cycles(&workflow, &merged);
         }
+        self.patterns(&merged, &root);
+        self.shell_params(&workflow, &merged);
         Some(workflow)
+    }
+
+    /// A param's `pattern` must be a regular expression.
+    fn patterns(&mut self, merged: &Merged, root: &Origin) {
+        for (name, param) in &merged.params {
+            if let Some(pattern) = &param.pattern
+                && let Err(error) = regex_lite::Regex::new(pattern)
+            {
+                let at = root.key("params").key(name.as_str()).key("pattern");
+                self.error(
+                    &at,
+                    Part::Value,
+                    format!("`{pattern}` is not a regular expression: {error}"),
+                    None,
+                );
+            }
+        }
+    }
+
+    /// Warns where a param that accepts anything is written into a shell's
+    /// command string (`sh -c "… ${params.x} …"`): a value like
+    /// `app; touch PWNED` would run as a command.
+    fn shell_params(&mut self, workflow: &Workflow, merged: &Merged) {
+        let commands = merged
+            .targets
+            .iter()
+            .filter_map(|t| Some((t.origin.key("exec"), t.item.exec.as_ref()?.command.clone())))
+            .chain(merged.hooks.iter().filter_map(|(_, h)| {
+                Some((h.origin.key("exec"), h.item.exec.as_ref()?.command.clone()))
+            }));
+        for (at, argv) in commands {
+            let shell = argv.first().is_some_and(|program| {
+                let name = program.as_str().rsplit('/').next().unwrap_or_default();
+                matches!(name, "sh" | "bash" | "zsh" | "dash" | "ksh")
+            });
+            if !shell || argv.get(1).map(|a| a.as_str()) != Some("-c") {
+                continue;
+            }
+            let Some(script) = argv.get(2) else { continue };
+            for name in script.params() {
+                if workflow.params.get(&name).is_some_and(|p| !p.constrained()) {
+                    let location =
+                        Location::resolve(self.sources, &at.key("command").index(2), Part::Value);
+                    let mut warning = Diagnostic::new(
+                        location,
+                        format!(
+                            "`${{params.{name}}}` goes into a shell command unchecked: a value like `x; rm -rf ~` would run"
+                        ),
+                    );
+                    warning.warning = true;
+                    warning.hint = Some(format!(
+                        "give param `{name}` a `pattern:` or `one_of:`, or pass it as its own argument after the script"
+                    ));
+                    self.warnings.push(warning);
+                }
+            }
+        }
     }
 
     /// `accounts.allowed`: 12-digit account ids.

@@ -909,3 +909,82 @@ fn each_command_gets_the_credentials_it_says() {
         "{rollback}"
     );
 }
+
+/// Regression: a saved plan's vars edited to `app; touch PWNED` went
+/// through a workflow's `sh -c` hook on apply; `--var` did the same.
+#[test]
+fn params_accept_only_what_they_declare_and_a_saved_plan_fixes_its_flags() {
+    let account = Account::new();
+    let _users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: greet\n      exec: { command: [sh, -c, \"echo ${params.app} ${params.free}\"] }\npolicy:\n  soak: 0s\nparams:\n  app: { default: web, pattern: \"[a-z]+\" }\n  tier: { default: blue, one_of: [blue, green] }\n  free: { default: x }\n",
+    );
+    wait_due();
+    let validate = setup.rekey(&["validate", "workflow.yaml"]);
+    validate.exits(0);
+    assert!(
+        validate
+            .stderr
+            .contains("warning: `${params.free}` goes into a shell command unchecked")
+            && validate.stderr.matches("warning:").count() == 1,
+        "{}",
+        validate.stderr
+    );
+    let injected = setup.rekey(&["plan", "workflow.yaml", "--var", "app=app; touch PWNED"]);
+    injected.exits(1);
+    assert!(
+        injected
+            .stderr
+            .contains("--var app: `app; touch PWNED` does not match `[a-z]+`"),
+        "{}",
+        injected.stderr
+    );
+    let tier = setup.rekey(&["plan", "workflow.yaml", "--var", "tier=red"]);
+    tier.exits(1);
+    assert!(
+        tier.stderr.contains("`red` is not one of `blue`, `green`"),
+        "{}",
+        tier.stderr
+    );
+    let plan = setup.rekey(&[
+        "plan",
+        "workflow.yaml",
+        "--var",
+        "app=api",
+        "--out",
+        "plan.json",
+    ]);
+    plan.exits(0);
+    assert!(plan.stdout.contains("Vars: app=api"), "{}", plan.stdout);
+    let saved = std::fs::read_to_string(setup.path().join("plan.json")).unwrap();
+    std::fs::write(
+        setup.path().join("edited.json"),
+        saved.replace("\"app\": \"api\"", "\"app\": \"app; touch PWNED\""),
+    )
+    .unwrap();
+    let edited = setup.rekey(&["apply", "edited.json"]);
+    edited.exits(1);
+    assert!(
+        edited.stderr.contains("does not match"),
+        "{}",
+        edited.stderr
+    );
+    assert!(!setup.path().join("PWNED").exists());
+    let as_of = setup.rekey(&["apply", "plan.json", "--as-of", "2099-01-01"]);
+    as_of.exits(1);
+    assert!(
+        as_of.stderr.contains("--as-of with a saved plan"),
+        "{}",
+        as_of.stderr
+    );
+    let var = setup.rekey(&["apply", "plan.json", "--var", "tier=green"]);
+    var.exits(1);
+    assert!(
+        var.stderr.contains("--var tier with a saved plan"),
+        "{}",
+        var.stderr
+    );
+    setup.rekey(&["apply", "plan.json"]).exits(0);
+}
