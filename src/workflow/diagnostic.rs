@@ -185,7 +185,20 @@ fn write_excerpt(f: &mut fmt::Formatter<'_>, location: &Location) -> fmt::Result
         .chars()
         .map(|c| if c == '\t' { ' ' } else { c })
         .collect();
-    let col = location.pos.col.min(line.chars().count() + 1);
+    let mut col = location.pos.col.min(line.chars().count() + 1);
+    // A very long line is shown around the place: 60 characters each side.
+    let line = if line.chars().count() > 160 {
+        let start = col.saturating_sub(61);
+        let shown: String = line.chars().skip(start).take(120).collect();
+        if start > 0 {
+            col = col - start + 1;
+            format!("…{shown}…")
+        } else {
+            format!("{shown}…")
+        }
+    } else {
+        line
+    };
     let room = line.chars().count() + 1 - col;
     let width = location.pos.width.clamp(1, room.max(1));
     let mut caret = " ".repeat(col - 1);

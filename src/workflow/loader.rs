@@ -177,6 +177,18 @@ impl Loader {
         let mut content = FileContent::default();
         content.merged.root = Some(file);
         let source = self.sources.get(file);
+        if let Some(pos) = super::source::too_deep(&source.text) {
+            let message = format!(
+                "collections nest deeper than {} levels",
+                super::source::MAX_DEPTH
+            );
+            let location = Location::at(&self.sources, file, pos);
+            self.diagnostics.push(
+                Diagnostic::new(location, message)
+                    .with_hint("a workflow never needs this; is the file what you meant to give?"),
+            );
+            return content;
+        }
         let duplicates = source.positions.duplicates().to_vec();
         let value: Value = match serde_yaml::from_str(&source.text) {
             Ok(value) => value,

@@ -309,9 +309,51 @@ pub struct SourceFile {
     pub positions: PositionMap,
 }
 
+/// How deep flow collections (`[`, `{`) may nest: far beyond any workflow.
+pub const MAX_DEPTH: usize = 64;
+
+/// Where `text` nests flow collections deeper than [`MAX_DEPTH`], found in
+/// one pass: a YAML parser takes quadratic time (a 400 KB file of `[` took
+/// 69 s), so such a file is refused before it is parsed.
+pub fn too_deep(text: &str) -> Option<Pos> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, line) in text.lines().enumerate() {
+        let mut previous = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '#') if previous.is_whitespace() => break,
+                (None, '"' | '\'') if depth > 0 || previous.is_whitespace() || previous == ':' => {
+                    quote = Some(c)
+                }
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some(Pos {
+                            line: i + 1,
+                            col: col + 1,
+                            width: 1,
+                        });
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    None
+}
+
 impl SourceFile {
     pub fn new(path: PathBuf, text: String) -> Self {
-        let positions = PositionMap::build(&text);
+        let positions = if too_deep(&text).is_some() {
+            PositionMap::default()
+        } else {
+            PositionMap::build(&text)
+        };
         Self {
             path,
             text,
