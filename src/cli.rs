@@ -349,6 +349,9 @@ fn apply_failed(error: ApplyError) -> ExitCode {
 }
 
 fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
+    if let Err(error) = check_profile(global) {
+        return fail(error);
+    }
     let (prepared, mut session) = match open(global, &args.target, &args.vars, &args.users) {
         Ok(opened) => opened,
         Err(error) => return apply_failed(error),
@@ -415,6 +418,9 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
 }
 
 fn abort(global: &Global, args: AbortArgs) -> ExitCode {
+    if let Err(error) = check_profile(global) {
+        return fail(error);
+    }
     let (prepared, session) = match open(global, &args.workflow, &args.vars, &[]) {
         Ok(opened) => opened,
         Err(error) => return apply_failed(error),
@@ -594,6 +600,9 @@ fn graph(path: &Path, format: GraphFormat) -> ExitCode {
 }
 
 fn plan(global: &Global, args: PlanArgs) -> ExitCode {
+    if let Err(error) = check_profile(global) {
+        return fail(error);
+    }
     let checked = match workflow::check(&args.workflow) {
         Ok(checked) => checked,
         Err(error) => {
@@ -715,6 +724,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// `--profile` naming no profile is an error, even when the environment
+/// has credentials the SDK would otherwise use instead, silently.
+fn check_profile(global: &Global) -> Result<(), String> {
+    match &global.profile {
+        Some(profile) if !crate::providers::aws::profile_exists(profile) => Err(format!(
+            "--profile {profile}: there is no such profile in the AWS config or credentials file (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, ~/.aws/)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn aws_options(global: &Global) -> AwsOptions {

@@ -163,6 +163,26 @@ fn http_date(text: &str) -> Option<OffsetDateTime> {
         .map(time::PrimitiveDateTime::assume_utc)
 }
 
+/// Whether `name` is a profile of the shared config file (`[profile NAME]`,
+/// or `[default]`) or credentials file (`[NAME]`), where the AWS CLI looks
+/// (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/`).
+pub fn profile_exists(name: &str) -> bool {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let file = |variable: &str, default: &str| {
+        std::env::var_os(variable)
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(default)))
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    };
+    let has = |text: &str, header: &str| text.lines().any(|line| line.trim() == header);
+    let config = file("AWS_CONFIG_FILE", ".aws/config");
+    let credentials = file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+    has(&config, &format!("[profile {name}]"))
+        || (name == "default" && has(&config, "[default]"))
+        || has(&credentials, &format!("[{name}]"))
+}
+
 /// A duration (`2s`, `1m`) from the environment, for the timeouts above.
 fn env_duration(name: &str) -> Option<Duration> {
     std::env::var(name)

@@ -988,3 +988,34 @@ fn params_accept_only_what_they_declare_and_a_saved_plan_fixes_its_flags() {
     );
     setup.rekey(&["apply", "plan.json"]).exits(0);
 }
+
+/// Regression: `--profile` naming a missing profile was silently ignored
+/// when the environment had credentials.
+#[test]
+fn a_missing_profile_is_an_error_even_with_credentials_in_the_environment() {
+    let account = Account::new();
+    let _users = seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "");
+    let config = setup.path().join("aws-config");
+    std::fs::write(&config, "[profile real]\nregion = us-east-1\n").unwrap();
+    let config = config.to_str().unwrap();
+    let missing = setup.rekey_at(
+        crate::emulator::emulator(),
+        &[("AWS_CONFIG_FILE", config)],
+        &["plan", "workflow.yaml", "--profile", "typo"],
+    );
+    missing.exits(1);
+    assert!(
+        missing
+            .stderr
+            .contains("--profile typo: there is no such profile"),
+        "{}",
+        missing.stderr
+    );
+    let real = setup.rekey_at(
+        crate::emulator::emulator(),
+        &[("AWS_CONFIG_FILE", config)],
+        &["plan", "workflow.yaml", "--profile", "real"],
+    );
+    real.exits(0);
+}
