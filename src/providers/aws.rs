@@ -420,6 +420,9 @@ impl TargetReader for Aws {
                     exists: true,
                     version: parameter.map(|p| p.version().to_string()),
                     key_id: value.and_then(|v| key_id_in(&v, format)),
+                    secure: parameter
+                        .and_then(|p| p.r#type())
+                        .map(|t| *t == aws_sdk_ssm::types::ParameterType::SecureString),
                 })
             }
             Err(error)
@@ -451,6 +454,7 @@ impl TargetReader for Aws {
                     exists: true,
                     version: answer.version_id().map(str::to_string),
                     key_id: value.and_then(|v| key_id_in(&v, format)),
+                    secure: None,
                 })
             }
             Err(error)

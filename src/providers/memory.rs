@@ -220,6 +220,7 @@ impl TargetReader for Memory {
                 key_id: versions
                     .last()
                     .and_then(|(v, ..)| key_id_in(&SecretString::from(v.clone()), format)),
+                secure: versions.last().map(|(_, secure, _)| *secure),
             },
             None => TargetState::absent(),
         })
@@ -231,6 +232,7 @@ impl TargetReader for Memory {
                 exists: true,
                 version: Some(version),
                 key_id: key_id_in(&value, format),
+                secure: None,
             },
             None => TargetState::absent(),
         })

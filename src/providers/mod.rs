@@ -69,6 +69,10 @@ pub struct TargetState {
     pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// Whether it is stored encrypted (an SSM SecureString), where that can
+    /// change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure: Option<bool>,
 }
 
 impl TargetState {

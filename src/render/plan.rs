@@ -216,6 +216,13 @@ fn target_diff(out: &mut String, target: &TargetView, old_key: Option<&str>, sty
         "      {mark} {} ({}) {}: {note}",
         target.id, target.kind, target.resource
     );
+    if before.secure == Some(true) && target.format == Some(SecretFormat::IdOnly) {
+        let _ = writeln!(
+            out,
+            "        {} it is a SecureString now, and `format: id_only` writes a plain String: its type changes",
+            style.blocked("!")
+        );
+    }
     let profile = target
         .resource
         .rsplit_once(" [")

@@ -174,6 +174,7 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
                     exists: true,
                     version: None,
                     key_id: self.format.held_key(&text),
+                    secure: None,
                 }
             }
             None => TargetState::absent(),

@@ -1019,3 +1019,27 @@ fn a_missing_profile_is_an_error_even_with_credentials_in_the_environment() {
     );
     real.exits(0);
 }
+
+/// A SecureString is never silently turned into a String: plan warns.
+#[test]
+fn plan_warns_when_an_id_only_target_would_turn_a_secure_string_into_a_string() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let name = format!("/{}/{}/id", account.id, users[0].0);
+    account.ssm_put_as(&name, &users[0].1, "SecureString", None);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: id\n    ssm_parameter: { name: \"/{id}/${user}/id\", format: id_only }\n",
+    );
+    wait_due();
+    let plan = setup.rekey(&["plan", "workflow.yaml"]);
+    plan.exits(0);
+    assert!(
+        plan.stdout.contains(
+            "it is a SecureString now, and `format: id_only` writes a plain String: its type changes"
+        ),
+        "{}",
+        plan.stdout
+    );
+}
