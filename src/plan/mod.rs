@@ -50,6 +50,11 @@ pub struct Plan {
     /// The instant key ages were judged at (RFC 3339).
     pub as_of: String,
     pub account: String,
+    /// The region and endpoint the calls went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// SHA-256 of what was observed (keys and target states, not last use):
     /// a saved plan is stale when a new observation hashes differently.
     pub observed_sha256: String,
@@ -293,6 +298,8 @@ pub async fn plan<P: Iam + TargetReader>(
         vars: request.vars.iter().cloned().collect(),
         as_of: rfc3339(request.as_of),
         account: context.account,
+        region: provider.location().0,
+        endpoint: provider.location().1,
         observed_sha256: observed_sha256(&users),
         summary,
         unmatched,

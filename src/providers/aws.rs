@@ -286,6 +286,13 @@ fn missing(action: &str, what: &str) -> ProviderError {
 }
 
 impl Iam for Aws {
+    fn location(&self) -> (Option<String>, Option<String>) {
+        (
+            self.config.region().map(|r| r.to_string()),
+            self.config.endpoint_url().map(str::to_string),
+        )
+    }
+
     async fn account_id(&self) -> Result<String, ProviderError> {
         Calls::count(&self.calls.sts);
         let identity = self

@@ -122,6 +122,10 @@ impl<T: Iam + IamWriter + TargetReader + ParameterStore + SecretStore + RunComma
 
 /// Reading IAM users and their keys, and who we are.
 pub trait Iam: Sync {
+    /// The region and endpoint calls go to, for the plan's header.
+    fn location(&self) -> (Option<String>, Option<String>) {
+        (None, None)
+    }
     fn account_id(&self) -> impl Future<Output = Result<String, ProviderError>> + Send;
     /// Every user under `path_prefix` (all pages).
     fn list_users(

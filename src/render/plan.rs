@@ -19,9 +19,19 @@ const UNCHANGED_LISTED: usize = 20;
 
 pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
     let mut out = String::new();
+    let region = plan
+        .region
+        .as_deref()
+        .map(|r| format!(", region {r}"))
+        .unwrap_or_default();
+    let endpoint = plan
+        .endpoint
+        .as_deref()
+        .map(|e| format!(", endpoint {e}"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{} {} ({}), account {}, keys judged as of {}\n",
+        "{} {} ({}), account {}{region}{endpoint}, keys judged as of {}\n",
         style.bold("Workflow"),
         plan.workflow.name,
         plan.workflow.path,

@@ -396,6 +396,7 @@ fn assert_redacted_snapshot(name: &str, account: &Account, dir: &Path, text: &st
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&regex_escape(&dir.display().to_string()), "[DIR]");
     settings.add_filter(&regex_escape(&account.id), "[ID]");
+    settings.add_filter(r"endpoint http://127\.0\.0\.1:\d+", "endpoint [EMULATOR]");
     settings.add_filter(r"AKIA[A-Z0-9]{16}", "AKIA[KEY]");
     settings.add_filter(r"AKIA…[A-Z0-9]{4}", "AKIA…[KEY]");
     settings.add_filter(
