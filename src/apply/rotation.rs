@@ -392,7 +392,7 @@ impl<P: Provider> Runner<'_, P> {
                     return self.on_verify_failure(&rotation, reason).await;
                 }
                 Err(error) => {
-                    let error = error.to_string();
+                    let error = self.redact(&rotation, error.to_string()).await;
                     let _ = self.record(
                         &rotation,
                         Record::Failed {
@@ -803,6 +803,7 @@ impl<P: Provider> Runner<'_, P> {
         let values = self.values(rotation, Some(&new_key));
         let what = format!("hook `{}`", hook.id);
         let resolved = hook.kind.resolve(&self.resolve(&values, &what))?;
+        let also_hide = self.old_secrets(rotation, &values);
         let run = hooks::Run {
             provider: self.provider,
             hook: &hook.id,
@@ -811,6 +812,7 @@ impl<P: Provider> Runner<'_, P> {
             old_key: &rotation.begin.old_key,
             new_key: &new_key,
             secret: &secret,
+            also_hide: &also_hide,
             base_dir: self.base_dir,
             moved: moved(rotation),
         };
@@ -818,6 +820,42 @@ impl<P: Provider> Runner<'_, P> {
             Verdict::Passed(outcome) => StepEnd::Done(Some(Done::Checked(outcome))),
             Verdict::Rejected(reason) => StepEnd::Rejected(reason),
         })
+    }
+
+    /// `text` (an error an SDK or a command produced) with the rotation's
+    /// secrets, new and old, replaced by `(sensitive)` in any encoding.
+    async fn redact(&self, rotation: &Rotation, mut text: String) -> String {
+        let new_key = rotation.new_key().map(str::to_string);
+        let values = self.values(rotation, new_key.as_deref());
+        let mut secrets = self.old_secrets(rotation, &values);
+        if new_key.is_some()
+            && let Ok((_, secret)) = self.new_key(rotation).await
+        {
+            secrets.push(secret);
+        }
+        for secret in &secrets {
+            for form in crate::secret::disguises(crate::secret::ExposeSecret::expose_secret(secret))
+            {
+                text = text.replace(&form, "(sensitive)");
+            }
+        }
+        text
+    }
+
+    /// The secrets the rotation's file targets held before it wrote them,
+    /// from their backups: a hook that prints a target must not show even
+    /// the old one.
+    fn old_secrets(&self, rotation: &Rotation, values: &Values<'_>) -> Vec<SecretString> {
+        rotation
+            .workflow
+            .targets
+            .iter()
+            .filter_map(|target| {
+                let resolved = self.resolve_target(target, values).ok()?;
+                Some(resolved.secrets_in_backup(&self.backup_path(rotation, &target.id)))
+            })
+            .flatten()
+            .collect()
     }
 
     /// A refresh or verification failed: roll back or halt, as policy says.

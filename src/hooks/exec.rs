@@ -88,6 +88,11 @@ impl Kind for ExecHook {
     }
 }
 
+/// The new secret and every other the hook must not show.
+fn hidden<'s, P>(cx: &'s Run<'_, P>) -> Vec<&'s crate::secret::SecretString> {
+    std::iter::once(cx.secret).chain(cx.also_hide.iter()).collect()
+}
+
 impl Resolved for Command {
     type Outcome = ();
 
@@ -101,7 +106,7 @@ impl Resolved for Command {
         Ok(
             // The new secret is hidden even from a hook not given it: the
             // hook may read it from a target and print it.
-            match exec::run(&self.argv, cx.base_dir, &env, &[cx.secret], self.timeout).await {
+            match exec::run(&self.argv, cx.base_dir, &env, &hidden(cx), self.timeout).await {
                 Ok(finished) if finished.code == Some(expected) => Verdict::Passed(()),
                 Ok(finished) => Verdict::Rejected(format!(
                     "hook `{}`: `{}` exited {} (expected {expected}): {}",

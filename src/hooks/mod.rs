@@ -40,6 +40,9 @@ pub struct Run<'a, P> {
     pub old_key: &'a str,
     pub new_key: &'a str,
     pub secret: &'a SecretString,
+    /// Other secrets a command's output must not show: those the targets
+    /// held before (from their backups).
+    pub also_hide: &'a [SecretString],
     pub base_dir: &'a Path,
     /// When the new key reached its last target or refresh hook; `None`
     /// before distribution.

@@ -137,10 +137,12 @@ impl Resolved for Commands {
                 let mut invocation = cx.provider.invocation(&command_id, instance).await?;
                 // What an instance printed may quote the new secret.
                 if let Some(invocation) = &mut invocation {
-                    for form in crate::secret::disguises(
-                        crate::secret::ExposeSecret::expose_secret(cx.secret),
-                    ) {
-                        invocation.output = invocation.output.replace(&form, "(sensitive)");
+                    for secret in std::iter::once(cx.secret).chain(cx.also_hide) {
+                        for form in crate::secret::disguises(
+                            crate::secret::ExposeSecret::expose_secret(secret),
+                        ) {
+                            invocation.output = invocation.output.replace(&form, "(sensitive)");
+                        }
                     }
                 }
                 invocations.push(invocation.unwrap_or(Invocation {

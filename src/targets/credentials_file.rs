@@ -115,6 +115,15 @@ impl FileFormat for Profile {
         vec![format!("profile [{}] of {path}", self.name)]
     }
 
+    fn secret_in(&self, text: &str) -> Option<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let (start, end) = section(&lines, &self.name)?;
+        lines[start..end].iter().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == "aws_secret_access_key").then(|| value.trim().to_string())
+        })
+    }
+
     fn describe(&self, path: &str) -> String {
         format!("update profile [{}] of {path}", self.name)
     }

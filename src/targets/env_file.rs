@@ -121,6 +121,10 @@ impl FileFormat for Vars {
         format!("update {} and {} in {path}", self.id_var, self.secret_var)
     }
 
+    fn secret_in(&self, text: &str) -> Option<String> {
+        env_value(text, &self.secret_var)
+    }
+
     fn writes(&self, path: &str) -> Vec<String> {
         vec![
             format!("variable {} of {path}", self.id_var),

@@ -47,6 +47,11 @@ pub trait FileFormat: Debug + Clone {
     fn describe(&self, path: &str) -> String;
     /// The target kind, for messages.
     fn kind(&self) -> &'static str;
+    /// The secret `text` holds for this target, if rekey can find it: what
+    /// a command's output must not show, even the old one.
+    fn secret_in(&self, _text: &str) -> Option<String> {
+        None
+    }
     /// What it writes in the file at `path` (see `Resolved::writes`).
     fn writes(&self, path: &str) -> Vec<String> {
         vec![format!("file {path}")]
@@ -160,6 +165,15 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
 
     fn file(&self) -> Option<(PathBuf, &'static str)> {
         Some((self.path.clone(), self.format.kind()))
+    }
+
+    fn secrets_in_backup(&self, backup: &std::path::Path) -> Vec<SecretString> {
+        std::fs::read_to_string(backup)
+            .ok()
+            .and_then(|text| self.format.secret_in(&text))
+            .map(SecretString::from)
+            .into_iter()
+            .collect()
     }
 
     async fn observe<P: TargetReader>(

@@ -170,6 +170,11 @@ pub trait Resolved: Debug + Clone {
     fn file(&self) -> Option<(PathBuf, &'static str)> {
         None
     }
+    /// Secrets the backup at `backup` holds (the target's old secret), to
+    /// hide from commands' output.
+    fn secrets_in_backup(&self, _backup: &Path) -> Vec<SecretString> {
+        Vec::new()
+    }
     /// What it holds now; `None` for kinds that cannot be read (exec).
     fn observe<P: TargetReader>(
         &self,
@@ -364,6 +369,12 @@ macro_rules! registry {
             pub fn file(&self) -> Option<(PathBuf, &'static str)> {
                 match self {
                     $( ResolvedTarget::$variant(r) => r.file(), )*
+                }
+            }
+
+            pub fn secrets_in_backup(&self, backup: &Path) -> Vec<SecretString> {
+                match self {
+                    $( ResolvedTarget::$variant(r) => r.secrets_in_backup(backup), )*
                 }
             }
 

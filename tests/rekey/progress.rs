@@ -1043,3 +1043,43 @@ fn plan_warns_when_an_id_only_target_would_turn_a_secure_string_into_a_string() 
         plan.stdout
     );
 }
+
+/// A hook's output never shows the secret a target held before the
+/// rotation either (the old key's, which stays valid through the soak).
+#[test]
+fn a_hook_never_shows_the_secret_a_target_held_before() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old) = &users[0];
+    let old_secret = "OLD-secret-held-by-the-profile-0a1b2c3d";
+    let setup = Setup::new(
+        &account,
+        "",
+        "hooks:\n  verify:\n    - id: talk\n      exec: { command: [sh, -c, \"cat app-copy; base64 app-copy; exit 1\"] }\npolicy:\n  soak: 0s\n",
+    );
+    // The application's own copy of what the profile held.
+    std::fs::write(setup.path().join("app-copy"), format!("{old_secret}\n")).unwrap();
+    std::fs::write(
+        setup.path().join("credentials"),
+        format!("[{user}]\naws_access_key_id = {old}\naws_secret_access_key = {old_secret}\n"),
+    )
+    .unwrap();
+    wait_due();
+    let run = setup.apply();
+    run.exits(3);
+    let status = setup.rekey(&["status", "workflow.yaml"]);
+    for (what, text) in [
+        ("stdout", &run.stdout),
+        ("journal", &setup.journal()),
+        ("status", &status.stdout),
+    ] {
+        assert!(
+            !text.contains(old_secret),
+            "the old secret reached the {what}: {text}"
+        );
+        assert!(
+            !text.contains("T0xELXNlY3JldC1oZWxk"),
+            "its base64 reached the {what}: {text}"
+        );
+    }
+}
