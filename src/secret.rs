@@ -132,6 +132,23 @@ pub fn key_id_in(value: &SecretString, format: SecretFormat) -> Option<String> {
     looks_like_key_id(&candidate).then_some(candidate)
 }
 
+/// The secret access key a target's value holds, to hide it from output
+/// (never to show or store it).
+pub fn secret_in(value: &SecretString, format: SecretFormat) -> Option<SecretString> {
+    let text = value.expose_secret();
+    let secret = match format {
+        SecretFormat::Json => serde_json::from_str::<serde_json::Value>(text)
+            .ok()?
+            .get("SecretAccessKey")?
+            .as_str()?
+            .to_string(),
+        SecretFormat::Env => assignment(text, "AWS_SECRET_ACCESS_KEY", '=')?,
+        SecretFormat::Credentials => assignment(text, "aws_secret_access_key", '=')?,
+        SecretFormat::IdOnly => return None,
+    };
+    (!secret.is_empty()).then(|| SecretString::from(secret))
+}
+
 /// AWS access key ids: 16 to 128 upper-case letters and digits.
 pub fn looks_like_key_id(text: &str) -> bool {
     (16..=128).contains(&text.len())

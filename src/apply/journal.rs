@@ -198,6 +198,9 @@ pub struct Journal {
     path: PathBuf,
     /// Values never to write (sensitive params).
     sensitive: crate::secret::Sensitive,
+    /// The intents this run recorded, by rotation: what each target held
+    /// before it, without reading the file back.
+    intents: std::collections::HashMap<String, BTreeMap<StepId, Intent>>,
 }
 
 impl Journal {
@@ -238,6 +241,7 @@ impl Journal {
                 file,
                 path,
                 sensitive: crate::secret::Sensitive::default(),
+                intents: Default::default(),
             },
             entries,
         ))
@@ -250,6 +254,16 @@ impl Journal {
 
     /// Appends one record and syncs it to disk before returning.
     pub fn append(&mut self, entry: &Entry) -> Result<(), JournalError> {
+        if let Record::Intent {
+            step,
+            intent: Some(intent),
+        } = &entry.record
+        {
+            self.intents
+                .entry(entry.rotation.clone())
+                .or_default()
+                .insert(step.clone(), intent.clone());
+        }
         let mut line = self
             .sensitive
             .redact(&serde_json::to_string(entry).expect("plain data"));
@@ -261,6 +275,11 @@ impl Journal {
                 path: self.path.clone(),
                 source,
             })
+    }
+
+    /// The intents this run recorded for `rotation`.
+    pub fn intents_of(&self, rotation: &str) -> BTreeMap<StepId, Intent> {
+        self.intents.get(rotation).cloned().unwrap_or_default()
     }
 }
 

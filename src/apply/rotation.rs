@@ -803,7 +803,12 @@ impl<P: Provider> Runner<'_, P> {
         let values = self.values(rotation, Some(&new_key));
         let what = format!("hook `{}`", hook.id);
         let resolved = hook.kind.resolve(&self.resolve(&values, &what))?;
-        let also_hide = self.old_secrets(rotation, &values);
+        // Only commands print what they read.
+        let also_hide = if resolved.runs_commands() {
+            self.old_secrets(rotation, &values).await
+        } else {
+            Vec::new()
+        };
         let run = hooks::Run {
             provider: self.provider,
             hook: &hook.id,
@@ -827,7 +832,7 @@ impl<P: Provider> Runner<'_, P> {
     async fn redact(&self, rotation: &Rotation, mut text: String) -> String {
         let new_key = rotation.new_key().map(str::to_string);
         let values = self.values(rotation, new_key.as_deref());
-        let mut secrets = self.old_secrets(rotation, &values);
+        let mut secrets = self.old_secrets(rotation, &values).await;
         if new_key.is_some()
             && let Ok((_, secret)) = self.new_key(rotation).await
         {
@@ -842,20 +847,42 @@ impl<P: Provider> Runner<'_, P> {
         text
     }
 
-    /// The secrets the rotation's file targets held before it wrote them,
-    /// from their backups: a hook that prints a target must not show even
-    /// the old one.
-    fn old_secrets(&self, rotation: &Rotation, values: &Values<'_>) -> Vec<SecretString> {
-        rotation
-            .workflow
-            .targets
+    /// The secrets the rotation's targets held before it wrote them (file
+    /// backups, SSM and Secrets Manager previous versions): a hook that
+    /// prints a target must not show even the old one. From the intents of
+    /// earlier runs and of this one.
+    async fn old_secrets(&self, rotation: &Rotation, values: &Values<'_>) -> Vec<SecretString> {
+        let mut intents: BTreeMap<StepId, Intent> = rotation
+            .intents
             .iter()
-            .filter_map(|target| {
-                let resolved = self.resolve_target(target, values).ok()?;
-                Some(resolved.secrets_in_backup(&self.backup_path(rotation, &target.id)))
-            })
-            .flatten()
-            .collect()
+            .filter_map(|(step, intent)| Some((step.clone(), intent.clone()?)))
+            .collect();
+        intents.extend(
+            self.journal
+                .lock()
+                .expect("journal lock")
+                .intents_of(&rotation.id),
+        );
+        let mut secrets = Vec::new();
+        for target in &rotation.workflow.targets {
+            let step = StepId {
+                phase: Phase::Distribute,
+                item: Some(target.id.clone()),
+            };
+            let Some(before) = intents
+                .get(&step)
+                .cloned()
+                .and_then(|intent| self.before(target, intent))
+            else {
+                continue;
+            };
+            let Ok(resolved) = self.resolve_target(target, values) else {
+                continue;
+            };
+            let backup = self.backup_path(rotation, &target.id);
+            secrets.extend(resolved.old_secrets(self.provider, &before, &backup).await);
+        }
+        secrets
     }
 
     /// A refresh or verification failed: roll back or halt, as policy says.

@@ -96,6 +96,10 @@ fn hidden<'s, P>(cx: &'s Run<'_, P>) -> Vec<&'s crate::secret::SecretString> {
 impl Resolved for Command {
     type Outcome = ();
 
+    fn runs_commands(&self) -> bool {
+        true
+    }
+
     fn describe(&self, _old_key: &str) -> String {
         format!("run {}", self.argv.join(" "))
     }

@@ -89,6 +89,10 @@ pub trait Resolved: Debug + Clone {
     type Outcome: Outcome;
     /// A plan's line for its step; `old_key` is the key being replaced.
     fn describe(&self, old_key: &str) -> String;
+    /// Whether it runs commands, whose output could quote a secret.
+    fn runs_commands(&self) -> bool {
+        false
+    }
     fn run<P: Provider>(
         &self,
         cx: &Run<'_, P>,
@@ -208,6 +212,13 @@ macro_rules! registry {
             pub fn describe(&self, old_key: &str) -> String {
                 match self {
                     $( ResolvedHook::$variant(r) => r.describe(old_key), )*
+                }
+            }
+
+            /// Whether it runs commands, whose output could quote a secret.
+            pub fn runs_commands(&self) -> bool {
+                match self {
+                    $( ResolvedHook::$variant(r) => r.runs_commands(), )*
                 }
             }
 

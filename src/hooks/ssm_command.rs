@@ -97,6 +97,10 @@ impl Kind for SsmCommandHook {
 impl Resolved for Commands {
     type Outcome = Ran;
 
+    fn runs_commands(&self) -> bool {
+        true
+    }
+
     fn describe(&self, _old_key: &str) -> String {
         let count = self.commands.len();
         format!(

@@ -728,26 +728,29 @@ impl ParameterStore for Aws {
     }
 }
 
-impl SecretStore for Aws {
-    async fn current_secret(
+impl Aws {
+    /// GetSecretValue by stage or version; `None` when the secret (or the
+    /// version) does not exist.
+    async fn get_secret(
         &self,
         id: &str,
-    ) -> Result<Option<(String, SecretString)>, ProviderError> {
+        stage: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<
+        Option<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput>,
+        ProviderError,
+    > {
         Calls::count(&self.calls.secretsmanager);
         match self
             .secrets
             .get_secret_value()
             .secret_id(id)
-            .version_stage("AWSCURRENT")
+            .set_version_stage(stage.map(str::to_string))
+            .set_version_id(version.map(str::to_string))
             .send()
             .await
         {
-            Ok(answer) => Ok(answer.version_id().map(|version| {
-                (
-                    version.to_string(),
-                    SecretString::from(answer.secret_string().unwrap_or_default().to_string()),
-                )
-            })),
+            Ok(answer) => Ok(Some(answer)),
             Err(error)
                 if error
                     .as_service_error()
@@ -761,6 +764,36 @@ impl SecretStore for Aws {
                 error,
             )),
         }
+    }
+}
+
+impl SecretStore for Aws {
+    async fn current_secret(
+        &self,
+        id: &str,
+    ) -> Result<Option<(String, SecretString)>, ProviderError> {
+        let answer = self.get_secret(id, Some("AWSCURRENT"), None).await?;
+        Ok(answer.and_then(|answer| {
+            answer.version_id().map(|version| {
+                (
+                    version.to_string(),
+                    SecretString::from(answer.secret_string().unwrap_or_default().to_string()),
+                )
+            })
+        }))
+    }
+
+    async fn secret_version(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> Result<Option<SecretString>, ProviderError> {
+        let answer = self.get_secret(id, None, Some(version)).await?;
+        Ok(answer.and_then(|answer| {
+            answer
+                .secret_string()
+                .map(|value| SecretString::from(value.to_string()))
+        }))
     }
 
     async fn create_secret(

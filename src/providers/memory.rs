@@ -400,6 +400,21 @@ impl SecretStore for Memory {
         }))
     }
 
+    async fn secret_version(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> Result<Option<SecretString>, ProviderError> {
+        let state = self.state();
+        Ok(state.secrets.get(id).and_then(|secret| {
+            secret
+                .versions
+                .iter()
+                .find(|(v, _)| v == version)
+                .map(|(_, value)| SecretString::from(value.clone()))
+        }))
+    }
+
     async fn create_secret(
         &self,
         id: &str,

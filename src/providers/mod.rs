@@ -248,6 +248,12 @@ pub trait SecretStore: Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<(String, crate::secret::SecretString)>, ProviderError>> + Send;
+    /// The value of version `version`, if the secret and version exist.
+    fn secret_version(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<crate::secret::SecretString>, ProviderError>> + Send;
     /// Creates the secret with `value` as its first (current) version.
     fn create_secret(
         &self,

@@ -167,8 +167,13 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         Some((self.path.clone(), self.format.kind()))
     }
 
-    fn secrets_in_backup(&self, backup: &std::path::Path) -> Vec<SecretString> {
-        std::fs::read_to_string(backup)
+    async fn old_secrets<P: Provider>(
+        &self,
+        _provider: &P,
+        before: &Before,
+        _backup: &std::path::Path,
+    ) -> Vec<SecretString> {
+        std::fs::read_to_string(&before.backup)
             .ok()
             .and_then(|text| self.format.secret_in(&text))
             .map(SecretString::from)

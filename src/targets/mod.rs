@@ -170,10 +170,15 @@ pub trait Resolved: Debug + Clone {
     fn file(&self) -> Option<(PathBuf, &'static str)> {
         None
     }
-    /// Secrets the backup at `backup` holds (the target's old secret), to
-    /// hide from commands' output.
-    fn secrets_in_backup(&self, _backup: &Path) -> Vec<SecretString> {
-        Vec::new()
+    /// The secret the target held before the rotation wrote it (from its
+    /// backup, or its previous version), to hide from commands' output.
+    fn old_secrets<P: Provider>(
+        &self,
+        _provider: &P,
+        _before: &Self::Before,
+        _backup: &Path,
+    ) -> impl Future<Output = Vec<SecretString>> {
+        async { Vec::new() }
     }
     /// What it holds now; `None` for kinds that cannot be read (exec).
     fn observe<P: TargetReader>(
@@ -208,6 +213,11 @@ pub struct Version {
 }
 
 impl Version {
+    /// The version the target held before, if it existed then.
+    pub fn previous(&self) -> Option<&str> {
+        self.version.as_deref().filter(|_| self.existed)
+    }
+
     /// The first journal format's `previous_exists` and `previous_version`.
     pub fn from_v1(data: &BTreeMap<String, String>) -> Option<Self> {
         Some(Version {
@@ -372,9 +382,18 @@ macro_rules! registry {
                 }
             }
 
-            pub fn secrets_in_backup(&self, backup: &Path) -> Vec<SecretString> {
-                match self {
-                    $( ResolvedTarget::$variant(r) => r.secrets_in_backup(backup), )*
+            pub async fn old_secrets<P: Provider>(
+                &self,
+                provider: &P,
+                before: &TargetBefore,
+                backup: &Path,
+            ) -> Vec<SecretString> {
+                match (self, before) {
+                    $( (ResolvedTarget::$variant(r), TargetBefore::$variant(before)) => {
+                        r.old_secrets(provider, before, backup).await
+                    } )*
+                    #[allow(unreachable_patterns)]
+                    _ => Vec::new(),
                 }
             }
 

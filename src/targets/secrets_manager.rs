@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ActionError, Kind, Resolve, Resolved, Restore, Version, Write, Written};
 use crate::providers::{Provider, TargetReader, TargetState};
-use crate::secret::format_value;
+use crate::secret::{SecretString, format_value};
 use crate::workflow::document::{SecretFormat, Templates, maybe};
 use crate::workflow::source::DocPath;
 use crate::workflow::template::Template;
@@ -151,6 +151,23 @@ impl Resolved for Secret {
             .make_current(id, &previous, current.as_deref())
             .await?;
         Ok(())
+    }
+
+    async fn old_secrets<P: Provider>(
+        &self,
+        provider: &P,
+        before: &Version,
+        _backup: &std::path::Path,
+    ) -> Vec<SecretString> {
+        let Some(version) = before.previous() else {
+            return Vec::new();
+        };
+        match provider.secret_version(&self.secret_id, version).await {
+            Ok(Some(value)) => crate::secret::secret_in(&value, self.format)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn before_from_v1(data: &BTreeMap<String, String>) -> Option<Version> {

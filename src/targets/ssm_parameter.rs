@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ActionError, Kind, Resolve, Resolved, Restore, Version, Write, Written};
 use crate::providers::{ParameterSpec, Provider, TargetReader, TargetState};
-use crate::secret::format_value;
+use crate::secret::{SecretString, format_value};
 use crate::workflow::document::{SecretFormat, Templates, each_value, maybe};
 use crate::workflow::source::DocPath;
 use crate::workflow::template::Template;
@@ -149,6 +149,23 @@ impl Resolved for Parameter {
         let value = stored.value;
         cx.provider.put_parameter(&spec, &value).await?;
         Ok(())
+    }
+
+    async fn old_secrets<P: Provider>(
+        &self,
+        provider: &P,
+        before: &Version,
+        _backup: &std::path::Path,
+    ) -> Vec<SecretString> {
+        let Some(version) = before.previous() else {
+            return Vec::new();
+        };
+        match provider.parameter_version(&self.spec.name, version).await {
+            Ok(Some(stored)) => crate::secret::secret_in(&stored.value, self.format)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn before_from_v1(data: &BTreeMap<String, String>) -> Option<Version> {

@@ -144,7 +144,12 @@ impl Account {
 
     /// A Secrets Manager secret holding `key_id` and the canary as JSON.
     pub fn secret_json(&self, id: &str, key_id: &str) {
-        let value = format!(r#"{{"AccessKeyId": "{key_id}", "SecretAccessKey": "{CANARY}"}}"#);
+        self.secret_json_with(id, key_id, CANARY);
+    }
+
+    /// A Secrets Manager secret holding `key_id` and `secret` as JSON.
+    pub fn secret_json_with(&self, id: &str, key_id: &str, secret: &str) {
+        let value = format!(r#"{{"AccessKeyId": "{key_id}", "SecretAccessKey": "{secret}"}}"#);
         self.runtime
             .block_on(
                 self.secrets

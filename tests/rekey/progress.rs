@@ -1052,13 +1052,20 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
     let users = seed(&account, "", 1);
     let (user, old) = &users[0];
     let old_secret = "OLD-secret-held-by-the-profile-0a1b2c3d";
+    let vault_secret = "OLD-secret-held-by-the-vault-4e5f6a7b";
+    account.secret_json_with(&format!("{}/{user}", account.id), old, vault_secret);
     let setup = Setup::new(
         &account,
         "",
-        "hooks:\n  verify:\n    - id: talk\n      exec: { command: [sh, -c, \"cat app-copy; base64 app-copy; exit 1\"] }\npolicy:\n  soak: 0s\n",
+        "  - id: vault\n    secrets_manager: { secret_id: \"{id}/${user}\" }\nhooks:\n  verify:\n    - id: talk\n      exec: { command: [sh, -c, \"cat app-copy; base64 app-copy; exit 1\"] }\npolicy:\n  soak: 0s\n",
     );
     // The application's own copy of what the profile held.
-    std::fs::write(setup.path().join("app-copy"), format!("{old_secret}\n")).unwrap();
+    // (and what the SSM parameter held: the seeded canary).
+    std::fs::write(
+        setup.path().join("app-copy"),
+        format!("{old_secret}\n{CANARY}\n{vault_secret}\n"),
+    )
+    .unwrap();
     std::fs::write(
         setup.path().join("credentials"),
         format!("[{user}]\naws_access_key_id = {old}\naws_secret_access_key = {old_secret}\n"),
@@ -1076,6 +1083,14 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
         assert!(
             !text.contains(old_secret),
             "the old secret reached the {what}: {text}"
+        );
+        assert!(
+            !text.contains(CANARY),
+            "the parameter's old secret reached the {what}: {text}"
+        );
+        assert!(
+            !text.contains(vault_secret),
+            "the secret's old value reached the {what}: {text}"
         );
         assert!(
             !text.contains("T0xELXNlY3JldC1oZWxk"),
