@@ -188,6 +188,32 @@ fn a_call_that_fails_at_any_step_is_finished_by_the_next_apply() {
 }
 
 #[test]
+fn an_sdk_error_that_quotes_the_secret_is_redacted() {
+    let world = World::new("");
+    world.account.echo_values_in_errors();
+    let first = world.apply(Some("ssm:PutParameter"));
+    let Outcome::Failed { error, .. } = outcome(&first) else {
+        panic!("{first:?}")
+    };
+    assert!(error.contains("(sensitive)"), "{error}");
+    let (_, _, secret) = world
+        .account
+        .keys_of("app-1")
+        .into_iter()
+        .find(|(id, ..)| id != "AKIAOLD0000000000001")
+        .unwrap();
+    let journal = std::fs::read_to_string(world.state_dir().join("journal.jsonl")).unwrap();
+    for (what, text) in [("error", error), ("journal", &journal)] {
+        assert!(
+            !text.contains(&secret),
+            "the secret reached the {what}: {text}"
+        );
+    }
+    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    world.assert_rotated();
+}
+
+#[test]
 fn a_rotation_stopped_after_each_phase_resumes_with_the_key_it_created() {
     for until in [Phase::Create, Phase::Distribute, Phase::Verify] {
         let world = World::new("");

@@ -50,6 +50,9 @@ struct State {
     parameters: BTreeMap<String, Vec<(String, bool, Option<String>)>>,
     secrets: BTreeMap<String, Secret>,
     fail: Vec<&'static str>,
+    /// A failing PutParameter echoes the value, as AWS's validation
+    /// errors do ("Value '…' at 'value' failed to satisfy constraint").
+    echo_values: bool,
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +136,11 @@ impl Memory {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// A failing PutParameter's error quotes the value it was given.
+    pub fn echo_values_in_errors(&self) {
+        self.state().echo_values = true;
     }
 
     /// The next call of `action` fails.
@@ -328,7 +336,15 @@ impl ParameterStore for Memory {
         spec: &ParameterSpec,
         value: &SecretString,
     ) -> Result<String, ProviderError> {
-        self.call("ssm:PutParameter")?;
+        self.call("ssm:PutParameter").map_err(|mut error| {
+            if self.state().echo_values {
+                error.kind = ErrorKind::Other(format!(
+                    "1 validation error detected: Value '{}' at 'value' failed to satisfy constraint",
+                    value.expose_secret()
+                ));
+            }
+            error
+        })?;
         let mut state = self.state();
         let versions = state.parameters.entry(spec.name.clone()).or_default();
         versions.push((
