@@ -149,6 +149,45 @@ pub fn secret_in(value: &SecretString, format: SecretFormat) -> Option<SecretStr
     (!secret.is_empty()).then(|| SecretString::from(secret))
 }
 
+/// Every secret a target's value holds, to hide from output: the secret
+/// access key in whichever layout the value is (the target's format may
+/// have changed since it was written) and any session token. A value in no
+/// known layout is hidden whole, unless it is a key id or too short to
+/// hide without hiding ordinary text.
+pub fn secrets_in(value: &SecretString, format: SecretFormat) -> Vec<SecretString> {
+    let text = value.expose_secret();
+    let mut found: Vec<String> = [
+        format,
+        SecretFormat::Json,
+        SecretFormat::Env,
+        SecretFormat::Credentials,
+    ]
+    .into_iter()
+    .filter_map(|format| secret_in(value, format))
+    .map(|secret| secret.expose_secret().to_string())
+    .chain(session_tokens(text))
+    .collect();
+    found.sort();
+    found.dedup();
+    let whole = text.trim();
+    if found.is_empty() && whole.len() >= 8 && !looks_like_key_id(whole) {
+        found.push(whole.to_string());
+    }
+    found.into_iter().map(SecretString::from).collect()
+}
+
+/// Session tokens in a JSON, env or credentials layout.
+pub fn session_tokens(text: &str) -> Vec<String> {
+    let json = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|value| Some(value.get("SessionToken")?.as_str()?.to_string()));
+    json.into_iter()
+        .chain(assignment(text, "AWS_SESSION_TOKEN", '='))
+        .chain(assignment(text, "aws_session_token", '='))
+        .filter(|token| !token.is_empty())
+        .collect()
+}
+
 /// AWS access key ids: 16 to 128 upper-case letters and digits.
 pub fn looks_like_key_id(text: &str) -> bool {
     (16..=128).contains(&text.len())
@@ -203,6 +242,34 @@ fn assignment(text: &str, name: &str, separator: char) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hidden(value: &str, format: SecretFormat) -> Vec<String> {
+        secrets_in(&SecretString::from(value.to_string()), format)
+            .iter()
+            .map(|s| s.expose_secret().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_secret_a_target_held_is_found_whatever_its_layout() {
+        let json = r#"{"AccessKeyId": "AKIAOLD0000000000001", "SecretAccessKey": "old/secret+1"}"#;
+        // Written as JSON, now declared env: still found.
+        assert_eq!(hidden(json, SecretFormat::Env), ["old/secret+1"]);
+        assert_eq!(
+            hidden(
+                "AWS_ACCESS_KEY_ID=AKIAOLD0000000000001\nAWS_SECRET_ACCESS_KEY=s3cret-env\nAWS_SESSION_TOKEN=tok-en\n",
+                SecretFormat::Json
+            ),
+            ["s3cret-env", "tok-en"]
+        );
+        // In no known layout: hidden whole, unless a key id or short.
+        assert_eq!(
+            hidden("not json OLDSECRET-smraw\n", SecretFormat::Json),
+            ["not json OLDSECRET-smraw"]
+        );
+        assert!(hidden("AKIAOLD0000000000001", SecretFormat::IdOnly).is_empty());
+        assert!(hidden("short", SecretFormat::Json).is_empty());
+    }
 
     #[test]
     fn a_secret_is_found_however_it_is_encoded() {

@@ -173,11 +173,14 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         before: &Before,
         _backup: &std::path::Path,
     ) -> Vec<SecretString> {
-        std::fs::read_to_string(&before.backup)
-            .ok()
-            .and_then(|text| self.format.secret_in(&text))
-            .map(SecretString::from)
+        let Ok(text) = std::fs::read_to_string(&before.backup) else {
+            return Vec::new();
+        };
+        self.format
+            .secret_in(&text)
             .into_iter()
+            .chain(crate::secret::session_tokens(&text))
+            .map(SecretString::from)
             .collect()
     }
 

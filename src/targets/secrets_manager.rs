@@ -163,9 +163,7 @@ impl Resolved for Secret {
             return Vec::new();
         };
         match provider.secret_version(&self.secret_id, version).await {
-            Ok(Some(value)) => crate::secret::secret_in(&value, self.format)
-                .into_iter()
-                .collect(),
+            Ok(Some(value)) => crate::secret::secrets_in(&value, self.format),
             _ => Vec::new(),
         }
     }

@@ -161,9 +161,7 @@ impl Resolved for Parameter {
             return Vec::new();
         };
         match provider.parameter_version(&self.spec.name, version).await {
-            Ok(Some(stored)) => crate::secret::secret_in(&stored.value, self.format)
-                .into_iter()
-                .collect(),
+            Ok(Some(stored)) => crate::secret::secrets_in(&stored.value, self.format),
             _ => Vec::new(),
         }
     }

@@ -1053,6 +1053,7 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
     let (user, old) = &users[0];
     let old_secret = "OLD-secret-held-by-the-profile-0a1b2c3d";
     let vault_secret = "OLD-secret-held-by-the-vault-4e5f6a7b";
+    let old_token = "OLD-session-token-of-the-profile-9c8d";
     account.secret_json_with(&format!("{}/{user}", account.id), old, vault_secret);
     let setup = Setup::new(
         &account,
@@ -1063,12 +1064,12 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
     // (and what the SSM parameter held: the seeded canary).
     std::fs::write(
         setup.path().join("app-copy"),
-        format!("{old_secret}\n{CANARY}\n{vault_secret}\n"),
+        format!("{old_secret}\n{CANARY}\n{vault_secret}\n{old_token}\n"),
     )
     .unwrap();
     std::fs::write(
         setup.path().join("credentials"),
-        format!("[{user}]\naws_access_key_id = {old}\naws_secret_access_key = {old_secret}\n"),
+        format!("[{user}]\naws_access_key_id = {old}\naws_secret_access_key = {old_secret}\naws_session_token = {old_token}\n"),
     )
     .unwrap();
     wait_due();
@@ -1087,6 +1088,10 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
         assert!(
             !text.contains(CANARY),
             "the parameter's old secret reached the {what}: {text}"
+        );
+        assert!(
+            !text.contains(old_token),
+            "the profile's session token reached the {what}: {text}"
         );
         assert!(
             !text.contains(vault_secret),
