@@ -24,8 +24,9 @@ so a run can be replayed), gets a fault instead of a plain forward:
 --only limits faults to these API actions. One JSON line per request goes
 to the log: {"service": "iam", "action": "ListUsers", "status": 200,
 "fault": null}. The service comes from the SigV4 credential scope, the
-action from X-Amz-Target (JSON protocols) or the `Action` form field (query
-protocols). Uses only the standard library, so it runs under any python3.
+action from X-Amz-Target (JSON protocols), the `Action` form field (query
+protocols), or for S3 (a REST protocol) the method, path and query:
+PutObject, GetObject, HeadObject, DeleteObject, ListObjectsV2, CreateBucket... Uses only the standard library, so it runs under any python3.
 """
 
 import argparse
@@ -43,12 +44,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
 
 
-def describe(headers, body: bytes):
+def s3_action(method, path):
+    """S3's action from a path-style request: /bucket[/key][?query]."""
+    url = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+    has_key = len(url.path.strip("/").split("/", 1)) == 2
+    if has_key:
+        return {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject",
+                "DELETE": "DeleteObject", "POST": "PostObject"}.get(method, method)
+    if method == "GET" and query.get("list-type") == ["2"]:
+        return "ListObjectsV2"
+    return {"PUT": "CreateBucket", "GET": "ListObjects", "HEAD": "HeadBucket",
+            "DELETE": "DeleteBucket", "POST": "DeleteObjects"}.get(method, method)
+
+
+def describe(method, path, headers, body: bytes):
     scope = SCOPE.search(headers.get("Authorization", ""))
     service = scope.group(1) if scope else "unknown"
     target = headers.get("X-Amz-Target")
     if target:
         return service, target.split(".")[-1]
+    if service == "s3":
+        return service, s3_action(method, path)
     form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
     return service, form.get("Action", ["unknown"])[0]
 
@@ -75,8 +92,12 @@ class Faults:
         return None
 
 
-def throttling(headers):
+def throttling(headers, service):
     """An AWS throttling error in the protocol the request spoke."""
+    if service == "s3":
+        body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
+                b"<Message>Please reduce your request rate.</Message><RequestId>proxy</RequestId></Error>")
+        return 503, {"Content-Type": "application/xml"}, body
     if headers.get("X-Amz-Target"):
         body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
         return 400, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "ThrottlingException"}, body
@@ -120,12 +141,12 @@ class Proxy(BaseHTTPRequestHandler):
     def forward(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        service, action = describe(self.headers, body)
+        service, action = describe(self.command, self.path, self.headers, body)
         if self.latency:
             time.sleep(self.latency)
         fault = self.faults.pick(action) if self.faults else None
         if fault == "throttle":
-            status, headers, payload = throttling(self.headers)
+            status, headers, payload = throttling(self.headers, service)
             self.record(service, action, status, fault)
             return self.reply(status, headers, payload)
         if fault == "error":

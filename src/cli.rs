@@ -72,6 +72,14 @@ struct Global {
     /// Where apply keeps its lock, journal and staged keys (default: .rekey/<workflow name> next to the workflow).
     #[arg(long, global = true, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Keep the journal, lease and claims in S3 instead (overrides the workflow's `state:`), so any runner can resume: s3://BUCKET/PREFIX.
+    #[arg(
+        long,
+        global = true,
+        value_name = "s3://BUCKET/PREFIX",
+        env = "REKEY_STATE"
+    )]
+    state: Option<String>,
     /// More detail: every unchanged user, and API calls per service.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -131,6 +139,35 @@ enum Command {
     /// rotation is rolled back, 1 error, 3 a rollback halted (run abort or
     /// apply again to finish it).
     Abort(AbortArgs),
+    /// Inspect and repair apply's state: its journal, its lock or lease, its claims.
+    ///
+    /// Works from any machine that can read the state (with `state: { s3: … }`
+    /// or --state s3://…, any runner). `list` names the workflows whose state is
+    /// kept beside this one's; `show` says who holds the lock or lease, every
+    /// rotation and the claims held; `unlock --force` removes a lease whose
+    /// holder is gone for good.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Every workflow whose state is kept where this one's is (the same S3 prefix, or .rekey folder), who holds it, and its rotations in progress.
+    List { workflow: PathBuf },
+    /// Where the workflow's state is, who holds its lock or lease, each rotation and the users it holds.
+    Show { workflow: PathBuf },
+    /// Remove the workflow's lease, whoever holds it (S3 state only).
+    ///
+    /// A lease expires by itself when its holder stops renewing it (2 minutes
+    /// by default), and the next apply takes over: unlock only when you cannot
+    /// wait and you know the holder is gone. If it is still running, two
+    /// runners write the same rotations.
+    Unlock {
+        workflow: PathBuf,
+        /// Needed: remove the lease even though its holder may still run.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -262,6 +299,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Apply(args) => apply(&global, args),
         Command::Status { workflow } => status(&global, &workflow),
         Command::Abort(args) => abort(&global, args),
+        Command::State(command) => state_command(&global, command),
     }
 }
 
@@ -271,66 +309,305 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     Exit::Error.into()
 }
 
-/// The state directory of the workflow at `path` named `name`. Without
-/// `--state-dir`, rotations of the previous layout (one `.rekey` for every
-/// workflow of a folder) still in progress are an error naming them.
-fn state_dir(global: &Global, path: &Path, name: &str) -> Result<PathBuf, ApplyError> {
-    if global.state_dir.is_none()
-        && let Some((dir, users)) = apply::previous_layout(path)
-    {
-        return Err(ApplyError::PreviousLayout { dir, users });
-    }
-    Ok(apply::state_dir(global.state_dir.as_deref(), path, name))
-}
-
 fn status(global: &Global, workflow: &Path) -> ExitCode {
     let checked = match workflow::check(workflow) {
         Ok(checked) => checked,
         Err(error) => return apply_failed(ApplyError::Invalid(error)),
     };
     let name = &checked.workflow.name;
-    if global.state_dir.is_none()
-        && let Some((dir, users)) = apply::previous_layout(workflow)
-    {
+    runtime().block_on(async {
+        let aws = Aws::connect(&aws_options(global)).await;
+        let state = match state_to_read(global, workflow, &checked.workflow, &aws) {
+            Ok(state) => state,
+            Err(error) => return apply_failed(error),
+        };
+        if global.state_dir.is_none()
+            && !state.shared()
+            && let Some((dir, users)) = apply::previous_layout(workflow)
+        {
+            println!(
+                "Rotations begun by an earlier rekey are in progress in {} (every workflow of this folder shared it then): {}. See them with `rekey status {} --state-dir {}`.\n",
+                dir.display(),
+                users.join(", "),
+                workflow.display(),
+                dir.display()
+            );
+        }
+        match state.read().await {
+            Ok(entries) => {
+                let records: Vec<_> = apply::journal::rotations(&entries)
+                    .into_iter()
+                    .filter(|r| r.belongs_to(name))
+                    .collect();
+                print!("{}", render::apply::status(&records));
+                Exit::Success.into()
+            }
+            Err(error) => fail(error),
+        }
+    })
+}
+
+fn state_command(global: &Global, command: StateCommand) -> ExitCode {
+    let path = match &command {
+        StateCommand::List { workflow }
+        | StateCommand::Show { workflow }
+        | StateCommand::Unlock { workflow, .. } => workflow.clone(),
+    };
+    let mut checked = match workflow::check(&path) {
+        Ok(checked) => checked,
+        Err(error) => return apply_failed(ApplyError::Invalid(error)),
+    };
+    if global.state.is_some() {
+        checked.workflow.stage_for_shared_state();
+    }
+    let workflow = &checked.workflow;
+    runtime().block_on(async {
+        let aws = Aws::connect(&aws_options(global)).await;
+        let state = match state_of(global, &path, workflow, &aws, None) {
+            Ok((_, state)) => state,
+            Err(error) => return apply_failed(error),
+        };
+        let result = match command {
+            StateCommand::List { .. } => state_list(global, &path, workflow, &aws, &state).await,
+            StateCommand::Show { .. } => state_show(workflow, &state).await,
+            StateCommand::Unlock { force, .. } => state_unlock(&state, force).await,
+        };
+        match result {
+            Ok(code) => code,
+            Err(error) => fail(error),
+        }
+    })
+}
+
+async fn state_list(
+    global: &Global,
+    path: &Path,
+    workflow: &crate::workflow::Workflow,
+    aws: &Aws,
+    state: &apply::state::State,
+) -> Result<ExitCode, String> {
+    let names = state.neighbours().await.map_err(|e| e.to_string())?;
+    if names.is_empty() {
+        println!("No state beside {} yet.", state.location());
+        return Ok(Exit::Success.into());
+    }
+    for name in names {
+        let other = state_of(global, path, workflow, aws, Some(&name))
+            .map_err(|e| e.to_string())?
+            .1;
+        let holder = match other.holder().await.map_err(|e| e.to_string())? {
+            Some(holder) => describe_holder(&holder),
+            None => "not held".to_string(),
+        };
+        let in_progress =
+            apply::journal::rotations(&other.read().await.map_err(|e| e.to_string())?)
+                .into_iter()
+                .filter(apply::journal::RotationRecord::in_progress)
+                .count();
         println!(
-            "Rotations begun by an earlier rekey are in progress in {} (every workflow of this folder shared it then): {}. See them with `rekey status {} --state-dir {}`.\n",
-            dir.display(),
-            users.join(", "),
-            workflow.display(),
-            dir.display()
+            "{name}: {} rotation(s) in progress; {holder}\n  {}",
+            in_progress,
+            other.location()
         );
     }
-    let dir = apply::state_dir(global.state_dir.as_deref(), workflow, name);
-    match apply::journal::read(&dir) {
-        Ok(entries) => {
-            let records: Vec<_> = apply::journal::rotations(&entries)
-                .into_iter()
-                .filter(|r| r.belongs_to(name))
-                .collect();
-            print!("{}", render::apply::status(&records));
-            Exit::Success.into()
-        }
-        Err(error) => fail(error),
+    Ok(Exit::Success.into())
+}
+
+fn describe_holder(holder: &apply::state::Holder) -> String {
+    let owner = holder
+        .owner
+        .as_ref()
+        .map_or_else(|| "someone".to_string(), ToString::to_string);
+    match holder.expires_in {
+        Some(seconds) if seconds < 0 => format!(
+            "lease of {owner} expired {}s ago (the next apply takes over)",
+            -seconds
+        ),
+        Some(seconds) => format!("leased by {owner}, for {seconds}s more unless renewed"),
+        None => format!("locked by {owner}"),
     }
+}
+
+async fn state_show(
+    workflow: &crate::workflow::Workflow,
+    state: &apply::state::State,
+) -> Result<ExitCode, String> {
+    println!(
+        "State of workflow `{}`: {}",
+        workflow.name,
+        state.location()
+    );
+    match state.holder().await.map_err(|e| e.to_string())? {
+        Some(holder) => println!("Lock: {}", describe_holder(&holder)),
+        None => println!("Lock: not held"),
+    }
+    let records = apply::journal::rotations(&state.read().await.map_err(|e| e.to_string())?);
+    println!();
+    print!("{}", render::apply::status(&records));
+    let held: Vec<_> = records.iter().filter(|r| r.in_progress()).collect();
+    if !held.is_empty() {
+        println!("\nClaims:");
+        for record in held {
+            let account = record
+                .begin
+                .snapshot
+                .as_ref()
+                .map(|s| s.account.clone())
+                .unwrap_or_default();
+            let claim = state.claims().holder(&account, &record.user).await;
+            let line = match claim {
+                Some(claim) if claim.rotation == record.id => "held by this rotation".to_string(),
+                Some(claim) => format!("held by {claim}"),
+                None => "not claimed (apply claims it again when it resumes)".to_string(),
+            };
+            println!("  {} (account {account}): {line}", record.user);
+        }
+    }
+    Ok(Exit::Success.into())
+}
+
+async fn state_unlock(state: &apply::state::State, force: bool) -> Result<ExitCode, String> {
+    let holder = state.holder().await.map_err(|e| e.to_string())?;
+    let Some(holder) = holder else {
+        println!("No lock or lease is held on {}.", state.location());
+        return Ok(Exit::Success.into());
+    };
+    if !force {
+        return Err(format!(
+            "{} is {}. A lease expires by itself when its holder stops renewing it, and the next apply takes over; to remove it now anyway, pass --force",
+            state.location(),
+            describe_holder(&holder)
+        ));
+    }
+    eprintln!(
+        "warning: removing the lease of {}: if that runner still runs, it and the next apply would both write these rotations (it is fenced out at its next journal write, after at most one AWS call)",
+        holder
+            .owner
+            .as_ref()
+            .map_or_else(|| "an unknown holder".to_string(), ToString::to_string)
+    );
+    state.force_unlock().await.map_err(|e| e.to_string())?;
+    println!("Removed the lease on {}.", state.location());
+    Ok(Exit::Success.into())
+}
+
+/// The state of the workflow at `path`, to read: rotations of the previous
+/// layout are the caller's to mention, not an error.
+fn state_to_read(
+    global: &Global,
+    path: &Path,
+    workflow: &crate::workflow::Workflow,
+    aws: &Aws,
+) -> Result<apply::state::State, ApplyError> {
+    match state_of(global, path, workflow, aws, None) {
+        Err(ApplyError::PreviousLayout { .. }) => {
+            Ok(std::sync::Arc::new(apply::state::local::LocalState::new(
+                apply::state_dir(global.state_dir.as_deref(), path, &workflow.name),
+                apply::claims::Claims::for_this_user(),
+            )))
+        }
+        other => other.map(|(_, state)| state),
+    }
+}
+
+/// The state of the workflow at `path`: this machine's state directory
+/// (always: file backups live there), and where the journal, lock and
+/// claims are: `--state`, the workflow's `state:`, or that directory.
+/// Without `--state-dir`, rotations of the previous layout (one `.rekey`
+/// for every workflow of a folder) still in progress are an error naming
+/// them, when the state is local.
+fn state_of(
+    global: &Global,
+    path: &Path,
+    workflow: &crate::workflow::Workflow,
+    aws: &Aws,
+    name: Option<&str>,
+) -> Result<(PathBuf, apply::state::State), ApplyError> {
+    use apply::state::{
+        DEFAULT_LEASE, S3Location, local::LocalState, normalize_prefix, s3::S3State,
+    };
+    let name = name.map_or_else(
+        || crate::text::file_name_for(&workflow.name),
+        str::to_string,
+    );
+    let dir = match name.as_str() {
+        own if own == crate::text::file_name_for(&workflow.name) => {
+            apply::state_dir(global.state_dir.as_deref(), path, &workflow.name)
+        }
+        other => apply::workflow_dir(path).join(".rekey").join(other),
+    };
+    let from_workflow = workflow.state.as_ref().map(|s3| S3Location {
+        bucket: s3.bucket.clone(),
+        prefix: normalize_prefix(s3.prefix.as_deref().unwrap_or_default()),
+        region: s3.region.clone(),
+        kms_key_id: s3.kms_key_id.clone(),
+        lease: s3.lease.unwrap_or(DEFAULT_LEASE),
+    });
+    let location = match &global.state {
+        Some(text) => {
+            let mut chosen = S3Location::parse(text).map_err(ApplyError::SavedPlan)?;
+            if let Some(from) = &from_workflow {
+                // The bucket's settings still come from the workflow.
+                chosen.lease = from.lease;
+                if from.bucket == chosen.bucket {
+                    chosen.region = from.region.clone();
+                    chosen.kms_key_id = from.kms_key_id.clone();
+                }
+            }
+            Some(chosen)
+        }
+        None => from_workflow,
+    };
+    let state: apply::state::State = match location {
+        Some(location) => {
+            let store = aws.object_store(
+                &location.bucket,
+                location.region.as_deref(),
+                location.kms_key_id.as_deref(),
+            );
+            std::sync::Arc::new(S3State::new(std::sync::Arc::new(store), location, &name))
+        }
+        None => {
+            if global.state_dir.is_none()
+                && let Some((dir, users)) = apply::previous_layout(path)
+            {
+                return Err(ApplyError::PreviousLayout { dir, users });
+            }
+            std::sync::Arc::new(LocalState::new(
+                dir.clone(),
+                apply::claims::Claims::for_this_user(),
+            ))
+        }
+    };
+    Ok((dir, state))
 }
 
 /// What apply and abort start from: the workflow (or saved plan) read and
 /// its params bound, its state directory locked and its journal read,
 /// narrowed to `users` when any are named.
-fn open(
+async fn open(
     global: &Global,
+    aws: &Aws,
     target: &Path,
     vars: &[(String, String)],
     users: &[String],
 ) -> Result<(apply::Prepared, apply::Session), ApplyError> {
-    let prepared = apply::prepare(target, vars.to_vec())?;
-    let dir = state_dir(
+    let mut prepared = apply::prepare(target, vars.to_vec())?;
+    if global.state.is_some() {
+        prepared.checked.workflow.stage_for_shared_state();
+    }
+    let (dir, state) = state_of(
         global,
         &prepared.workflow_path,
-        &prepared.checked.workflow.name,
+        &prepared.checked.workflow,
+        aws,
+        None,
     )?;
-    let mut session = apply::Session::open(&prepared, dir)?;
-    session.only(&prepared, users)?;
+    let mut session = apply::Session::open(&prepared, dir, state).await?;
+    if let Err(error) = session.only(&prepared, users) {
+        session.close().await;
+        return Err(error);
+    }
     Ok((prepared, session))
 }
 
@@ -352,10 +629,27 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
     if let Err(error) = check_profile(global) {
         return fail(error);
     }
-    let (prepared, mut session) = match open(global, &args.target, &args.vars, &args.users) {
-        Ok(opened) => opened,
-        Err(error) => return apply_failed(error),
-    };
+    runtime().block_on(async {
+        let aws = Aws::connect(&aws_options(global)).await;
+        let (prepared, mut session) =
+            match open(global, &aws, &args.target, &args.vars, &args.users).await {
+                Ok(opened) => opened,
+                Err(error) => return apply_failed(error),
+            };
+        let code = apply_open(global, &args, &aws, &prepared, &mut session).await;
+        session.close().await;
+        code
+    })
+}
+
+/// Apply, once its state is open.
+async fn apply_open(
+    global: &Global,
+    args: &ApplyArgs,
+    aws: &Aws,
+    prepared: &apply::Prepared,
+    session: &mut apply::Session,
+) -> ExitCode {
     if prepared.saved.is_some() && args.as_of.is_some() {
         return fail(
             "--as-of with a saved plan: the plan fixes the instant it judged keys at; make a new plan with --as-of instead",
@@ -363,68 +657,82 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
     }
     session.force = args.force;
     let style = Style::detect(global.no_color);
-    let runtime = runtime();
-    runtime.block_on(async {
-        let aws = Aws::connect(&aws_options(global)).await;
-        let parallelism = usize::from(args.parallelism);
-        let plan = match session.plan(&prepared, &aws, args.as_of, parallelism).await {
-            Ok(plan) => plan,
-            Err(error) => return apply_failed(error),
-        };
-        let hide = &prepared.sensitive;
-        print!(
-            "{}",
-            hide.redact(&render::plan::human(&plan, style, global.verbose > 0))
+    let parallelism = usize::from(args.parallelism);
+    let plan = match session.plan(prepared, aws, args.as_of, parallelism).await {
+        Ok(plan) => plan,
+        Err(error) => return apply_failed(error),
+    };
+    let hide = &prepared.sensitive;
+    print!(
+        "{}",
+        hide.redact(&render::plan::human(&plan, style, global.verbose > 0))
+    );
+    if !session.has_work(&plan) {
+        println!("Nothing to do.");
+        return Exit::Success.into();
+    }
+    if prepared.saved.is_none()
+        && !args.auto_approve
+        && !confirm(
+            "\nDo you want to perform these rotations? Only `yes` is accepted: ",
+            "Apply",
+        )
+    {
+        return fail(
+            "apply needs approval: answer `yes` on a terminal, pass --auto-approve, or apply a saved plan",
         );
-        if !session.has_work(&plan) {
-            println!("Nothing to do.");
-            return Exit::Success.into();
-        }
-        if prepared.saved.is_none()
-            && !args.auto_approve
-            && !confirm(
-                "\nDo you want to perform these rotations? Only `yes` is accepted: ",
-                "Apply",
-            )
-        {
-            return fail("apply needs approval: answer `yes` on a terminal, pass --auto-approve, or apply a saved plan");
-        }
-        // A progress bar on a terminal; plain lines otherwise.
-        let planned: usize = plan.users.iter().map(|u| u.steps.len()).sum();
-        let bar = progress_bar(planned.max(session.in_progress.len()) as u64);
-        let progress = |line: &str| match &bar {
-            Some(bar) => {
-                bar.println(format!("  {}", hide.redact(line)));
-                if line.contains(" done") {
-                    bar.inc(1);
-                }
+    }
+    // A progress bar on a terminal; plain lines otherwise.
+    let planned: usize = plan.users.iter().map(|u| u.steps.len()).sum();
+    let bar = progress_bar(planned.max(session.in_progress.len()) as u64);
+    let progress = |line: &str| match &bar {
+        Some(bar) => {
+            bar.println(format!("  {}", hide.redact(line)));
+            if line.contains(" done") {
+                bar.inc(1);
             }
-            None => println!("  {}", hide.redact(line)),
-        };
-        println!("\nApplying:");
-        let stop = apply::stop::Stop::on_signals();
-        let report = session
-            .execute(&prepared, &plan, &aws, args.until, &stop, &progress)
-            .await;
-        if let Some(bar) = &bar {
-            bar.finish_and_clear();
         }
-        print!(
-            "{}",
-            hide.redact(&render::apply::report(&report, &aws.calls.by_service()))
-        );
-        report.exit().into()
-    })
+        None => println!("  {}", hide.redact(line)),
+    };
+    println!("\nApplying:");
+    let stop = apply::stop::Stop::on_signals();
+    let report = session
+        .execute(prepared, &plan, aws, args.until, &stop, &progress)
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    print!(
+        "{}",
+        hide.redact(&render::apply::report(&report, &aws.calls.by_service()))
+    );
+    report.exit().into()
 }
 
 fn abort(global: &Global, args: AbortArgs) -> ExitCode {
     if let Err(error) = check_profile(global) {
         return fail(error);
     }
-    let (prepared, session) = match open(global, &args.workflow, &args.vars, &[]) {
-        Ok(opened) => opened,
-        Err(error) => return apply_failed(error),
-    };
+    runtime().block_on(async {
+        let aws = Aws::connect(&aws_options(global)).await;
+        let (prepared, mut session) =
+            match open(global, &aws, &args.workflow, &args.vars, &[]).await {
+                Ok(opened) => opened,
+                Err(error) => return apply_failed(error),
+            };
+        let code = abort_open(&args, &aws, &prepared, &mut session).await;
+        session.close().await;
+        code
+    })
+}
+
+/// Abort, once its state is open.
+async fn abort_open(
+    args: &AbortArgs,
+    aws: &Aws,
+    prepared: &apply::Prepared,
+    session: &mut apply::Session,
+) -> ExitCode {
     let workflow = &prepared.checked.workflow;
     if let Some(user) = args
         .users
@@ -436,8 +744,7 @@ fn abort(global: &Global, args: AbortArgs) -> ExitCode {
             workflow.name
         ));
     }
-    let mut session = session;
-    if let Err(error) = session.only(&prepared, &args.users) {
+    if let Err(error) = session.only(prepared, &args.users) {
         return apply_failed(error);
     }
     let chosen = match session.abortable(workflow) {
@@ -475,25 +782,21 @@ fn abort(global: &Global, args: AbortArgs) -> ExitCode {
     {
         return fail("abort needs approval: answer `yes` on a terminal, or pass --auto-approve");
     }
-    let runtime = runtime();
-    runtime.block_on(async {
-        let aws = Aws::connect(&aws_options(global)).await;
-        let stop = apply::stop::Stop::on_signals();
-        let progress = |line: &str| println!("  {}", prepared.sensitive.redact(line));
-        println!("\nRolling back:");
-        match session.abort(&prepared, &aws, &stop, &progress).await {
-            Ok(report) => {
-                print!(
-                    "{}",
-                    prepared
-                        .sensitive
-                        .redact(&render::apply::report(&report, &aws.calls.by_service()))
-                );
-                report.abort_exit().into()
-            }
-            Err(error) => apply_failed(error),
+    let stop = apply::stop::Stop::on_signals();
+    let progress = |line: &str| println!("  {}", prepared.sensitive.redact(line));
+    println!("\nRolling back:");
+    match session.abort(prepared, aws, &stop, &progress).await {
+        Ok(report) => {
+            print!(
+                "{}",
+                prepared
+                    .sensitive
+                    .redact(&render::apply::report(&report, &aws.calls.by_service()))
+            );
+            report.abort_exit().into()
         }
-    })
+        Err(error) => apply_failed(error),
+    }
 }
 
 /// A bar counting steps, when stdout is a terminal.
@@ -603,13 +906,16 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
     if let Err(error) = check_profile(global) {
         return fail(error);
     }
-    let checked = match workflow::check(&args.workflow) {
+    let mut checked = match workflow::check(&args.workflow) {
         Ok(checked) => checked,
         Err(error) => {
             eprint!("{}", error_text(&error));
             return Exit::Error.into();
         }
     };
+    if global.state.is_some() {
+        checked.workflow.stage_for_shared_state();
+    }
     let request = PlanRequest {
         workflow: &checked.workflow,
         workflow_path: &args.workflow,
@@ -623,25 +929,25 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let (result, calls) = runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
-        let result = crate::plan::plan(&request, &aws).await;
+        let result = match crate::plan::plan(&request, &aws).await {
+            Ok(mut plan) => mark_journal(
+                global,
+                &aws,
+                &args.workflow,
+                &checked.workflow,
+                &args.vars,
+                &mut plan,
+            )
+            .await
+            .map(|()| plan),
+            Err(error) => Err(format!("cannot plan: {error}")),
+        };
         (result, aws.calls.by_service())
     });
-    let mut plan = match result {
+    let plan = match result {
         Ok(plan) => plan,
-        Err(error) => {
-            eprintln!("error: cannot plan: {error}");
-            return Exit::Error.into();
-        }
+        Err(error) => return fail(error),
     };
-    if let Err(error) = mark_journal(
-        global,
-        &args.workflow,
-        &checked.workflow,
-        &args.vars,
-        &mut plan,
-    ) {
-        return fail(error);
-    }
     // Values of sensitive params never reach an output or a saved plan.
     let hide = crate::workflow::params::bind(&checked.workflow, &args.vars)
         .map(|params| crate::secret::Sensitive::of(&checked.workflow, &params))
@@ -689,32 +995,31 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
 /// never locked) are marked in the plan, and users another workflow's
 /// rotation holds are blocked. Rotations of the previous layout are named
 /// on stderr.
-fn mark_journal(
+async fn mark_journal(
     global: &Global,
+    aws: &Aws,
     path: &Path,
     workflow: &crate::workflow::Workflow,
     vars: &[(String, String)],
     plan: &mut crate::plan::Plan,
-) -> Result<(), apply::journal::JournalError> {
-    if global.state_dir.is_none()
-        && let Some(previous) = apply::previous_layout(path)
+) -> Result<(), String> {
+    if let Some((dir, users)) = global
+        .state_dir
+        .is_none()
+        .then(|| apply::previous_layout(path))
+        .flatten()
     {
-        eprintln!(
-            "note: {}\n",
-            ApplyError::PreviousLayout {
-                dir: previous.0,
-                users: previous.1
-            }
-        );
+        eprintln!("note: {}\n", ApplyError::PreviousLayout { dir, users });
     }
-    let dir = apply::state_dir(global.state_dir.as_deref(), path, &workflow.name);
-    let (mine, others): (Vec<_>, Vec<_>) = apply::journal::rotations(&apply::journal::read(&dir)?)
+    let state = state_to_read(global, path, workflow, aws).map_err(|e| e.to_string())?;
+    let entries = state.read().await.map_err(|e| e.to_string())?;
+    let (mine, others): (Vec<_>, Vec<_>) = apply::journal::rotations(&entries)
         .into_iter()
         .filter(apply::journal::RotationRecord::in_progress)
         .partition(|r| r.belongs_to(&workflow.name));
     let params = crate::workflow::params::bind(workflow, vars).unwrap_or_default();
     apply::mark_in_progress(plan, &mine, workflow, &params);
-    apply::mark_claimed(plan, &apply::claims::Claims::for_this_user(), &dir);
+    apply::mark_claimed(plan, state.claims(), &state.location()).await;
     apply::mark_held(plan, &others);
     Ok(())
 }

@@ -35,3 +35,35 @@ pub fn now_in_seconds() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
 }
+
+/// This machine's name, as records and refusals name it.
+pub fn hostname() -> String {
+    std::env::var("REKEY_HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A workflow name as a folder, object or parameter name: letters, digits,
+/// `.`, `_`, `-`.
+pub fn file_name_for(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match safe.trim_matches('.') {
+        "" => "workflow".to_string(),
+        _ => safe,
+    }
+}

@@ -9,8 +9,11 @@
 //! runners with their own state directories deleted each other's new keys
 //! as orphans.
 //!
-//! On one machine, claims live in a folder per OS user (0700), shared by
-//! every state directory: `$REKEY_CLAIMS_DIR`, else
+//! Claims live where the state does ([`ClaimStore`]): with S3 state, in
+//! the bucket (`rekey-claims/<account>/<user>.json`, written with
+//! `If-None-Match: *`), shared by every workflow and runner whose state is
+//! in that bucket; with local state, in a folder per OS user (0700),
+//! shared by every state directory of the machine: `$REKEY_CLAIMS_DIR`, else
 //! `$XDG_STATE_HOME/rekey/claims`, else `~/.local/state/rekey/claims`. A
 //! claim is a small JSON file, `<account>/<user>.json` (0600), created
 //! exclusively, so two runners can never both take one.
@@ -20,6 +23,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 /// Who holds a user.
@@ -28,16 +32,18 @@ pub struct Claim {
     pub workflow: String,
     /// The rotation's id: only it takes the claim over.
     pub rotation: String,
-    pub state_dir: String,
+    /// Where its state is: a state directory, or `s3://bucket/prefix/name`.
+    #[serde(rename = "state_dir")]
+    pub state: String,
     pub host: String,
     pub pid: u32,
     pub since: String,
 }
 
 impl Claim {
-    /// Whether it was made from `state_dir`.
-    pub fn is_from(&self, state_dir: &Path) -> bool {
-        std::path::absolute(state_dir).is_ok_and(|dir| dir.display().to_string() == self.state_dir)
+    /// Whether it was made from the state at `location`.
+    pub fn is_from(&self, location: &str) -> bool {
+        self.state == location
     }
 }
 
@@ -45,8 +51,8 @@ impl std::fmt::Display for Claim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "workflow `{}` (rotation {}, state directory {}, claimed by pid {} on {} at {})",
-            self.workflow, self.rotation, self.state_dir, self.pid, self.host, self.since
+            "workflow `{}` (rotation {}, state {}, claimed by pid {} on {} at {})",
+            self.workflow, self.rotation, self.state, self.pid, self.host, self.since
         )
     }
 }
@@ -57,6 +63,8 @@ pub enum ClaimError {
         "the user is held by {0}; wait for that rotation to end, or finish it with `rekey apply` of that workflow and state directory (`--force` clears the claim, if it is truly abandoned)"
     )]
     Held(Box<Claim>),
+    #[error("cannot read or write the claim: {0}")]
+    Store(#[from] crate::providers::ProviderError),
     #[error("cannot use the claims folder {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -169,18 +177,65 @@ impl Claims {
     }
 }
 
-/// This process's claim for `rotation` of `workflow`.
-pub fn claim(workflow: &str, rotation: &str, state_dir: &Path) -> Claim {
+/// Where claims are kept: the local folder, or the state's bucket.
+pub trait ClaimStore: Send + Sync {
+    /// Who holds `user`, if anyone.
+    fn holder<'a>(&'a self, account: &'a str, user: &'a str) -> BoxFuture<'a, Option<Claim>>;
+    /// Takes `user` for `claim`'s rotation: done if that rotation already
+    /// holds it; refused, naming the holder, if another does. `force`
+    /// takes it from another holder.
+    fn take<'a>(
+        &'a self,
+        account: &'a str,
+        user: &'a str,
+        claim: &'a Claim,
+        force: bool,
+    ) -> BoxFuture<'a, Result<(), ClaimError>>;
+    /// Gives `user` up, if `rotation` holds it.
+    fn release<'a>(
+        &'a self,
+        account: &'a str,
+        user: &'a str,
+        rotation: &'a str,
+    ) -> BoxFuture<'a, ()>;
+}
+
+impl ClaimStore for Claims {
+    fn holder<'a>(&'a self, account: &'a str, user: &'a str) -> BoxFuture<'a, Option<Claim>> {
+        let holder = Claims::holder(self, account, user);
+        Box::pin(async move { holder })
+    }
+
+    fn take<'a>(
+        &'a self,
+        account: &'a str,
+        user: &'a str,
+        claim: &'a Claim,
+        force: bool,
+    ) -> BoxFuture<'a, Result<(), ClaimError>> {
+        let taken = Claims::take(self, account, user, claim, force);
+        Box::pin(async move { taken })
+    }
+
+    fn release<'a>(
+        &'a self,
+        account: &'a str,
+        user: &'a str,
+        rotation: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Claims::release(self, account, user, rotation);
+        Box::pin(async {})
+    }
+}
+
+/// This process's claim for `rotation` of `workflow`, whose state is at
+/// `location`.
+pub fn claim(workflow: &str, rotation: &str, location: &str) -> Claim {
     Claim {
         workflow: workflow.to_string(),
         rotation: rotation.to_string(),
-        state_dir: std::path::absolute(state_dir)
-            .unwrap_or_else(|_| state_dir.to_path_buf())
-            .display()
-            .to_string(),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into()),
+        state: location.to_string(),
+        host: crate::text::hostname(),
         pid: std::process::id(),
         since: crate::text::rfc3339(crate::text::now_in_seconds()),
     }
@@ -194,8 +249,8 @@ mod tests {
     fn one_rotation_holds_a_user_until_it_lets_go() {
         let dir = tempfile::tempdir().unwrap();
         let claims = Claims::at(dir.path());
-        let mine = claim("a", "u@1", Path::new("st1"));
-        let theirs = claim("b", "u@2", Path::new("st2"));
+        let mine = claim("a", "u@1", "st1");
+        let theirs = claim("b", "u@2", "st2");
         claims.take("111", "u", &mine, false).unwrap();
         claims.take("111", "u", &mine, false).unwrap();
         let Err(ClaimError::Held(holder)) = claims.take("111", "u", &theirs, false) else {

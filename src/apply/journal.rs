@@ -16,10 +16,8 @@
 //! resumed: see [`v1`].
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -176,6 +174,17 @@ pub enum Done {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    #[error(
+        "another runner took over this workflow's state ({by}): this runner's lease had expired (was it stopped, or cut off from S3?). This apply stops here without another change; the runner that took over finishes the rotations"
+    )]
+    Fenced { by: String },
+    #[error("cannot read the state in {location}: {source}")]
+    Store {
+        location: String,
+        source: crate::providers::ProviderError,
+    },
+    #[error("cannot append to the journal in {location}: {reason}")]
+    Unwritten { location: String, reason: String },
     #[error("cannot use the state directory {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -192,55 +201,28 @@ pub enum JournalError {
     },
 }
 
-/// The open journal of one state directory.
+/// The open journal of one workflow's state (a state directory, or S3:
+/// `apply::state`), written only while its lock is held.
 pub struct Journal {
-    file: File,
-    path: PathBuf,
+    state: super::state::State,
     /// Values never to write (sensitive params).
     sensitive: crate::secret::Sensitive,
+    /// Every record: those read when it was opened, and this run's.
+    entries: Mutex<Vec<Entry>>,
     /// The intents this run recorded, by rotation: what each target held
-    /// before it, without reading the file back.
-    intents: std::collections::HashMap<String, BTreeMap<StepId, Intent>>,
+    /// before it, without reading the state back.
+    intents: Mutex<std::collections::HashMap<String, BTreeMap<StepId, Intent>>>,
 }
 
 impl Journal {
-    /// Opens (creating) the journal in `state_dir` and reads what it holds.
-    pub fn open(state_dir: &Path) -> Result<(Journal, Vec<Entry>), JournalError> {
-        let path = state_dir.join(FILE_NAME);
-        let io = |source| JournalError::Io {
-            path: path.clone(),
-            source,
-        };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(error) => return Err(io(error)),
-        };
-        let entries = parse(&text, &path)?;
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            // Never through a link: a planted one would aim the write elsewhere.
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io)?;
-        if !text.is_empty() && !text.ends_with('\n') {
-            // A torn last record (a crash while writing it): cut it off, so
-            // the journal is whole again. Its action had not begun (an
-            // intent is synced before acting) or is reconciled from its
-            // intent (an outcome), so nothing is lost. Ending its line
-            // instead would leave a damaged line in the middle for ever.
-            let whole = text.rfind('\n').map_or(0, |end| end + 1);
-            file.set_len(whole as u64)
-                .and_then(|()| file.sync_data())
-                .map_err(io)?;
-        }
+    /// Reads what the state holds (its lock must be held to append).
+    pub async fn open(state: super::state::State) -> Result<(Journal, Vec<Entry>), JournalError> {
+        let entries = state.read().await?;
         Ok((
             Journal {
-                file,
-                path,
+                state,
                 sensitive: crate::secret::Sensitive::default(),
+                entries: Mutex::new(entries.clone()),
                 intents: Default::default(),
             },
             entries,
@@ -252,34 +234,51 @@ impl Journal {
         self.sensitive = sensitive;
     }
 
-    /// Appends one record and syncs it to disk before returning.
-    pub fn append(&mut self, entry: &Entry) -> Result<(), JournalError> {
+    /// Appends one record, durably, before returning.
+    pub async fn append(&self, entry: &Entry) -> Result<(), JournalError> {
+        let line = self
+            .sensitive
+            .redact(&serde_json::to_string(entry).expect("plain data"));
+        self.state.append(vec![line]).await?;
         if let Record::Intent {
             step,
             intent: Some(intent),
         } = &entry.record
         {
             self.intents
+                .lock()
+                .expect("intents")
                 .entry(entry.rotation.clone())
                 .or_default()
                 .insert(step.clone(), intent.clone());
         }
-        let mut line = self
-            .sensitive
-            .redact(&serde_json::to_string(entry).expect("plain data"));
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.sync_data())
-            .map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                source,
-            })
+        self.entries.lock().expect("entries").push(entry.clone());
+        Ok(())
     }
 
     /// The intents this run recorded for `rotation`.
     pub fn intents_of(&self, rotation: &str) -> BTreeMap<StepId, Intent> {
-        self.intents.get(rotation).cloned().unwrap_or_default()
+        self.intents
+            .lock()
+            .expect("intents")
+            .get(rotation)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every record written so far, earlier runs' and this one's.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().expect("entries").clone()
+    }
+
+    /// Whether this runner still holds the state's lock (or lease).
+    pub async fn verify_held(&self) -> Result<(), JournalError> {
+        self.state.verify_held().await
+    }
+
+    /// Lets the state's lock go.
+    pub async fn close(&self) {
+        self.state.release().await;
     }
 }
 
@@ -318,7 +317,11 @@ fn parse(text: &str, path: &Path) -> Result<Vec<Entry>, JournalError> {
 
 /// A line of this format, or of the first one (which has `data`).
 fn parse_line(line: &str) -> Result<Entry, String> {
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    parse_value(serde_json::from_str(line).map_err(|e| e.to_string())?)
+}
+
+/// A record as a JSON value, of either format.
+pub fn parse_value(value: serde_json::Value) -> Result<Entry, String> {
     if value.get("data").is_some() {
         return v1::parse(value).ok_or_else(|| "a first-format record rekey does not know".into());
     }
@@ -679,10 +682,21 @@ mod tests {
         assert_eq!(data.get("previous_version").map(String::as_str), Some("1"));
     }
 
+    async fn open_local(dir: &Path) -> (Journal, Vec<Entry>, super::super::state::State) {
+        use super::super::state::{Owner, local::LocalState};
+        let state: super::super::state::State = std::sync::Arc::new(LocalState::new(
+            dir.to_path_buf(),
+            super::super::claims::Claims::at(&dir.join("claims")),
+        ));
+        state.acquire(&Owner::this_process("now")).await.unwrap();
+        let (journal, entries) = Journal::open(state.clone()).await.unwrap();
+        (journal, entries, state)
+    }
+
     /// Regression: the torn line was ended with a newline, so after one
     /// recovery every later read found a damaged line in the middle.
-    #[test]
-    fn a_torn_journal_is_whole_again_after_one_recovery() {
+    #[tokio::test]
+    async fn a_torn_journal_is_whole_again_after_one_recovery() {
         let dir = tempfile::tempdir().unwrap();
         let good = serde_json::to_string(&entry("r", Record::Begin(Begin::default()))).unwrap();
         std::fs::write(
@@ -690,30 +704,32 @@ mod tests {
             format!("{good}\n{{\"time\":\"t\",\"rot"),
         )
         .unwrap();
-        let (mut journal, entries) = Journal::open(dir.path()).unwrap();
+        let (journal, entries, state) = open_local(dir.path()).await;
         assert_eq!(entries.len(), 1);
-        journal.append(&entry("r", Record::Finished)).unwrap();
-        drop(journal);
+        journal.append(&entry("r", Record::Finished)).await.unwrap();
+        state.release().await;
         assert_eq!(read(dir.path()).unwrap().len(), 2);
-        let (_, entries) = Journal::open(dir.path()).unwrap();
+        let (_, entries, _) = open_local(dir.path()).await;
         assert_eq!(entries.len(), 2);
     }
 
-    #[test]
-    fn records_are_synced_and_private() {
+    #[tokio::test]
+    async fn records_are_synced_and_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let (mut journal, entries) = Journal::open(dir.path()).unwrap();
+        let (journal, entries, state) = open_local(dir.path()).await;
         assert!(entries.is_empty());
         journal
             .append(&entry("r", Record::Begin(Begin::default())))
+            .await
             .unwrap();
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (_, entries) = Journal::open(dir.path()).unwrap();
+        state.release().await;
+        let (_, entries, _) = open_local(dir.path()).await;
         assert_eq!(entries.len(), 1);
     }
 }

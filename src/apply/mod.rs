@@ -20,6 +20,7 @@ pub mod lock;
 pub mod rotation;
 pub mod snapshot;
 pub mod staging;
+pub mod state;
 pub mod stop;
 pub mod window;
 
@@ -44,7 +45,7 @@ use crate::workflow::graph::{CycleError, MakeRoomStep, Phase, StepGraph, StepId}
 use crate::workflow::params::ParamError;
 use crate::workflow::{self, Checked, LoadError};
 use journal::{Journal, JournalError, RotationRecord, Undo};
-use lock::{LockError, StateLock};
+use lock::LockError;
 use rotation::{Outcome, Rotation, Runner};
 use staging::StagingError;
 use stop::Stop;
@@ -213,28 +214,10 @@ pub fn state_dir(chosen: Option<&Path>, workflow: &Path, name: &str) -> PathBuf 
         || {
             workflow_dir(workflow)
                 .join(".rekey")
-                .join(file_name_for(name))
+                .join(crate::text::file_name_for(name))
         },
         Path::to_path_buf,
     )
-}
-
-/// A workflow name as a folder name: letters, digits, `.`, `_`, `-`.
-fn file_name_for(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match safe.trim_matches('.') {
-        "" => "workflow".to_string(),
-        _ => safe,
-    }
 }
 
 /// Rotations in progress in the state directory of the previous layout
@@ -334,38 +317,58 @@ fn saved_plan(target: &Path) -> Result<Option<Plan>, ApplyError> {
     }
 }
 
-/// An open state directory: its lock held, its journal read.
+/// An open state: its lock (or lease) held, its journal read.
 pub struct Session {
+    /// This machine's state directory: the journal and lock with local
+    /// state; with any state, file backups (and staged files, when chosen).
     pub state_dir: PathBuf,
+    /// Where the journal, lock and claims live.
+    pub state: state::State,
     /// When this apply started (whole seconds).
     pub started: OffsetDateTime,
     journal: Journal,
     /// This workflow's rotations an earlier apply left unfinished.
     pub in_progress: Vec<RotationRecord>,
-    /// Rotations of other workflows in progress in this state directory:
-    /// never resumed, rolled back or reported here; their users are held.
+    /// Rotations of other workflows in progress in this state: never
+    /// resumed, rolled back or reported here; their users are held.
     pub others: Vec<RotationRecord>,
     /// `--user`: the users this run is narrowed to; empty: every one.
     users: Vec<String>,
-    /// Per-user claims, shared by every state directory of this OS user.
-    pub claims: claims::Claims,
     /// `--force`: take users whose claim another rotation holds.
     pub force: bool,
-    _lock: StateLock,
 }
 
 impl Session {
-    /// Creates the state directory (0700) if needed, locks it and reads
-    /// the journal. A saved plan is refused while a rotation is in
-    /// progress: it describes the state before it.
-    pub fn open(prepared: &Prepared, state_dir: PathBuf) -> Result<Session, ApplyError> {
-        create_private_dir(&state_dir).map_err(|source| ApplyError::StateDir {
+    /// Creates the state directory (0700) if needed, takes the state's lock
+    /// (or lease) and reads the journal. A saved plan is refused while a
+    /// rotation is in progress: it describes the state before it.
+    pub async fn open(
+        prepared: &Prepared,
+        state_dir: PathBuf,
+        state: state::State,
+    ) -> Result<Session, ApplyError> {
+        state::local::create_private_dir(&state_dir).map_err(|source| ApplyError::StateDir {
             path: state_dir.clone(),
             source,
         })?;
         let started = crate::text::now_in_seconds();
-        let lock = StateLock::acquire(&state_dir, &rfc3339(started))?;
-        let (mut journal, entries) = Journal::open(&state_dir)?;
+        state
+            .acquire(&state::Owner::this_process(&rfc3339(started)))
+            .await?;
+        let opened = Self::read(prepared, state_dir, state.clone(), started).await;
+        if opened.is_err() {
+            state.release().await;
+        }
+        opened
+    }
+
+    async fn read(
+        prepared: &Prepared,
+        state_dir: PathBuf,
+        state: state::State,
+        started: OffsetDateTime,
+    ) -> Result<Session, ApplyError> {
+        let (mut journal, entries) = Journal::open(state.clone()).await?;
         journal.redact(prepared.sensitive.clone());
         let name = &prepared.checked.workflow.name;
         let (in_progress, others): (Vec<RotationRecord>, Vec<RotationRecord>) =
@@ -381,15 +384,19 @@ impl Session {
         }
         Ok(Session {
             state_dir,
+            state,
             started,
             journal,
             in_progress,
             others,
             users: Vec::new(),
-            claims: claims::Claims::for_this_user(),
             force: false,
-            _lock: lock,
         })
+    }
+
+    /// Lets the state's lock (or lease) go.
+    pub async fn close(&self) {
+        self.journal.close().await;
     }
 
     /// `--user`: keeps only these users' rotations in progress (the
@@ -445,7 +452,7 @@ impl Session {
             &prepared.params,
         );
         if !self.force {
-            mark_claimed(&mut plan, &self.claims, &self.state_dir);
+            mark_claimed(&mut plan, self.state.claims(), &self.state.location()).await;
         }
         mark_held(&mut plan, &self.others);
         Ok(plan)
@@ -458,7 +465,7 @@ impl Session {
 
     /// Runs every rotation: those in progress, then the plan's new ones.
     pub async fn execute<P: Provider>(
-        self,
+        &self,
         prepared: &Prepared,
         plan: &Plan,
         provider: &P,
@@ -466,25 +473,27 @@ impl Session {
         stop: &Stop,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Report {
-        let journal = Mutex::new(self.journal);
         let timings = Mutex::new(BTreeMap::new());
+        let location = self.state.location();
         let runner = Runner {
             workflow: &prepared.checked.workflow,
             params: &prepared.params,
             account: &plan.account,
             base_dir: prepared.base_dir(),
             state_dir: &self.state_dir,
+            location: &location,
+            shared: self.state.shared(),
             provider,
-            journal: &journal,
+            journal: &self.journal,
             until,
             crash_at: std::env::var("REKEY_CRASH_AT").ok(),
             progress,
             stop,
-            claims: &self.claims,
+            claims: self.state.claims(),
             force: self.force,
             timings: &timings,
         };
-        run(&runner, plan, self.in_progress).await
+        run(&runner, plan, self.in_progress.clone()).await
     }
 
     /// What `abort` would roll back: this workflow's rotations in progress
@@ -517,7 +526,7 @@ impl Session {
     /// Rolls back every rotation in progress (after `only`, those of the
     /// named users), as a verification failure would.
     pub async fn abort<P: Provider>(
-        self,
+        &self,
         prepared: &Prepared,
         provider: &P,
         stop: &Stop,
@@ -525,28 +534,30 @@ impl Session {
     ) -> Result<Report, ApplyError> {
         let account = provider.account_id().await?;
         crate::plan::check_account(&prepared.checked.workflow, &account)?;
-        let journal = Mutex::new(self.journal);
         let timings = Mutex::new(BTreeMap::new());
+        let location = self.state.location();
         let runner = Runner {
             workflow: &prepared.checked.workflow,
             params: &prepared.params,
             account: &account,
             base_dir: prepared.base_dir(),
             state_dir: &self.state_dir,
+            location: &location,
+            shared: self.state.shared(),
             provider,
-            journal: &journal,
+            journal: &self.journal,
             until: None,
             crash_at: std::env::var("REKEY_CRASH_AT").ok(),
             progress,
             stop,
-            claims: &self.claims,
+            claims: self.state.claims(),
             force: self.force,
             timings: &timings,
         };
         let mut outcomes = Vec::new();
-        for record in self.in_progress {
+        for record in self.in_progress.clone() {
             let user = record.user.clone();
-            let outcome = match runner.resume(record) {
+            let outcome = match runner.resume(record).await {
                 Ok(rotation) => {
                     let reason = rotation
                         .rolling_back
@@ -566,47 +577,6 @@ impl Session {
             phase_times: BTreeMap::new(),
         })
     }
-}
-
-/// The state directory and its `staging` and `backups`, owner-only (0700).
-/// One that is a symlink, belongs to someone else or that others may write
-/// is refused (a symlinked state directory's target was chmodded, and
-/// another user could swap staged secrets).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    for dir in [dir.to_path_buf(), dir.join("staging"), dir.join("backups")] {
-        if std::fs::symlink_metadata(&dir).is_err() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)?;
-        }
-        let meta = std::fs::symlink_metadata(&dir)?;
-        let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
-        if meta.file_type().is_symlink() || !meta.is_dir() {
-            return Err(refuse(format!(
-                "{} is not a folder (a symlink?); rekey keeps secrets only in a real folder of its own",
-                dir.display()
-            )));
-        }
-        // SAFETY: geteuid has no preconditions.
-        if meta.uid() != unsafe { libc::geteuid() } {
-            return Err(refuse(format!(
-                "{} belongs to another user (uid {}); use a state directory of your own",
-                dir.display(),
-                meta.uid()
-            )));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(refuse(format!(
-                "others may write in {} (mode {:o}); make it 0700, or use another",
-                dir.display(),
-                meta.mode() & 0o777
-            )));
-        }
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 /// What happened to each user, for the report and the exit code.
@@ -835,21 +805,39 @@ pub fn mark_held(plan: &mut Plan, others: &[RotationRecord]) {
 /// A rotation ready to run, or the step (`begin`, `compile`) that failed.
 type Started = Result<Rotation, (&'static str, StepError)>;
 
+/// How a rotation of this run starts: resumed, or begun from the plan.
+enum Start<'p> {
+    Resume(Box<RotationRecord>),
+    Begin(&'p UserPlan),
+}
+
 /// Blocks the plan's users that another rotation (of any workflow or state
-/// directory of this OS user) has claimed: that, not the two keys its
-/// rotation leaves for a while, is why nothing can be done for them now.
-/// A claim from `state_dir` itself is this state directory's own: its
-/// rotation is in progress here, or a crash left the claim behind.
-pub fn mark_claimed(plan: &mut Plan, claims: &claims::Claims, state_dir: &Path) {
+/// sharing the claims) has claimed: that, not the two keys its rotation
+/// leaves for a while, is why nothing can be done for them now. A claim
+/// from the state at `location` itself is its own: its rotation is in
+/// progress there, or a crash left the claim behind.
+pub async fn mark_claimed(plan: &mut Plan, claims: &dyn claims::ClaimStore, location: &str) {
+    let account = plan.account.clone();
+    let holders: Vec<Option<claims::Claim>> = stream::iter(
+        plan.users
+            .iter()
+            .filter(|u| u.decision != Decision::InProgress)
+            .map(|u| u.user.clone()),
+    )
+    .map(|user| {
+        let account = &account;
+        async move { claims.holder(account, &user).await }
+    })
+    .buffered(16)
+    .collect()
+    .await;
+    let mut holders = holders.into_iter();
     for user in plan
         .users
         .iter_mut()
         .filter(|u| u.decision != Decision::InProgress)
     {
-        if let Some(holder) = claims
-            .holder(&plan.account, &user.user)
-            .filter(|h| !h.is_from(state_dir))
-        {
+        if let Some(holder) = holders.next().flatten().filter(|h| !h.is_from(location)) {
             user.decision = Decision::Blocked;
             user.reason = format!("held by {holder}");
             user.fix = Some(
@@ -869,29 +857,39 @@ pub async fn run<P: Provider>(
     in_progress: Vec<RotationRecord>,
 ) -> Report {
     let resumed: Vec<String> = in_progress.iter().map(|r| r.user.clone()).collect();
-    let mut rotations: Vec<(String, Started)> = in_progress
+    let mut rotations: Vec<Start<'_>> = in_progress
         .into_iter()
-        .map(|record| {
-            let user = record.user.clone();
-            (user, runner.resume(record).map_err(|e| ("compile", e)))
-        })
+        .map(|record| Start::Resume(Box::new(record)))
         .collect();
     for user in plan
         .users
         .iter()
         .filter(|u| u.decision == Decision::Rotate && !resumed.contains(&u.user))
     {
-        let old_key = user.old_key.clone().unwrap_or_default();
-        rotations.push((
-            user.user.clone(),
-            runner
-                .begin(&user.user, &user.arn, &old_key, user.make_room.as_deref())
-                .map_err(|e| ("begin", e)),
-        ));
+        rotations.push(Start::Begin(user));
     }
     let concurrency = runner.workflow.policy.concurrency.max(1) as usize;
     let mut outcomes: Vec<(String, Outcome)> = stream::iter(rotations)
-        .map(|(user, rotation)| async move {
+        .map(|start| async move {
+            let (user, rotation): (String, Started) = match start {
+                Start::Resume(record) => {
+                    let user = record.user.clone();
+                    (
+                        user,
+                        runner.resume(*record).await.map_err(|e| ("compile", e)),
+                    )
+                }
+                Start::Begin(user) => {
+                    let old_key = user.old_key.clone().unwrap_or_default();
+                    (
+                        user.user.clone(),
+                        runner
+                            .begin(&user.user, &user.arn, &old_key, user.make_room.as_deref())
+                            .await
+                            .map_err(|e| ("begin", e)),
+                    )
+                }
+            };
             match rotation {
                 Ok(rotation) => (user, runner.run(rotation).await),
                 Err((step, error)) => (

@@ -24,7 +24,7 @@ use std::time::{Duration as StdDuration, Instant};
 use time::OffsetDateTime;
 
 use super::StepError;
-use super::claims::{self, Claims};
+use super::claims::{self, ClaimStore};
 use super::journal::{Begin, Done, Entry, Intent, Journal, Record, RotationRecord, Undo};
 use super::snapshot::Snapshot;
 use super::staging::Stage;
@@ -46,9 +46,15 @@ pub struct Runner<'a, P> {
     pub params: &'a BTreeMap<String, String>,
     pub account: &'a str,
     pub base_dir: &'a Path,
+    /// This machine's state directory (file backups, staged files).
     pub state_dir: &'a Path,
+    /// Where the state is (`apply::state`), as claims name it.
+    pub location: &'a str,
+    /// Whether runners elsewhere share the state: a new secret is then
+    /// staged in SSM unless the workflow says where.
+    pub shared: bool,
     pub provider: &'a P,
-    pub journal: &'a Mutex<Journal>,
+    pub journal: &'a Journal,
     /// Stop after this phase (`--until`).
     pub until: Option<Phase>,
     /// Test seam: `REKEY_CRASH_AT=<step>` or `create:before-stage` makes
@@ -57,8 +63,8 @@ pub struct Runner<'a, P> {
     pub progress: &'a (dyn Fn(&str) + Sync),
     /// Asked to stop (a signal): no new step starts, waits are cut short.
     pub stop: &'a Stop,
-    /// Per-user claims, shared by every state directory of this OS user.
-    pub claims: &'a Claims,
+    /// Per-user claims, shared by every workflow of the state's store.
+    pub claims: &'a dyn ClaimStore,
     /// `--force`: take users whose claim another rotation holds.
     pub force: bool,
     /// Time spent per phase, over all users.
@@ -153,7 +159,7 @@ impl Made {
 
 impl<P: Provider> Runner<'_, P> {
     /// Starts a rotation: records its beginning and returns it.
-    pub fn begin(
+    pub async fn begin(
         &self,
         user: &str,
         arn: &str,
@@ -170,7 +176,7 @@ impl<P: Provider> Runner<'_, P> {
             snapshot: Some(Box::new(snapshot)),
         };
         let id = format!("{user}@{now}");
-        self.claim(user, &id)?;
+        self.claim(user, &id).await?;
         let record = RotationRecord {
             id,
             user: user.to_string(),
@@ -178,26 +184,28 @@ impl<P: Provider> Runner<'_, P> {
             begin: begin.clone(),
             ..RotationRecord::default()
         };
-        self.record(&record, Record::Begin(begin))?;
-        self.resume(record)
+        self.record(&record, Record::Begin(begin)).await?;
+        self.resume(record).await
     }
 
     /// Claims `user` for rotation `id`, before it acts (see `claims`).
-    fn claim(&self, user: &str, id: &str) -> Result<(), StepError> {
-        let claim = claims::claim(&self.workflow.name, id, self.state_dir);
-        // A claim from this state directory, which this apply holds, by
-        // another rotation is one a crash left behind (between the claim
-        // and the first record, or the last record and the release): a
-        // rotation in progress here would be resumed, not begun.
-        let stale = self
+    async fn claim(&self, user: &str, id: &str) -> Result<(), StepError> {
+        // A runner that lost its lease (paused, then taken over) must not
+        // take a claim: it would hold a user no rotation ends.
+        self.journal.verify_held().await?;
+        let claim = claims::claim(&self.workflow.name, id, self.location);
+        // A claim from this state, which this apply holds, by another
+        // rotation is one a crash left behind (between the claim and the
+        // first record, or the last record and the release): a rotation
+        // in progress here would be resumed, not begun.
+        let holder = self
             .claims
             .holder(self.account, user)
-            .is_some_and(|h| h.rotation != id && h.is_from(self.state_dir));
+            .await
+            .filter(|h| h.rotation != id);
+        let stale = holder.as_ref().is_some_and(|h| h.is_from(self.location));
         if self.force
-            && let Some(holder) = self
-                .claims
-                .holder(self.account, user)
-                .filter(|h| h.rotation != id)
+            && let Some(holder) = holder
         {
             (self.progress)(&format!(
                 "{user}: WARNING: --force takes the user from {holder}; if that rotation is still running, the two will destroy each other's keys"
@@ -205,13 +213,14 @@ impl<P: Provider> Runner<'_, P> {
         }
         self.claims
             .take(self.account, user, &claim, self.force || stale)
+            .await
             .map_err(StepError::from)
     }
 
     /// A rotation the journal has, with its own workflow and its steps. A
     /// rotation of the first journal format has no snapshot: it acts from
     /// the workflow as it is. It must hold (or take back) its user's claim.
-    pub fn resume(&self, record: RotationRecord) -> Result<Rotation, StepError> {
+    pub async fn resume(&self, record: RotationRecord) -> Result<Rotation, StepError> {
         let workflow = match &record.begin.snapshot {
             Some(snapshot) => {
                 if snapshot.account != self.account {
@@ -234,7 +243,7 @@ impl<P: Provider> Runner<'_, P> {
         };
         let graph = StepGraph::compile(&workflow, &record.user, room)?;
         let steps = graph.steps().into_iter().cloned().collect();
-        self.claim(&record.user, &record.id)?;
+        self.claim(&record.user, &record.id).await?;
         Ok(Rotation {
             record,
             workflow,
@@ -242,21 +251,17 @@ impl<P: Provider> Runner<'_, P> {
         })
     }
 
-    fn record(&self, rotation: &RotationRecord, record: Record) -> Result<(), StepError> {
+    async fn record(&self, rotation: &RotationRecord, record: Record) -> Result<(), StepError> {
         let entry = Entry {
             time: rfc3339(OffsetDateTime::now_utc()),
             rotation: rotation.id.clone(),
             user: rotation.user.clone(),
             record,
         };
-        self.journal
-            .lock()
-            .expect("journal lock")
-            .append(&entry)
-            .map_err(StepError::from)
+        self.journal.append(&entry).await.map_err(StepError::from)
     }
 
-    fn intent(
+    async fn intent(
         &self,
         rotation: &RotationRecord,
         step: &StepId,
@@ -268,7 +273,8 @@ impl<P: Provider> Runner<'_, P> {
                 step: step.clone(),
                 intent,
             },
-        )?;
+        )
+        .await?;
         self.crash_point(&format!("intent:{step}"));
         Ok(())
     }
@@ -328,7 +334,7 @@ impl<P: Provider> Runner<'_, P> {
                 if !window::is_open(window, now) {
                     let until = rfc3339(window::next_open(window, now));
                     let reason = "the change window is closed".to_string();
-                    return self.pause(&rotation, &id, until, reason);
+                    return self.pause(&rotation, &id, until, reason).await;
                 }
             }
             let pending: Pending = rotation
@@ -351,7 +357,7 @@ impl<P: Provider> Runner<'_, P> {
                         step: id.clone(),
                         done: done.clone(),
                     };
-                    if let Err(error) = self.record(&rotation, record) {
+                    if let Err(error) = self.record(&rotation, record).await {
                         return Outcome::Failed {
                             step: id.to_string(),
                             error: error.to_string(),
@@ -370,10 +376,12 @@ impl<P: Provider> Runner<'_, P> {
                     self.crash_point(&id.to_string());
                 }
                 Ok(StepEnd::Wait { until, reason }) => {
-                    return self.pause(&rotation, &id, rfc3339(until), reason);
+                    return self.pause(&rotation, &id, rfc3339(until), reason).await;
                 }
                 Ok(StepEnd::Interrupted(signal)) => {
-                    let _ = self.record(&rotation, Record::Interrupted { step: id.clone() });
+                    let _ = self
+                        .record(&rotation, Record::Interrupted { step: id.clone() })
+                        .await;
                     (self.progress)(&format!("{}: {id} interrupted", rotation.user));
                     return Outcome::Interrupted {
                         step: id.to_string(),
@@ -381,25 +389,29 @@ impl<P: Provider> Runner<'_, P> {
                     };
                 }
                 Ok(StepEnd::Rejected(reason)) => {
-                    let _ = self.record(
-                        &rotation,
-                        Record::Failed {
-                            step: id.clone(),
-                            error: reason.clone(),
-                        },
-                    );
+                    let _ = self
+                        .record(
+                            &rotation,
+                            Record::Failed {
+                                step: id.clone(),
+                                error: reason.clone(),
+                            },
+                        )
+                        .await;
                     (self.progress)(&format!("{}: {id} FAILED: {reason}", rotation.user));
                     return self.on_verify_failure(&rotation, reason).await;
                 }
                 Err(error) => {
                     let error = self.redact(&rotation, error.to_string()).await;
-                    let _ = self.record(
-                        &rotation,
-                        Record::Failed {
-                            step: id.clone(),
-                            error: error.clone(),
-                        },
-                    );
+                    let _ = self
+                        .record(
+                            &rotation,
+                            Record::Failed {
+                                step: id.clone(),
+                                error: error.clone(),
+                            },
+                        )
+                        .await;
                     return Outcome::Failed {
                         step: id.to_string(),
                         error,
@@ -408,10 +420,11 @@ impl<P: Provider> Runner<'_, P> {
             }
         }
         let _ = self.cleanup(&rotation);
-        match self.record(&rotation, Record::Finished) {
+        match self.record(&rotation, Record::Finished).await {
             Ok(()) => {
                 self.claims
-                    .release(self.account, &rotation.user, &rotation.id);
+                    .release(self.account, &rotation.user, &rotation.id)
+                    .await;
                 Outcome::Finished
             }
             Err(error) => Outcome::Failed {
@@ -422,13 +435,19 @@ impl<P: Provider> Runner<'_, P> {
     }
 
     /// Records that the rotation waits at `step` until `until`, and says so.
-    fn pause(&self, rotation: &Rotation, step: &StepId, until: String, reason: String) -> Outcome {
+    async fn pause(
+        &self,
+        rotation: &Rotation,
+        step: &StepId,
+        until: String,
+        reason: String,
+    ) -> Outcome {
         let record = Record::Paused {
             step: step.clone(),
             until: until.clone(),
             reason: reason.clone(),
         };
-        let _ = self.record(rotation, record);
+        let _ = self.record(rotation, record).await;
         Outcome::Paused { until, reason }
     }
 
@@ -444,7 +463,7 @@ impl<P: Provider> Runner<'_, P> {
         match step.phase {
             Phase::MakeRoom => {
                 let inactive = rotation.begin.make_room.clone().unwrap_or_default();
-                self.intent(rotation, &id, None)?;
+                self.intent(rotation, &id, None).await?;
                 self.provider.delete_access_key(user, &inactive).await?;
                 Ok(StepEnd::Done(Some(Done::Deleted { key: inactive })))
             }
@@ -463,7 +482,7 @@ impl<P: Provider> Runner<'_, P> {
             }
             Phase::Refresh | Phase::Verify | Phase::VerifyAfterDisable => {
                 let hook = hook(rotation, step)?;
-                self.intent(rotation, &id, None)?;
+                self.intent(rotation, &id, None).await?;
                 tokio::select! {
                     end = self.hook(rotation, hook) => end,
                     signal = self.stop.wait() => Ok(StepEnd::Interrupted(signal)),
@@ -471,7 +490,7 @@ impl<P: Provider> Runner<'_, P> {
             }
             Phase::DisableOld => {
                 self.new_key_active(rotation).await?;
-                self.intent(rotation, &id, None)?;
+                self.intent(rotation, &id, None).await?;
                 match self
                     .provider
                     .set_key_status(user, &old_key, KeyStatus::Inactive)
@@ -487,15 +506,15 @@ impl<P: Provider> Runner<'_, P> {
                 }
                 Ok(StepEnd::Done(Some(Done::Disabled { key: old_key })))
             }
-            Phase::Soak => self.soak(rotation, &id, pending),
+            Phase::Soak => self.soak(rotation, &id, pending).await,
             Phase::DeleteOld => {
                 self.new_key_active(rotation).await?;
-                self.intent(rotation, &id, None)?;
+                self.intent(rotation, &id, None).await?;
                 self.provider.delete_access_key(user, &old_key).await?;
                 Ok(StepEnd::Done(Some(Done::Deleted { key: old_key })))
             }
             Phase::Unstage => {
-                self.intent(rotation, &id, None)?;
+                self.intent(rotation, &id, None).await?;
                 self.stage(rotation)?.clear(self.provider).await?;
                 Ok(StepEnd::Done(None))
             }
@@ -504,7 +523,7 @@ impl<P: Provider> Runner<'_, P> {
 
     /// The old key waits, disabled, for `policy.soak`; the deadline is
     /// recorded once, so a resumed soak keeps it.
-    fn soak(
+    async fn soak(
         &self,
         rotation: &Rotation,
         id: &StepId,
@@ -531,7 +550,8 @@ impl<P: Provider> Runner<'_, P> {
                     Some(Intent::Soak {
                         until: rfc3339(until),
                     }),
-                )?;
+                )
+                .await?;
                 until
             }
         };
@@ -599,7 +619,7 @@ impl<P: Provider> Runner<'_, P> {
                     .unwrap_or_else(OffsetDateTime::now_utc),
             ),
         };
-        self.intent(rotation, id, Some(made.intent()))?;
+        self.intent(rotation, id, Some(made.intent())).await?;
         let key = match self.provider.create_access_key(user).await {
             Ok(key) => key,
             Err(error) => {
@@ -616,7 +636,7 @@ impl<P: Provider> Runner<'_, P> {
         };
         // The proof that this key is this rotation's, before anything else.
         made.created.push(key.id.clone());
-        self.intent(rotation, id, Some(made.intent()))?;
+        self.intent(rotation, id, Some(made.intent())).await?;
         self.crash_point("create:before-stage");
         stage.write(self.provider, &key).await?;
         let extra = self.new_keys(user, &made.before).await?;
@@ -744,9 +764,12 @@ impl<P: Provider> Runner<'_, P> {
             base_dir: self.base_dir,
             backup: self.backup_path(rotation, &target.id),
         };
-        let intent = |before: TargetBefore| {
-            self.intent(rotation, id, Some(Intent::Distribute(before)))
-                .map_err(|e| ActionError::Record(e.to_string()))
+        let intent = |before: TargetBefore| -> futures_util::future::BoxFuture<'_, _> {
+            Box::pin(async move {
+                self.intent(rotation, id, Some(Intent::Distribute(before)))
+                    .await
+                    .map_err(|e| ActionError::Record(e.to_string()))
+            })
         };
         let written = resolved.write(&write, recorded.as_ref(), &intent).await?;
         Ok(StepEnd::Done(
@@ -857,12 +880,7 @@ impl<P: Provider> Runner<'_, P> {
             .iter()
             .filter_map(|(step, intent)| Some((step.clone(), intent.clone()?)))
             .collect();
-        intents.extend(
-            self.journal
-                .lock()
-                .expect("journal lock")
-                .intents_of(&rotation.id),
-        );
+        intents.extend(self.journal.intents_of(&rotation.id));
         let mut secrets = Vec::new();
         for target in &rotation.workflow.targets {
             let step = StepId {
@@ -888,12 +906,14 @@ impl<P: Provider> Runner<'_, P> {
     /// A refresh or verification failed: roll back or halt, as policy says.
     async fn on_verify_failure(&self, rotation: &Rotation, reason: String) -> Outcome {
         if rotation.workflow.policy.on_verify_failure == OnVerifyFailure::Halt {
-            let _ = self.record(
-                rotation,
-                Record::Halted {
-                    reason: reason.clone(),
-                },
-            );
+            let _ = self
+                .record(
+                    rotation,
+                    Record::Halted {
+                        reason: reason.clone(),
+                    },
+                )
+                .await;
             return Outcome::Halted { reason };
         }
         self.roll_back(rotation, reason).await
@@ -904,12 +924,14 @@ impl<P: Provider> Runner<'_, P> {
     /// next apply (and never completed as a rotation over it).
     pub async fn roll_back(&self, rotation: &Rotation, reason: String) -> Outcome {
         if rotation.rolling_back.is_none()
-            && let Err(error) = self.record(
-                rotation,
-                Record::RollingBack {
-                    reason: reason.clone(),
-                },
-            )
+            && let Err(error) = self
+                .record(
+                    rotation,
+                    Record::RollingBack {
+                        reason: reason.clone(),
+                    },
+                )
+                .await
         {
             return Outcome::Failed {
                 step: "rollback".into(),
@@ -926,10 +948,12 @@ impl<P: Provider> Runner<'_, P> {
                             reason: reason.clone(),
                         },
                     )
+                    .await
                     .is_ok()
                 {
                     self.claims
-                        .release(self.account, &rotation.user, &rotation.id);
+                        .release(self.account, &rotation.user, &rotation.id)
+                        .await;
                 }
                 Outcome::RolledBack { reason }
             }
@@ -942,22 +966,26 @@ impl<P: Provider> Runner<'_, P> {
                     "{reason}; and the rotation cannot roll back: the old key {} was deleted outside rekey, so every target keeps the new key, which works. Fix what failed, then run apply: it goes on with the new key",
                     short_id(&key)
                 );
-                let _ = self.record(
-                    rotation,
-                    Record::RollbackAbandoned {
-                        reason: message.clone(),
-                    },
-                );
+                let _ = self
+                    .record(
+                        rotation,
+                        Record::RollbackAbandoned {
+                            reason: message.clone(),
+                        },
+                    )
+                    .await;
                 Outcome::Halted { reason: message }
             }
             Err(error) => {
                 let message = format!("{reason}; then rollback failed: {error}");
-                let _ = self.record(
-                    rotation,
-                    Record::Halted {
-                        reason: message.clone(),
-                    },
-                );
+                let _ = self
+                    .record(
+                        rotation,
+                        Record::Halted {
+                            reason: message.clone(),
+                        },
+                    )
+                    .await;
                 Outcome::Halted { reason: message }
             }
         }
@@ -968,7 +996,7 @@ impl<P: Provider> Runner<'_, P> {
     /// staging cleared. What each target held comes from the journal on
     /// disk, which knows every intent, this run's included.
     async fn undo(&self, rotation: &Rotation) -> Result<(), StepError> {
-        let recorded = super::journal::rotations(&super::journal::read(self.state_dir)?)
+        let recorded = super::journal::rotations(&self.journal.entries())
             .into_iter()
             .find(|r| r.id == rotation.id)
             .ok_or(StepError::NotInJournal)?;
@@ -1000,7 +1028,8 @@ impl<P: Provider> Runner<'_, P> {
             if let Some(signal) = self.stop.requested() {
                 return Err(StepError::Interrupted(signal));
             }
-            self.record(rotation, Record::UndoIntent { undo: undo.clone() })?;
+            self.record(rotation, Record::UndoIntent { undo: undo.clone() })
+                .await?;
             self.crash_point(&format!("intent:rollback:{undo}"));
             let said = match &undo {
                 Undo::EnableOld => {
@@ -1047,7 +1076,8 @@ impl<P: Provider> Runner<'_, P> {
                     "staged secret deleted".to_string()
                 }
             };
-            self.record(rotation, Record::Undone { undo: undo.clone() })?;
+            self.record(rotation, Record::Undone { undo: undo.clone() })
+                .await?;
             (self.progress)(&format!("{user}: rollback: {said}"));
             self.crash_point(&format!("rollback:{undo}"));
         }

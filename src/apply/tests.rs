@@ -33,6 +33,8 @@ const FILE_BEFORE: &str = "# shared by the team\n[default]\naws_access_key_id = 
 struct World {
     dir: tempfile::TempDir,
     account: Memory,
+    /// State in a bucket in memory instead of the state directory.
+    bucket: Option<std::sync::Arc<crate::providers::memory::MemoryObjects>>,
 }
 
 impl World {
@@ -54,7 +56,39 @@ impl World {
             "/app/app-1",
             r#"{"AccessKeyId": "AKIAOLD0000000000001", "SecretAccessKey": "secret-of-AKIAOLD0000000000001"}"#,
         );
-        Self { dir, account }
+        Self {
+            dir,
+            account,
+            bucket: None,
+        }
+    }
+
+    /// The same, with its state in a bucket (in memory).
+    fn shared(extra: &str) -> Self {
+        Self {
+            bucket: Some(Default::default()),
+            ..Self::new(extra)
+        }
+    }
+
+    /// The backend a runner opens: the state directory, or the bucket.
+    fn backend(&self, name: &str) -> super::state::State {
+        match &self.bucket {
+            Some(bucket) => std::sync::Arc::new(super::state::s3::S3State::new(
+                bucket.clone(),
+                super::state::S3Location {
+                    bucket: "memory".into(),
+                    prefix: "teams/".into(),
+                    lease: std::time::Duration::from_secs(8),
+                    ..Default::default()
+                },
+                name,
+            )),
+            None => std::sync::Arc::new(super::state::local::LocalState::new(
+                self.state_dir(),
+                claims::Claims::at(&self.dir.path().join("claims")),
+            )),
+        }
     }
 
     fn workflow(&self) -> PathBuf {
@@ -72,14 +106,19 @@ impl World {
 
     /// One apply up to `until`, as `stop` says.
     fn run(&self, fail: Option<&'static str>, until: Option<Phase>, stop: &Stop) -> Report {
-        let prepared = prepare(&self.workflow(), Vec::new()).unwrap();
-        let mut session = Session::open(&prepared, self.state_dir()).unwrap();
-        session.claims = claims::Claims::at(&self.dir.path().join("claims"));
+        let mut prepared = prepare(&self.workflow(), Vec::new()).unwrap();
+        if self.bucket.is_some() {
+            prepared.checked.workflow.stage_for_shared_state();
+        }
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
             .block_on(async {
+                let backend = self.backend(&prepared.checked.workflow.name);
+                let session = Session::open(&prepared, self.state_dir(), backend)
+                    .await
+                    .unwrap();
                 let plan = session
                     .plan(&prepared, &self.account, None, 4)
                     .await
@@ -87,9 +126,11 @@ impl World {
                 if let Some(action) = fail {
                     self.account.fail_once(action);
                 }
-                session
+                let report = session
                     .execute(&prepared, &plan, &self.account, until, stop, &|_| {})
-                    .await
+                    .await;
+                session.close().await;
+                report
             })
     }
 
@@ -529,7 +570,14 @@ fn the_old_key_is_left_alone_while_the_new_one_is_not_active() {
 fn a_claim_a_crash_left_in_this_state_directory_is_taken_back() {
     let world = World::new("");
     let claims = claims::Claims::at(&world.dir.path().join("claims"));
-    let stale = claims::claim("unit", "app-1@crashed", &world.state_dir());
+    let stale = claims::claim(
+        "unit",
+        "app-1@crashed",
+        &std::path::absolute(world.state_dir())
+            .unwrap()
+            .display()
+            .to_string(),
+    );
     claims
         .take(crate::providers::memory::ACCOUNT, "app-1", &stale, false)
         .unwrap();
@@ -554,15 +602,91 @@ fn a_state_directory_that_is_a_link_or_writable_by_others_is_refused() {
     std::fs::create_dir(&elsewhere).unwrap();
     let link = world.dir.path().join("linked");
     std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
-    let Err(error) = Session::open(&prepared, link) else {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let open_at = |dir: PathBuf| {
+        let state = std::sync::Arc::new(super::state::local::LocalState::new(
+            dir.clone(),
+            claims::Claims::at(&world.dir.path().join("claims")),
+        ));
+        runtime.block_on(Session::open(&prepared, dir, state))
+    };
+    let Err(error) = open_at(link) else {
         panic!("a symlinked state directory was used")
     };
     assert!(error.to_string().contains("not a folder"), "{error}");
     let open = world.dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let Err(error) = Session::open(&prepared, open) else {
+    let Err(error) = open_at(open) else {
         panic!("a state directory others may write was used")
     };
     assert!(error.to_string().contains("others may write"), "{error}");
+}
+
+/// State in a bucket: each apply is another runner (a fresh backend with
+/// its own lease), so a rotation one began and a call cut short is
+/// finished by another, with the secret staged in SSM, never in the bucket.
+#[test]
+fn with_state_in_a_bucket_another_runner_finishes_what_one_began() {
+    for action in [
+        "iam:CreateAccessKey",
+        "ssm:PutParameter",
+        "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+    ] {
+        let world = World::shared("");
+        let first = world.apply(Some(action));
+        assert!(
+            matches!(outcome(&first), Outcome::Failed { .. }),
+            "{action}: {first:?}"
+        );
+        let second = world.apply(None);
+        assert_eq!(outcome(&second), &Outcome::Finished, "{action}: {second:?}");
+        world.assert_rotated();
+        assert_eq!(
+            world.account.parameter_now("/rekey/staging/unit/app-1"),
+            None,
+            "{action}: staged in SSM, and cleared"
+        );
+        let (_, _, secret) = world.account.keys_of("app-1").remove(0);
+        let bucket = world.bucket.as_ref().unwrap();
+        assert!(
+            bucket
+                .keys()
+                .iter()
+                .any(|k| k.starts_with("teams/unit/journal/")),
+            "{:?}",
+            bucket.keys()
+        );
+        assert!(
+            !bucket.keys().iter().any(|k| k.contains("lease")),
+            "released: {:?}",
+            bucket.keys()
+        );
+        for key in bucket.keys() {
+            let body = bucket.body(&key).unwrap();
+            assert!(!body.contains(&secret), "the secret is in {key}: {body}");
+        }
+        assert!(
+            !std::fs::read_dir(world.state_dir())
+                .unwrap()
+                .any(|e| e.unwrap().file_name() == "journal.jsonl"),
+            "no local journal"
+        );
+    }
+}
+
+#[test]
+fn with_state_in_a_bucket_a_stopped_rotation_resumes_with_the_key_it_created() {
+    for until in [Phase::Create, Phase::Distribute, Phase::Verify] {
+        let world = World::shared("");
+        let report = world.run(None, Some(until), &Stop::never());
+        assert_eq!(outcome(&report), &Outcome::Stopped { after: until });
+        let created = world.account.keys_of("app-1").last().unwrap().0.clone();
+        assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+        world.assert_rotated();
+        assert_eq!(world.account.keys_of("app-1")[0].0, created, "{until}");
+    }
 }

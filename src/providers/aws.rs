@@ -42,6 +42,8 @@ pub struct Calls {
     sts: AtomicU64,
     ssm: AtomicU64,
     secretsmanager: AtomicU64,
+    /// Shared with the object stores made from this provider.
+    s3: std::sync::Arc<AtomicU64>,
 }
 
 impl Calls {
@@ -49,6 +51,7 @@ impl Calls {
         [
             ("iam", &self.iam),
             ("secretsmanager", &self.secretsmanager),
+            ("s3", &*self.s3),
             ("ssm", &self.ssm),
             ("sts", &self.sts),
         ]
@@ -119,6 +122,234 @@ impl Aws {
             calls: Calls::default(),
             config,
         }
+    }
+
+    /// The S3 bucket `bucket` as an object store (rekey's shared state):
+    /// in `region` when given, encrypted with KMS key `kms_key_id` when
+    /// given (else SSE-S3). Calls count under `s3`.
+    pub fn object_store(
+        &self,
+        bucket: &str,
+        region: Option<&str>,
+        kms_key_id: Option<&str>,
+    ) -> S3Objects {
+        let clock = ServerClock::default();
+        let mut config = aws_sdk_s3::config::Builder::from(&self.config)
+            .interceptor(clock.clone())
+            // Plain bodies with a Content-Length: no streamed checksum
+            // trailers (proxies and emulators read them poorly).
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            );
+        if let Some(region) = region {
+            config = config.region(Region::new(region.to_string()));
+        }
+        if self.config.endpoint_url().is_some() {
+            // An emulator or a private endpoint: no bucket subdomains.
+            config = config.force_path_style(true);
+        }
+        S3Objects {
+            client: aws_sdk_s3::Client::from_conf(config.build()),
+            bucket: bucket.to_string(),
+            kms_key_id: kms_key_id.map(str::to_string),
+            clock,
+            calls: self.calls.s3.clone(),
+        }
+    }
+}
+
+/// One S3 bucket, where shared state lives.
+pub struct S3Objects {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    kms_key_id: Option<String>,
+    clock: ServerClock,
+    calls: std::sync::Arc<AtomicU64>,
+}
+
+impl S3Objects {
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn resource(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// A failed conditional request (412, or 409 when two race).
+    fn condition_failed<E>(error: &SdkError<E, HttpResponse>) -> bool {
+        error
+            .raw_response()
+            .is_some_and(|raw| matches!(raw.status().as_u16(), 409 | 412))
+    }
+}
+
+impl super::ObjectStore for S3Objects {
+    fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<super::StoredObject>, ProviderError>>
+    {
+        Box::pin(async move {
+            self.count();
+            let answer = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error)
+                    if error
+                        .raw_response()
+                        .is_some_and(|raw| raw.status().as_u16() == 404) =>
+                {
+                    return Ok(None);
+                }
+                Err(error) => {
+                    return Err(provider_error(
+                        "s3:GetObject",
+                        Some(&self.resource(key)),
+                        error,
+                    ));
+                }
+            };
+            let etag = answer.e_tag().unwrap_or_default().to_string();
+            let last_modified = answer
+                .last_modified()
+                .map(to_time)
+                .ok_or_else(|| missing("s3:GetObject", "LastModified"))?;
+            let body = answer
+                .body
+                .collect()
+                .await
+                .map_err(|error| ProviderError {
+                    action: "s3:GetObject".into(),
+                    resource: Some(self.resource(key)),
+                    kind: ErrorKind::Unreachable(error.to_string()),
+                })?
+                .into_bytes()
+                .to_vec();
+            Ok(Some(super::StoredObject {
+                body,
+                etag,
+                last_modified,
+                now: self.clock.now().unwrap_or_else(OffsetDateTime::now_utc),
+            }))
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        condition: Option<super::Condition>,
+    ) -> futures_util::future::BoxFuture<'a, Result<super::Written, ProviderError>> {
+        use aws_sdk_s3::types::ServerSideEncryption;
+        Box::pin(async move {
+            self.count();
+            let mut request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(body.into());
+            request = match &self.kms_key_id {
+                Some(kms) => request
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(kms),
+                None => request.server_side_encryption(ServerSideEncryption::Aes256),
+            };
+            request = match condition {
+                Some(super::Condition::Absent) => request.if_none_match("*"),
+                Some(super::Condition::Is(etag)) => request.if_match(etag),
+                None => request,
+            };
+            match request.send().await {
+                Ok(answer) => Ok(super::Written::Yes(
+                    answer.e_tag().unwrap_or_default().to_string(),
+                )),
+                Err(error) if Self::condition_failed(&error) => Ok(super::Written::ConditionFailed),
+                Err(error) => Err(provider_error(
+                    "s3:PutObject",
+                    Some(&self.resource(key)),
+                    error,
+                )),
+            }
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        Box::pin(async move {
+            let mut keys = Vec::new();
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .into_paginator()
+                .send();
+            loop {
+                self.count();
+                match pages.next().await {
+                    None => break,
+                    Some(Ok(page)) => keys.extend(
+                        page.contents()
+                            .iter()
+                            .filter_map(|o| o.key().map(str::to_string)),
+                    ),
+                    Some(Err(error)) => {
+                        return Err(provider_error(
+                            "s3:ListObjectsV2",
+                            Some(&self.resource(prefix)),
+                            error,
+                        ));
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        etag: Option<&'a str>,
+    ) -> futures_util::future::BoxFuture<'a, Result<super::Written, ProviderError>> {
+        Box::pin(async move {
+            self.count();
+            let mut request = self.client.delete_object().bucket(&self.bucket).key(key);
+            if let Some(etag) = etag {
+                request = request.if_match(etag);
+            }
+            match request.send().await {
+                Ok(_) => Ok(super::Written::Yes(String::new())),
+                Err(error) if Self::condition_failed(&error) => Ok(super::Written::ConditionFailed),
+                Err(error)
+                    if error
+                        .raw_response()
+                        .is_some_and(|raw| raw.status().as_u16() == 404) =>
+                {
+                    Ok(super::Written::Yes(String::new()))
+                }
+                Err(error) => Err(provider_error(
+                    "s3:DeleteObject",
+                    Some(&self.resource(key)),
+                    error,
+                )),
+            }
+        })
     }
 }
 

@@ -518,3 +518,147 @@ impl RunCommand for Memory {
         }))
     }
 }
+
+type Object = (Vec<u8>, String, OffsetDateTime);
+
+/// A bucket in memory, with S3's conditional writes and a clock the test
+/// moves (`advance`), for the state backend's unit tests.
+#[derive(Debug, Default)]
+pub struct MemoryObjects {
+    /// Each object's body, ETag and when it was written.
+    objects: Mutex<BTreeMap<String, Object>>,
+    clock: Mutex<i64>,
+    writes: Mutex<u64>,
+    /// The next write is done, and then reported as failed (a lost answer).
+    lose_next: Mutex<bool>,
+}
+
+impl MemoryObjects {
+    fn now(&self) -> OffsetDateTime {
+        REFERENCE + time::Duration::seconds(*self.clock.lock().expect("clock"))
+    }
+
+    /// Moves the bucket's clock on.
+    pub fn advance(&self, seconds: i64) {
+        *self.clock.lock().expect("clock") += seconds;
+    }
+
+    /// The next write happens, but its caller hears an error.
+    pub fn lose_next_answer(&self) {
+        *self.lose_next.lock().expect("lose") = true;
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.objects
+            .lock()
+            .expect("objects")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    pub fn body(&self, key: &str) -> Option<String> {
+        let objects = self.objects.lock().expect("objects");
+        objects
+            .get(key)
+            .map(|(body, _, _)| String::from_utf8_lossy(body).into_owned())
+    }
+
+    fn lost(&self, action: &str) -> Result<(), ProviderError> {
+        if std::mem::take(&mut *self.lose_next.lock().expect("lose")) {
+            return Err(ProviderError {
+                action: action.into(),
+                resource: None,
+                kind: ErrorKind::Unreachable("connection closed".into()),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl super::ObjectStore for MemoryObjects {
+    fn describe(&self) -> String {
+        "s3://memory".into()
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<super::StoredObject>, ProviderError>>
+    {
+        let now = self.now();
+        let found = self.objects.lock().expect("objects").get(key).cloned();
+        Box::pin(async move {
+            Ok(
+                found.map(|(body, etag, last_modified)| super::StoredObject {
+                    body,
+                    etag,
+                    last_modified,
+                    now,
+                }),
+            )
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        condition: Option<super::Condition>,
+    ) -> futures_util::future::BoxFuture<'a, Result<super::Written, ProviderError>> {
+        let now = self.now();
+        let result = (|| {
+            let mut objects = self.objects.lock().expect("objects");
+            let holds = match (&condition, objects.get(key)) {
+                (None, _) => true,
+                (Some(super::Condition::Absent), found) => found.is_none(),
+                (Some(super::Condition::Is(etag)), Some((_, current, _))) => etag == current,
+                (Some(super::Condition::Is(_)), None) => false,
+            };
+            if !holds {
+                return Ok(super::Written::ConditionFailed);
+            }
+            let mut writes = self.writes.lock().expect("writes");
+            *writes += 1;
+            let etag = format!("\"{}\"", *writes);
+            objects.insert(key.to_string(), (body, etag.clone(), now));
+            drop(objects);
+            self.lost("s3:PutObject")?;
+            Ok(super::Written::Yes(etag))
+        })();
+        Box::pin(async move { result })
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        let keys = self
+            .objects
+            .lock()
+            .expect("objects")
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(keys) })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        etag: Option<&'a str>,
+    ) -> futures_util::future::BoxFuture<'a, Result<super::Written, ProviderError>> {
+        let mut objects = self.objects.lock().expect("objects");
+        let result = match (etag, objects.get(key)) {
+            (Some(etag), Some((_, current, _))) if etag != current => {
+                super::Written::ConditionFailed
+            }
+            _ => {
+                objects.remove(key);
+                super::Written::Yes(String::new())
+            }
+        };
+        Box::pin(async move { Ok(result) })
+    }
+}

@@ -334,3 +334,62 @@ pub trait RunCommand: Sync {
         instance: &str,
     ) -> impl Future<Output = Result<Option<Invocation>, ProviderError>> + Send;
 }
+
+/// One object of an object store (S3), as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub body: Vec<u8>,
+    pub etag: String,
+    /// When it was last written, by the store's clock.
+    pub last_modified: OffsetDateTime,
+    /// The store's clock when it answered (its `Date` header).
+    pub now: OffsetDateTime,
+}
+
+/// A conditional write's condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `If-None-Match: *`: only if there is no such object.
+    Absent,
+    /// `If-Match: ETAG`: only if the object is still this one.
+    Is(String),
+}
+
+/// What a conditional write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Written; its new ETag.
+    Yes(String),
+    /// The condition did not hold (HTTP 412, or 409 for a race): nothing
+    /// was written by this call, though an earlier try of it may have
+    /// been (a lost answer): read the object back to know.
+    ConditionFailed,
+}
+
+/// An object store: rekey's shared state lives in one (S3), written only
+/// with conditional writes. Object safe, so state backends can hold one.
+pub trait ObjectStore: Send + Sync {
+    /// Where, for messages: `s3://bucket`.
+    fn describe(&self) -> String;
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<StoredObject>, ProviderError>>;
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        condition: Option<Condition>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Written, ProviderError>>;
+    /// Every key under `prefix`, in order.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<String>, ProviderError>>;
+    /// Deletes `key` (if it is still `etag`, when given); absent is done.
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        etag: Option<&'a str>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Written, ProviderError>>;
+}

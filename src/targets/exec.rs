@@ -8,7 +8,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Kind, Resolve, Resolved, Restore, Write, Written};
+use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Write, Written};
 use crate::providers::exec::{self, EnvValue};
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::workflow::Duration;
@@ -115,13 +115,13 @@ impl Resolved for Command {
         Ok(None)
     }
 
-    async fn write<P: Provider>(
+    async fn write<'i, P: Provider>(
         &self,
         cx: &Write<'_, P>,
         _recorded: Option<&()>,
-        intent: &dyn Fn(&()) -> Result<(), ActionError>,
+        intent: Intent<'i, ()>,
     ) -> Result<Written, ActionError> {
-        intent(&())?;
+        intent(()).await?;
         let env = exec::Environment::new(self.credentials, cx.user, cx.new_key, cx.secret);
         let what = format!("target `{}`", cx.target);
         run(&what, &self.argv, cx.base_dir, &env, &[cx.secret], self.timeout).await?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Resolved, Restore, Write, Written, v1_flag};
+use super::{ActionError, Intent, Resolved, Restore, Write, Written, v1_flag};
 use crate::providers::files;
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::secret::{ExposeSecret, SecretString};
@@ -85,6 +85,10 @@ pub struct Before {
     /// The part existed (with `part`).
     #[serde(default)]
     pub part_existed: bool,
+    /// The machine that keeps the backup (with state shared in S3, a
+    /// rollback elsewhere cannot read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl<F: FileFormat> LocalFile<F> {
@@ -203,11 +207,11 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         }))
     }
 
-    async fn write<P: Provider>(
+    async fn write<'i, P: Provider>(
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Before>,
-        intent: &dyn Fn(&Before) -> Result<(), ActionError>,
+        intent: Intent<'i, Before>,
     ) -> Result<Written, ActionError> {
         let _lock = self.lock()?;
         let current = self.read()?;
@@ -233,12 +237,14 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
                 path: self.path.clone(),
                 source,
             })?;
-            intent(&Before {
+            intent(Before {
                 existed: text.is_some(),
                 backup: cx.backup.clone(),
                 part: true,
                 part_existed: part.is_some(),
-            })?;
+                host: Some(crate::text::hostname()),
+            })
+            .await?;
         }
         let new_text = self
             .format
@@ -264,10 +270,21 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         let path = &self.path;
         let _lock = self.lock()?;
         let backup = || {
-            std::fs::read_to_string(&before.backup).map_err(|source| ActionError::File {
-                verb: "read the backup",
-                path: before.backup.clone(),
-                source,
+            std::fs::read_to_string(&before.backup).map_err(|source| match &before.host {
+                Some(host)
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && *host != crate::text::hostname() =>
+                {
+                    ActionError::Elsewhere {
+                        path: before.backup.clone(),
+                        host: host.clone(),
+                    }
+                }
+                _ => ActionError::File {
+                    verb: "read the backup",
+                    path: before.backup.clone(),
+                    source,
+                },
             })
         };
         let restored = if before.part {
@@ -316,6 +333,7 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
             backup: PathBuf::from(data.get("backup")?),
             part: false,
             part_existed: false,
+            host: None,
         })
     }
 }

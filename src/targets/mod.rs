@@ -61,6 +61,13 @@ pub enum ActionError {
     /// The journal refused the record that must come before the change.
     #[error("{0}")]
     Record(String),
+    /// A file's backup is on the machine that wrote it (state in S3 lets
+    /// another runner resume, but not read that machine's files).
+    #[error(
+        "the backup {} is on machine `{host}`, which wrote it: run this rollback there (`rekey apply` or `rekey abort` on `{host}`), or restore the file by hand",
+        path.display()
+    )]
+    Elsewhere { path: PathBuf, host: String },
 }
 
 impl ActionError {
@@ -143,6 +150,11 @@ pub trait Kind: Templates {
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Self::Resolved, ActionError>;
 }
 
+/// Records what a target holds before `write` changes it: the journal's
+/// intent, durable once the future is done.
+pub type Intent<'i, B> =
+    &'i (dyn Fn(B) -> futures_util::future::BoxFuture<'i, Result<(), ActionError>> + Send + Sync);
+
 /// A kind resolved for one user: what it acts on, and how.
 ///
 /// `write` records what the target holds through `intent` before it changes
@@ -186,11 +198,11 @@ pub trait Resolved: Debug + Clone {
         provider: &P,
         what: &str,
     ) -> impl Future<Output = Result<Option<TargetState>, ActionError>>;
-    fn write<P: Provider>(
+    fn write<'i, P: Provider>(
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Self::Before>,
-        intent: &dyn Fn(&Self::Before) -> Result<(), ActionError>,
+        intent: Intent<'i, Self::Before>,
     ) -> impl Future<Output = Result<Written, ActionError>>;
     /// Puts back what `before` says the target held.
     fn restore<P: Provider>(
@@ -408,11 +420,11 @@ macro_rules! registry {
             }
 
             /// Writes the new key; `intent` records what the target held.
-            pub async fn write<P: Provider>(
+            pub async fn write<'i, P: Provider>(
                 &self,
                 cx: &Write<'_, P>,
                 recorded: Option<&TargetBefore>,
-                intent: &dyn Fn(TargetBefore) -> Result<(), ActionError>,
+                intent: Intent<'i, TargetBefore>,
             ) -> Result<Written, ActionError> {
                 match self {
                     $( ResolvedTarget::$variant(r) => {
@@ -420,7 +432,7 @@ macro_rules! registry {
                             Some(TargetBefore::$variant(before)) => Some(before),
                             _ => None,
                         };
-                        let intent = |before: &_| intent(TargetBefore::$variant(Clone::clone(before)));
+                        let intent = |before| intent(TargetBefore::$variant(before));
                         r.write(cx, recorded, &intent).await
                     } )*
                 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Kind, Resolve, Resolved, Restore, Version, Write, Written};
+use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Version, Write, Written};
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::secret::{SecretString, format_value};
 use crate::workflow::document::{SecretFormat, Templates, maybe};
@@ -85,11 +85,11 @@ impl Resolved for Secret {
         Ok(Some(provider.secret(&self.secret_id, self.format).await?))
     }
 
-    async fn write<P: Provider>(
+    async fn write<'i, P: Provider>(
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Version>,
-        intent: &dyn Fn(&Version) -> Result<(), ActionError>,
+        intent: Intent<'i, Version>,
     ) -> Result<Written, ActionError> {
         let id = &self.secret_id;
         let current = cx.provider.current_secret(id).await?;
@@ -103,10 +103,11 @@ impl Resolved for Secret {
             });
         }
         if recorded.is_none() {
-            intent(&Version {
+            intent(Version {
                 existed: current.is_some(),
                 version: current.as_ref().map(|(version, _)| version.clone()),
-            })?;
+            })
+            .await?;
         }
         let value = format_value(self.format, cx.new_key, cx.secret, None);
         // The same token on a resumed write names the same version.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Kind, Resolve, Resolved, Restore, Version, Write, Written};
+use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Version, Write, Written};
 use crate::providers::{ParameterSpec, Provider, TargetReader, TargetState};
 use crate::secret::{SecretString, format_value};
 use crate::workflow::document::{SecretFormat, Templates, each_value, maybe};
@@ -91,11 +91,11 @@ impl Resolved for Parameter {
         ))
     }
 
-    async fn write<P: Provider>(
+    async fn write<'i, P: Provider>(
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Version>,
-        intent: &dyn Fn(&Version) -> Result<(), ActionError>,
+        intent: Intent<'i, Version>,
     ) -> Result<Written, ActionError> {
         let state = cx
             .provider
@@ -107,10 +107,11 @@ impl Resolved for Parameter {
             });
         }
         if recorded.is_none() {
-            intent(&Version {
+            intent(Version {
                 existed: state.exists,
                 version: state.version,
-            })?;
+            })
+            .await?;
         }
         let value = format_value(self.format, cx.new_key, cx.secret, None);
         let version = cx.provider.put_parameter(&self.spec, &value).await?;

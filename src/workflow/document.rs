@@ -60,6 +60,37 @@ pub struct WorkflowDoc {
     pub policy: PolicyDoc,
     /// Which AWS accounts the workflow may run in.
     pub accounts: Option<AccountsDoc>,
+    /// Where apply keeps its journal, lease and claims. Absent: a state
+    /// directory next to the workflow (`.rekey/<name>`), on this machine.
+    pub state: Option<StateDoc>,
+}
+
+/// Shared state, so that any runner can resume what another began.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateDoc {
+    /// An S3 bucket: the journal, the lease (a lock that expires when its
+    /// holder dies) and per-user claims, written with conditional writes.
+    #[schemars(required)]
+    pub s3: Option<S3StateDoc>,
+}
+
+/// Where in S3, and how.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3StateDoc {
+    /// The bucket (it must exist; rekey never creates one).
+    #[schemars(required)]
+    pub bucket: Option<String>,
+    /// A prefix for this workflow's objects: `PREFIX<workflow name>/`.
+    pub prefix: Option<String>,
+    /// The bucket's region (default: the region rekey runs in).
+    pub region: Option<String>,
+    /// A KMS key to encrypt the objects with (default: SSE-S3).
+    pub kms_key_id: Option<String>,
+    /// How long the lease lasts unless renewed (default `2m`): after a
+    /// killed run, the next apply waits at most this long to take over.
+    pub lease: Option<Duration>,
 }
 
 /// Which AWS accounts the workflow may run in, like Terraform's

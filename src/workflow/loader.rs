@@ -31,7 +31,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Diagnostics, Location, Part, did_you_mean, one_of};
 use super::document::{
-    AccountsDoc, DocKind, HookDoc, ParamDoc, PolicyDoc, SelectDoc, StagingDoc, TargetDoc,
+    AccountsDoc, DocKind, HookDoc, ParamDoc, PolicyDoc, SelectDoc, StagingDoc, StateDoc, TargetDoc,
     Templates, UseDoc,
 };
 use super::source::{DocPath, FileId, Origin, Pos, SourceFile, Sources};
@@ -52,8 +52,9 @@ pub const TOP_KEYS: &[&str] = &[
     "hooks",
     "policy",
     "accounts",
+    "state",
 ];
-const LIBRARY_FORBIDS: &[&str] = &["select", "staging", "accounts"];
+const LIBRARY_FORBIDS: &[&str] = &["select", "staging", "accounts", "state"];
 
 /// A target or hook with where it was written.
 #[derive(Debug, Clone)]
@@ -74,6 +75,7 @@ pub struct Merged {
     pub select: Option<Placed<SelectDoc>>,
     pub staging: Option<Placed<StagingDoc>>,
     pub accounts: Option<Placed<AccountsDoc>>,
+    pub state: Option<Placed<StateDoc>>,
     pub targets: Vec<Placed<TargetDoc>>,
     pub hooks: Vec<(HookPhase, Placed<HookDoc>)>,
     pub policy: PolicyDoc,
@@ -267,6 +269,7 @@ impl Loader {
             "select" => merged.select = self.placed(&at, value),
             "staging" => merged.staging = self.placed(&at, value),
             "accounts" => merged.accounts = self.placed(&at, value),
+            "state" => merged.state = self.placed(&at, value),
             "targets" => merged.targets = self.items(&at, value, &mut merged.broken),
             "hooks" => merged.hooks = self.hooks(&at, value, &mut merged.broken),
             "policy" => {
@@ -948,6 +951,7 @@ impl<'l> Merger<'l> {
             select: own.select,
             staging: own.staging,
             accounts: own.accounts,
+            state: own.state,
             parsed: own.parsed,
             written: own.written,
             ..self.merged

@@ -27,6 +27,34 @@ pub struct Workflow {
     pub policy: Policy,
     /// Account ids the workflow may run in; empty: any.
     pub accounts_allowed: Vec<String>,
+    /// Shared state in S3; `None`: a local state directory.
+    pub state: Option<S3State>,
+}
+
+impl Workflow {
+    /// With state shared between runners, a new secret is staged where
+    /// every runner can read it back: unless the workflow says where, the
+    /// SSM SecureString `/rekey/staging/<workflow>/<user>` (a file on one
+    /// runner could not be resumed on another).
+    pub fn stage_for_shared_state(&mut self) {
+        if self.staging == Staging::StateFile {
+            let safe = crate::text::file_name_for(&self.name);
+            self.staging = Staging::SsmParameter {
+                name: Template::new(format!("/rekey/staging/{safe}/${{user}}")),
+                kms_key_id: None,
+            };
+        }
+    }
+}
+
+/// Where in S3 apply keeps its state (`state.s3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3State {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub lease: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

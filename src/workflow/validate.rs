@@ -130,7 +130,12 @@ impl Checker<'_> {
             hooks,
             policy: policy?,
             accounts_allowed: self.accounts(&merged),
+            state: self.state(&merged),
         };
+        let mut workflow = workflow;
+        if workflow.state.is_some() {
+            workflow.stage_for_shared_state();
+        }
         if self.diagnostics.is_empty() {
             self.cycles(&workflow, &merged);
         }
@@ -194,6 +199,61 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// `state.s3`: a bucket name S3 accepts, a lease of at least 2s.
+    fn state(&mut self, merged: &Merged) -> Option<crate::workflow::model::S3State> {
+        let state = merged.state.as_ref()?;
+        let at = state.origin.key("s3");
+        let Some(s3) = &state.item.s3 else {
+            self.error(
+                &state.origin,
+                Part::Key,
+                "`state` needs `s3`",
+                Some("write `state: { s3: { bucket: NAME } }`, or remove `state` to keep it in a local folder".into()),
+            );
+            return None;
+        };
+        let Some(bucket) = &s3.bucket else {
+            self.error(
+                &at,
+                Part::Key,
+                "`state.s3` needs `bucket`",
+                Some("name the bucket that holds the state: `bucket: NAME`".into()),
+            );
+            return None;
+        };
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            self.error(
+                &at.key("bucket"),
+                Part::Value,
+                format!("`{bucket}` is not an S3 bucket name"),
+                Some("3 to 63 lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".into()),
+            );
+        }
+        if let Some(lease) = s3.lease
+            && lease.to_std() < std::time::Duration::from_secs(2)
+        {
+            self.error(
+                &at.key("lease"),
+                Part::Value,
+                "the lease must last at least 2s",
+                Some("it is renewed every quarter of its lifetime; `2m` (the default) suits most runs".into()),
+            );
+        }
+        Some(crate::workflow::model::S3State {
+            bucket: bucket.clone(),
+            prefix: s3.prefix.clone(),
+            region: s3.region.clone(),
+            kms_key_id: s3.kms_key_id.clone(),
+            lease: s3.lease.map(|l| l.to_std()),
+        })
     }
 
     /// `accounts.allowed`: 12-digit account ids.

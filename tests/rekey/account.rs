@@ -17,6 +17,7 @@ pub struct Account {
     iam: aws_sdk_iam::Client,
     ssm: aws_sdk_ssm::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    s3: aws_sdk_s3::Client,
     /// Unique to this test: `t<pid>x<n>`.
     pub id: String,
     endpoint: String,
@@ -52,6 +53,11 @@ impl Account {
             iam: aws_sdk_iam::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
             runtime,
             key_secrets: Default::default(),
             id,
@@ -206,6 +212,47 @@ impl Account {
     pub fn param_key(&self, name: &str) -> Option<String> {
         let value: serde_json::Value = serde_json::from_str(&self.param(name)?).ok()?;
         value["AccessKeyId"].as_str().map(str::to_string)
+    }
+
+    /// A bucket of this test's own (`rekey-<id>`), created.
+    pub fn bucket(&self) -> String {
+        let name = format!("rekey-{}", self.id);
+        self.runtime
+            .block_on(self.s3.create_bucket().bucket(&name).send())
+            .unwrap();
+        name
+    }
+
+    /// Every object of `bucket`: (key, body).
+    pub fn objects(&self, bucket: &str) -> Vec<(String, String)> {
+        self.runtime.block_on(async {
+            let listed = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .send()
+                .await
+                .unwrap();
+            let mut objects = Vec::new();
+            for object in listed.contents() {
+                let key = object.key().unwrap().to_string();
+                let body = self
+                    .s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .body
+                    .collect()
+                    .await
+                    .unwrap()
+                    .into_bytes();
+                objects.push((key, String::from_utf8_lossy(&body).into_owned()));
+            }
+            objects
+        })
     }
 
     /// The secret IAM issued for each key, from the emulator's own record

@@ -15,6 +15,7 @@ mod plan;
 mod progress;
 mod schema;
 mod shared;
+mod shared_state;
 mod support;
 mod targets;
 mod validate;
