@@ -185,7 +185,8 @@ impl<P: Provider> Runner<'_, P> {
             ..RotationRecord::default()
         };
         self.record(&record, Record::Begin(begin)).await?;
-        self.resume(record).await
+        // Claimed above, before its first record.
+        self.compile(record)
     }
 
     /// Claims `user` for rotation `id`, before it acts (see `claims`).
@@ -198,21 +199,21 @@ impl<P: Provider> Runner<'_, P> {
         // rotation is one a crash left behind (between the claim and the
         // first record, or the last record and the release): a rotation
         // in progress here would be resumed, not begun.
-        let holder = self
-            .claims
-            .holder(self.account, user)
-            .await
-            .filter(|h| h.rotation != id);
-        let stale = holder.as_ref().is_some_and(|h| h.is_from(self.location));
-        if self.force
-            && let Some(holder) = holder
-        {
+        let holder = match self.claims.take(self.account, user, &claim, false).await {
+            Err(claims::ClaimError::Held(holder)) => holder,
+            taken => return taken.map_err(StepError::from),
+        };
+        let stale = holder.is_from(self.location);
+        if !(self.force || stale) {
+            return Err(claims::ClaimError::Held(holder).into());
+        }
+        if self.force && !stale {
             (self.progress)(&format!(
                 "{user}: WARNING: --force takes the user from {holder}; if that rotation is still running, the two will destroy each other's keys"
             ));
         }
         self.claims
-            .take(self.account, user, &claim, self.force || stale)
+            .take(self.account, user, &claim, true)
             .await
             .map_err(StepError::from)
     }
@@ -221,6 +222,13 @@ impl<P: Provider> Runner<'_, P> {
     /// rotation of the first journal format has no snapshot: it acts from
     /// the workflow as it is. It must hold (or take back) its user's claim.
     pub async fn resume(&self, record: RotationRecord) -> Result<Rotation, StepError> {
+        let rotation = self.compile(record)?;
+        self.claim(&rotation.user, &rotation.id).await?;
+        Ok(rotation)
+    }
+
+    /// A rotation with its own workflow and its steps.
+    fn compile(&self, record: RotationRecord) -> Result<Rotation, StepError> {
         let workflow = match &record.begin.snapshot {
             Some(snapshot) => {
                 if snapshot.account != self.account {
@@ -243,7 +251,6 @@ impl<P: Provider> Runner<'_, P> {
         };
         let graph = StepGraph::compile(&workflow, &record.user, room)?;
         let steps = graph.steps().into_iter().cloned().collect();
-        self.claim(&record.user, &record.id).await?;
         Ok(Rotation {
             record,
             workflow,

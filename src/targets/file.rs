@@ -423,3 +423,55 @@ pub fn check_mode(at: &Origin, mode: &Option<String>, problems: &mut Problems) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::credentials_file::Profile;
+
+    /// With state in S3 another runner can resume a rotation, but a file's
+    /// backup stays on the machine that wrote it: the restore halts, naming
+    /// that machine, instead of guessing what the profile held.
+    #[tokio::test]
+    async fn a_backup_left_on_another_machine_is_named_not_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        std::fs::write(&path, "[app]\naws_access_key_id = AKIANEW0000000000000\n").unwrap();
+        let file = LocalFile {
+            written: "credentials".into(),
+            path: path.clone(),
+            format: Profile { name: "app".into() },
+            mode: None,
+        };
+        let before = Before {
+            existed: true,
+            backup: dir.path().join("backups/app.profile"),
+            part: true,
+            part_existed: true,
+            host: Some("runner-elsewhere".into()),
+        };
+        let provider = crate::providers::memory::Memory::default();
+        let cx = Restore {
+            provider: &provider,
+            target: "profile",
+            user: "app",
+            old_key: "AKIAOLD0000000000000",
+            new_key: Some("AKIANEW0000000000000"),
+            base_dir: dir.path(),
+        };
+        let error = file.restore(&cx, &before).await.unwrap_err();
+        assert!(
+            matches!(&error, ActionError::Elsewhere { host, .. } if host == "runner-elsewhere"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("on machine `runner-elsewhere`"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[app]\naws_access_key_id = AKIANEW0000000000000\n",
+            "the file is left as it is"
+        );
+    }
+}

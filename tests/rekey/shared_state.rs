@@ -449,3 +449,78 @@ fn state_show_list_and_unlock_work_from_any_folder() {
         unlock.stdout
     );
 }
+
+/// The example pipeline parses, and every rekey command line in it is a
+/// real one: plan and status run against the emulator with its `--state`
+/// (a bucket made for the test), apply's flags are apply's.
+#[test]
+fn the_example_ci_pipeline_names_real_rekey_command_lines() {
+    let root = crate::support::root();
+    let text =
+        std::fs::read_to_string(root.join("examples/github-actions/rotate-keys.yml")).unwrap();
+    let pipeline: serde_yaml::Value = serde_yaml::from_str(&text).expect("the pipeline is YAML");
+    assert!(
+        pipeline["on"]["schedule"][0]["cron"].is_string(),
+        "scheduled"
+    );
+    assert_eq!(pipeline["permissions"]["id-token"], "write", "OIDC");
+    let state = pipeline["env"]["REKEY_STATE"].as_str().unwrap().to_string();
+    assert!(state.starts_with("s3://"), "{state}");
+    let lines: Vec<String> = pipeline["jobs"]["rotate"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .flat_map(|run| {
+            run.lines()
+                .map(str::trim)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|line| line.starts_with("rekey "))
+        .collect();
+    let commands: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        ["validate", "plan", "apply", "status"],
+        "{lines:?}"
+    );
+    let account = Account::new();
+    let bucket = account.bucket();
+    for line in &lines {
+        // The shell's part ends the command line.
+        let line = line.split(" || ").next().unwrap();
+        let args: Vec<String> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|a| a.replace("\"$REKEY_STATE\"", &format!("s3://{bucket}/rotation")))
+            .collect();
+        let command = &args[0];
+        let help = Rekey::new().args([command.as_str(), "--help"]).run();
+        help.exits(0);
+        for flag in args.iter().filter(|a| a.starts_with("--")) {
+            assert!(
+                help.stdout.contains(flag.as_str()),
+                "`{flag}` is not a flag of {command}"
+            );
+        }
+        let workflow = root.join(&args[1]);
+        assert!(workflow.is_file(), "{} exists", workflow.display());
+        if command != "apply" {
+            let run = Rekey::new()
+                .aws(emulator())
+                .current_dir(&root)
+                .args(&args)
+                .run();
+            assert!(
+                run.code == 0 || (command == "plan" && run.code == 2),
+                "{line}: {}{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+}

@@ -118,6 +118,7 @@ impl S3State {
         Self {
             claims: S3Claims {
                 store: store.clone(),
+                mine: Mutex::new(BTreeMap::new()),
             },
             store,
             location,
@@ -822,9 +823,19 @@ impl StateBackend for S3State {
 /// Claims in the bucket, at `rekey-claims/<account>/<user>.json`.
 pub struct S3Claims {
     store: Arc<dyn ObjectStore>,
+    /// The ETags of the claims this runner wrote, by key: a release
+    /// deletes its own claim with `If-Match` without reading it first.
+    mine: Mutex<BTreeMap<String, (String, String)>>,
 }
 
 impl S3Claims {
+    fn remember(&self, key: &str, rotation: &str, etag: String) {
+        self.mine
+            .lock()
+            .expect("claims")
+            .insert(key.to_string(), (rotation.to_string(), etag));
+    }
+
     fn key(account: &str, user: &str) -> String {
         format!("rekey-claims/{account}/{user}.json")
     }
@@ -869,13 +880,19 @@ impl ClaimStore for S3Claims {
                     .put(&key, body.clone(), Some(Condition::Absent))
                     .await
                 {
-                    Ok(Written::Yes(_)) => return Ok(()),
+                    Ok(Written::Yes(etag)) => {
+                        self.remember(&key, &claim.rotation, etag);
+                        return Ok(());
+                    }
                     Ok(Written::ConditionFailed) => None,
                     Err(error) => Some(error),
                 };
                 match self.read(account, user).await? {
                     // Ours, perhaps by an earlier try whose answer was lost.
-                    Some((holder, _)) if holder.rotation == claim.rotation => return Ok(()),
+                    Some((holder, etag)) if holder.rotation == claim.rotation => {
+                        self.remember(&key, &claim.rotation, etag);
+                        return Ok(());
+                    }
                     _ if failure.is_some() => return Err(failure.expect("an error").into()),
                     Some((holder, _)) if !force => return Err(ClaimError::Held(Box::new(holder))),
                     Some((_, etag)) => {
@@ -901,13 +918,18 @@ impl ClaimStore for S3Claims {
         rotation: &'a str,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Ok(Some((holder, etag))) = self.read(account, user).await
-                && holder.rotation == rotation
-            {
-                let _ = self
-                    .store
-                    .delete(&Self::key(account, user), Some(&etag))
-                    .await;
+            let key = Self::key(account, user);
+            let known = self.mine.lock().expect("claims").remove(&key);
+            let etag = match known {
+                Some((mine, etag)) if mine == rotation => Some(etag),
+                _ => match self.read(account, user).await {
+                    Ok(Some((holder, etag))) if holder.rotation == rotation => Some(etag),
+                    _ => None,
+                },
+            };
+            if let Some(etag) = etag {
+                // If-Match: only while it is still this rotation's.
+                let _ = self.store.delete(&key, Some(&etag)).await;
             }
         })
     }
