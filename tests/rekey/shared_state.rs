@@ -524,3 +524,46 @@ fn the_example_ci_pipeline_names_real_rekey_command_lines() {
         }
     }
 }
+
+/// Plan reads the state in S3 (rotations in progress, claims) and writes
+/// nothing there either: every call it makes is a read.
+#[test]
+fn plan_with_state_in_s3_only_reads() {
+    let account = Account::new();
+    let bucket = account.bucket();
+    seed(&account, "", 2);
+    let runner = Runner::new(
+        "runner-a",
+        &workflow(
+            &account,
+            "readonly",
+            &bucket,
+            "30s",
+            "policy:\n  soak: 30s\n",
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    runner.apply().exits(4);
+    let objects = account.objects(&bucket);
+    let log = runner.dir.path().join("calls.jsonl");
+    let proxy = fault_proxy(&log, &[]);
+    let plan = runner.rekey_at(&proxy.endpoint, &["plan", "workflow.yaml"]);
+    plan.exits(0);
+    assert!(plan.stdout.contains("in progress"), "{}", plan.stdout);
+    let calls: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(calls.iter().any(|c| c["service"] == "s3"), "{calls:?}");
+    for call in &calls {
+        let action = call["action"].as_str().unwrap();
+        assert!(
+            ["List", "Get", "Head"]
+                .iter()
+                .any(|read| action.starts_with(read)),
+            "plan made a call that is not a read: {call}"
+        );
+    }
+    assert_eq!(account.objects(&bucket), objects, "the bucket is unchanged");
+}
