@@ -21,7 +21,9 @@ so a run can be replayed), gets a fault instead of a plain forward:
   --mangle    the request IS forwarded, then the answer is a 200 whose body
               has none of the expected fields
 
---only limits faults to these API actions. One JSON line per request goes
+--only limits faults to these API actions. --report-now rewrites the
+GeneratedTime of GetCredentialReport answers to the present: moto builds
+the report live but dates it 2015, which no report-based plan would trust. One JSON line per request goes
 to the log: {"service": "iam", "action": "ListUsers", "status": 200,
 "fault": null}. The service comes from the SigV4 credential scope, the
 action from X-Amz-Target (JSON protocols), the `Action` form field (query
@@ -112,6 +114,7 @@ class Proxy(BaseHTTPRequestHandler):
     latency = 0.0
     log = None
     faults = None
+    report_now = False
     lock = threading.Lock()
 
     def log_message(self, *args):
@@ -172,6 +175,9 @@ class Proxy(BaseHTTPRequestHandler):
                 return self.reply(200, {"Content-Type": "application/x-amz-json-1.1"}, b"{}")
             name = action + "Response"
             return self.reply(200, {"Content-Type": "text/xml"}, f"<{name}><{action}Result/></{name}>".encode())
+        if self.report_now and action == "GetCredentialReport":
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()).encode()
+            payload = re.sub(rb"<GeneratedTime>[^<]*</GeneratedTime>", b"<GeneratedTime>" + now + b"</GeneratedTime>", payload)
         kept = {k: v for k, v in response.getheaders() if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length")}
         self.reply(response.status, kept, payload)
 
@@ -188,11 +194,13 @@ def main():
         parser.add_argument(f"--{fault}", type=float, default=0.0)
     parser.add_argument("--stall-ms", type=float, default=60000)
     parser.add_argument("--only")
+    parser.add_argument("--report-now", action="store_true")
     args = parser.parse_args()
     Proxy.upstream = urllib.parse.urlparse(args.upstream)
     Proxy.latency = args.latency_ms / 1000
     Proxy.log = args.log
     Proxy.faults = Faults(args)
+    Proxy.report_now = args.report_now
     server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     server.daemon_threads = True
     server.request_queue_size = 256

@@ -208,6 +208,9 @@ struct PlanArgs {
     /// Only this user (repeatable), like Terraform's -target; it must be one the workflow selects.
     #[arg(long = "user", value_name = "NAME")]
     users: Vec<String>,
+    /// Read every selected user's keys instead of first asking IAM's credential report which users can be due.
+    #[arg(long)]
+    no_credential_report: bool,
 }
 
 fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
@@ -250,6 +253,9 @@ struct ApplyArgs {
     /// that is truly gone: two rotations of one user destroy each other's keys.
     #[arg(long)]
     force: bool,
+    /// Read every selected user's keys instead of first asking IAM's credential report which users can be due.
+    #[arg(long)]
+    no_credential_report: bool,
 }
 
 fn parse_phase(text: &str) -> Result<Phase, String> {
@@ -656,6 +662,7 @@ async fn apply_open(
         );
     }
     session.force = args.force;
+    session.credential_report = !args.no_credential_report;
     let style = Style::detect(global.no_color);
     let parallelism = usize::from(args.parallelism);
     let plan = match session.plan(prepared, aws, args.as_of, parallelism).await {
@@ -924,6 +931,7 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         as_of: args.as_of.unwrap_or_else(crate::text::now_in_seconds),
         parallelism: usize::from(args.parallelism),
         users: args.users.clone(),
+        credential_report: !args.no_credential_report,
     };
     let runtime = runtime();
     let started = std::time::Instant::now();

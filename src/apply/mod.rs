@@ -338,6 +338,8 @@ pub struct Session {
     users: Vec<String>,
     /// `--force`: take users whose claim another rotation holds.
     pub force: bool,
+    /// Plan with the credential report (`--no-credential-report`: false).
+    pub credential_report: bool,
 }
 
 impl Session {
@@ -393,6 +395,7 @@ impl Session {
             others,
             users: Vec::new(),
             force: false,
+            credential_report: true,
         })
     }
 
@@ -437,6 +440,10 @@ impl Session {
             as_of,
             parallelism,
             users: self.users.clone(),
+            // A saved plan is observed again the way it was made.
+            credential_report: prepared.saved.as_ref().map_or(self.credential_report, |p| {
+                p.credential_report.as_ref().is_some_and(|r| r.used)
+            }),
         };
         let mut plan = crate::plan::plan(&request, provider).await?;
         if let Some(saved) = &prepared.saved

@@ -690,3 +690,119 @@ fn with_state_in_a_bucket_a_stopped_rotation_resumes_with_the_key_it_created() {
         assert_eq!(world.account.keys_of("app-1")[0].0, created, "{until}");
     }
 }
+
+/// 10 users under /fleet/: `due` of them hold a 120-day-old key, the rest
+/// a 10-day-old one; `outsider` holds an old key and is excluded.
+fn fleet(due: usize) -> (tempfile::TempDir, Memory, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nname: fleet\nselect:\n  path_prefix: /fleet/\n  exclude: [outsider]\n  max_key_age: 90d\ntargets:\n  - id: param\n    ssm_parameter: { name: \"/fleet/${user}\" }\n",
+    )
+    .unwrap();
+    let account = Memory::default();
+    for i in 0..10 {
+        let age = if i < due { 120 } else { 10 };
+        let id = format!("AKIAFLEET{i:011}");
+        account.user(
+            &format!("u{i}"),
+            "/fleet/",
+            &[(&id, KeyStatus::Active, age)],
+        );
+    }
+    account.user(
+        "outsider",
+        "/fleet/",
+        &[("AKIAOUTSIDER00000000", KeyStatus::Active, 200)],
+    );
+    account.user(
+        "elsewhere",
+        "/other/",
+        &[("AKIAELSEWHERE0000000", KeyStatus::Active, 200)],
+    );
+    (dir, account, path)
+}
+
+fn plan_fleet(account: &Memory, path: &Path, report: bool) -> crate::plan::Plan {
+    let checked = crate::workflow::check(path).unwrap();
+    let request = crate::plan::PlanRequest {
+        workflow: &checked.workflow,
+        workflow_path: path,
+        workflow_sha256: checked.sources.sha256(),
+        vars: Vec::new(),
+        as_of: crate::providers::memory::REFERENCE,
+        parallelism: 4,
+        users: Vec::new(),
+        credential_report: report,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(crate::plan::plan(&request, account))
+        .unwrap()
+}
+
+#[test]
+fn a_recent_credential_report_spares_the_reads_of_users_that_are_not_due() {
+    let (_dir, account, path) = fleet(2);
+    let plan = plan_fleet(&account, &path, true);
+    assert_eq!(
+        account.calls()["iam:ListAccessKeys"],
+        2,
+        "only the due users are read"
+    );
+    assert_eq!((plan.summary.rotate, plan.summary.unchanged), (2, 8));
+    let report = plan.credential_report.as_ref().unwrap();
+    assert!(report.used && report.note.is_none(), "{report:?}");
+    assert_eq!((report.read, report.skipped), (2, 8));
+    assert_eq!(
+        report.outside,
+        Some(1),
+        "the excluded user, not the one elsewhere"
+    );
+    let text = crate::render::plan::human(&plan, crate::render::style::Style::plain(), false);
+    assert!(
+        text.contains("1 user outside this workflow holds keys older than 90d (IAM credential report, under /fleet/)"),
+        "{text}"
+    );
+    let spared = plan.users.iter().find(|u| u.user == "u5").unwrap();
+    assert!(
+        spared.reason.contains("credential report"),
+        "{}",
+        spared.reason
+    );
+    // The same decisions as reading every user.
+    let (_dir, every, path) = fleet(2);
+    let full = plan_fleet(&every, &path, false);
+    assert_eq!(every.calls()["iam:ListAccessKeys"], 10);
+    let decisions = |p: &crate::plan::Plan| -> Vec<(String, Decision)> {
+        p.users
+            .iter()
+            .map(|u| (u.user.clone(), u.decision))
+            .collect()
+    };
+    assert_eq!(decisions(&plan), decisions(&full));
+    assert!(full.credential_report.is_none());
+}
+
+#[test]
+fn an_old_or_missing_credential_report_reads_every_user_and_says_why() {
+    let (_dir, account, path) = fleet(3);
+    account.report_made_at(crate::providers::memory::REFERENCE - time::Duration::days(91));
+    let plan = plan_fleet(&account, &path, true);
+    assert_eq!(account.calls()["iam:ListAccessKeys"], 10);
+    let report = plan.credential_report.as_ref().unwrap();
+    assert!(
+        !report.used && report.note.as_ref().unwrap().contains("older than"),
+        "{report:?}"
+    );
+    assert_eq!(plan.summary.rotate, 3);
+    let (_dir, account, path) = fleet(3);
+    account.fail_once("iam:GenerateCredentialReport");
+    let plan = plan_fleet(&account, &path, true);
+    assert_eq!(account.calls()["iam:ListAccessKeys"], 10);
+    let note = plan.credential_report.unwrap().note.unwrap();
+    assert!(note.contains("could not be had"), "{note}");
+    assert_eq!(plan.summary.rotate, 3);
+}

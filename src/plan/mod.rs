@@ -63,8 +63,37 @@ pub struct Plan {
     /// user that was deleted or moved to another path).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmatched: Vec<String>,
+    /// How the credential report was used (absent: not asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_report: Option<ReportUse>,
     /// Every selected user, sorted by name.
     pub users: Vec<UserPlan>,
+}
+
+/// What the account's credential report did for the plan: which users it
+/// spared a read, and how many users outside the workflow hold old keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportUse {
+    /// When IAM generated it (RFC 3339); absent when it could not be had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
+    /// Whether it decided which users were read.
+    pub used: bool,
+    /// Why it was not used, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Selected users read live (candidates, or every one without it).
+    pub read: usize,
+    /// Selected users it showed have no key older than `max_key_age`.
+    pub skipped: usize,
+    /// Users the workflow does not select (under its `path_prefix`, if
+    /// any) that hold an active key older than `max_key_age`, by the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside: Option<usize>,
+    /// The `max_key_age` and `path_prefix` `outside` was counted with.
+    pub max_key_age: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +247,9 @@ pub struct PlanRequest<'a> {
     pub parallelism: usize,
     /// `--user`: only these (each must be selected); empty: every one.
     pub users: Vec<String>,
+    /// Read the account's credential report first and read live only the
+    /// users it cannot show are not due (`--no-credential-report`: false).
+    pub credential_report: bool,
 }
 
 /// What one user's planning works with.
@@ -241,6 +273,10 @@ pub async fn plan<P: Iam + TargetReader>(
     let account = provider.account_id().await?;
     check_account(workflow, &account)?;
     let parallelism = request.parallelism.max(1);
+    let report = match request.credential_report {
+        true => Some(provider.credential_report().await),
+        false => None,
+    };
     let listed = provider.list_users(selector.path_prefix.as_deref()).await?;
     let unmatched = selector.unmatched_names(&listed);
     let mut admitted: Vec<IamUser> = listed.into_iter().filter(|u| selector.admits(u)).collect();
@@ -280,11 +316,35 @@ pub async fn plan<P: Iam + TargetReader>(
         as_of: request.as_of,
     };
     collisions(&context, &selected)?;
-    let mut users: Vec<UserPlan> = stream::iter(selected)
+    let (mut report_use, usable) = judge_report(
+        report,
+        workflow,
+        request.as_of,
+        &selected,
+        selector.path_prefix.as_deref(),
+    );
+    if !request.users.is_empty()
+        && let Some(used) = &mut report_use
+    {
+        // Narrowed by --user: the rest of the selection is not known.
+        used.outside = None;
+    }
+    let (candidates, spared): (Vec<IamUser>, Vec<IamUser>) = selected
+        .into_iter()
+        .partition(|user| usable.as_ref().is_none_or(|r| r.may_be_due(&user.name)));
+    let report_use = report_use.map(|mut used| {
+        used.read = candidates.len();
+        used.skipped = spared.len();
+        used
+    });
+    let mut users: Vec<UserPlan> = stream::iter(candidates)
         .map(|user| plan_user(&context, provider, user))
         .buffer_unordered(parallelism)
         .try_collect()
         .await?;
+    if let Some(report) = &usable {
+        users.extend(spared.into_iter().map(|user| report.unchanged(user)));
+    }
     users.sort_by(|a, b| a.user.cmp(&b.user));
     let summary = Summary::of(&users);
     Ok(Plan {
@@ -303,8 +363,145 @@ pub async fn plan<P: Iam + TargetReader>(
         observed_sha256: observed_sha256(&users),
         summary,
         unmatched,
+        credential_report: report_use,
         users,
     })
+}
+
+/// A credential report recent enough to decide by: every key it does not
+/// list was created after it, so is younger than `max_key_age` at `as_of`.
+struct UsableReport {
+    report: crate::providers::CredentialReport,
+    /// Keys created on or before this are due at `as_of`.
+    cutoff: OffsetDateTime,
+    max_key_age: crate::workflow::Duration,
+}
+
+impl UsableReport {
+    /// Whether the user must be read live: it is not in the report, or it
+    /// has a key (active or not) created on or before the cutoff.
+    fn may_be_due(&self, user: &str) -> bool {
+        self.report
+            .users
+            .get(user)
+            .is_none_or(|u| u.keys.iter().any(|k| k.created <= self.cutoff))
+    }
+
+    /// A user the report shows is not due: unchanged, without a call.
+    fn unchanged(&self, user: IamUser) -> UserPlan {
+        let oldest = self
+            .report
+            .users
+            .get(&user.name)
+            .and_then(|u| u.keys.iter().map(|k| k.created).min());
+        let reason = match oldest {
+            None => "has no access key (credential report)".to_string(),
+            Some(created) => format!(
+                "every key is younger than {}: the oldest was created {} (credential report of {})",
+                self.max_key_age,
+                created.date(),
+                rfc3339(self.report.generated)
+            ),
+        };
+        UserPlan {
+            user: user.name,
+            arn: user.arn,
+            decision: Decision::Unchanged,
+            reason,
+            fix: None,
+            keys: Vec::new(),
+            old_key: None,
+            make_room: None,
+            steps: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// Whether the report can decide which users are read, and what it says
+/// of the users the workflow does not select.
+fn judge_report(
+    report: Option<Result<crate::providers::CredentialReport, ProviderError>>,
+    workflow: &Workflow,
+    as_of: OffsetDateTime,
+    selected: &[IamUser],
+    path_prefix: Option<&str>,
+) -> (Option<ReportUse>, Option<UsableReport>) {
+    let max_key_age = workflow.select.max_key_age;
+    let cutoff = as_of - time::Duration::seconds(max_key_age.as_secs() as i64);
+    let report = match report {
+        None => return (None, None),
+        Some(Err(error)) => {
+            let note = format!(
+                "the credential report could not be had ({error}): every selected user was read"
+            );
+            return (
+                Some(ReportUse::unused(None, note, max_key_age, path_prefix)),
+                None,
+            );
+        }
+        Some(Ok(report)) => report,
+    };
+    let generated = Some(rfc3339(report.generated));
+    let outside = report
+        .users
+        .iter()
+        .filter(|(name, user)| {
+            !selected.iter().any(|u| &u.name == *name)
+                && path_prefix.is_none_or(|p| user.path.starts_with(p))
+                && user.keys.iter().any(|k| k.active && k.created <= cutoff)
+        })
+        .count();
+    if report.generated < cutoff {
+        let note = format!(
+            "the credential report ({}) is older than as_of - max_key_age ({}): a key created since could be due unseen, so every selected user was read",
+            rfc3339(report.generated),
+            rfc3339(cutoff)
+        );
+        // Too old to decide by, and to count by.
+        return (
+            Some(ReportUse::unused(generated, note, max_key_age, path_prefix)),
+            None,
+        );
+    }
+    let used = ReportUse {
+        generated,
+        used: true,
+        note: None,
+        read: 0,
+        skipped: 0,
+        outside: Some(outside),
+        max_key_age: max_key_age.to_string(),
+        path_prefix: path_prefix.map(str::to_string),
+    };
+    (
+        Some(used),
+        Some(UsableReport {
+            report,
+            cutoff,
+            max_key_age,
+        }),
+    )
+}
+
+impl ReportUse {
+    fn unused(
+        generated: Option<String>,
+        note: String,
+        max_key_age: crate::workflow::Duration,
+        path_prefix: Option<&str>,
+    ) -> Self {
+        ReportUse {
+            generated,
+            used: false,
+            note: Some(note),
+            read: 0,
+            skipped: 0,
+            outside: None,
+            max_key_age: max_key_age.to_string(),
+            path_prefix: path_prefix.map(str::to_string),
+        }
+    }
 }
 
 /// Two writes of one thing, for two users or twice for one, are refused:
@@ -684,6 +881,7 @@ mod tests {
             as_of: datetime!(2026-11-29 00:00 UTC),
             parallelism: 4,
             users: Vec::new(),
+            credential_report: true,
         };
         tokio::runtime::Builder::new_current_thread()
             .build()

@@ -613,6 +613,46 @@ impl Iam for Aws {
         Ok(keys)
     }
 
+    async fn credential_report(&self) -> Result<super::CredentialReport, ProviderError> {
+        use aws_sdk_iam::types::ReportStateType;
+        // IAM builds it in the background: ask until it is complete.
+        let mut wait = Duration::from_millis(200);
+        for _ in 0..40 {
+            Calls::count(&self.calls.iam);
+            let answer = self
+                .iam
+                .generate_credential_report()
+                .send()
+                .await
+                .map_err(|e| provider_error("iam:GenerateCredentialReport", None, e))?;
+            if answer.state() == Some(&ReportStateType::Complete) {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+        Calls::count(&self.calls.iam);
+        let answer = self
+            .iam
+            .get_credential_report()
+            .send()
+            .await
+            .map_err(|e| provider_error("iam:GetCredentialReport", None, e))?;
+        let generated = answer
+            .generated_time()
+            .map(to_time)
+            .ok_or_else(|| missing("iam:GetCredentialReport", "GeneratedTime"))?;
+        let content = answer
+            .content()
+            .ok_or_else(|| missing("iam:GetCredentialReport", "Content"))?;
+        super::CredentialReport::parse(&String::from_utf8_lossy(content.as_ref()), generated)
+            .map_err(|message| ProviderError {
+                action: "iam:GetCredentialReport".into(),
+                resource: None,
+                kind: ErrorKind::Other(message),
+            })
+    }
+
     async fn key_last_used(&self, key_id: &str) -> Result<LastUse, ProviderError> {
         Calls::count(&self.calls.iam);
         let answer = self

@@ -53,6 +53,8 @@ struct State {
     /// A failing PutParameter echoes the value, as AWS's validation
     /// errors do ("Value '…' at 'value' failed to satisfy constraint").
     echo_values: bool,
+    report_time: Option<OffsetDateTime>,
+    calls: BTreeMap<&'static str, usize>,
 }
 
 #[derive(Debug, Default)]
@@ -143,6 +145,17 @@ impl Memory {
         self.state().echo_values = true;
     }
 
+    /// The credential report says it was made at `time` (default
+    /// REFERENCE, the instant key ages count back from).
+    pub fn report_made_at(&self, time: OffsetDateTime) {
+        self.state().report_time = Some(time);
+    }
+
+    /// How many times each action was called.
+    pub fn calls(&self) -> BTreeMap<&'static str, usize> {
+        self.state().calls.clone()
+    }
+
     /// The next call of `action` fails.
     pub fn fail_once(&self, action: &'static str) {
         self.state().fail.push(action);
@@ -150,6 +163,7 @@ impl Memory {
 
     fn call(&self, action: &'static str) -> Result<(), ProviderError> {
         let mut state = self.state();
+        *state.calls.entry(action).or_default() += 1;
         match state.fail.iter().position(|a| *a == action) {
             Some(i) => {
                 state.fail.remove(i);
@@ -175,6 +189,36 @@ fn not_found(action: &str, resource: &str) -> ProviderError {
 impl Iam for Memory {
     async fn account_id(&self) -> Result<String, ProviderError> {
         Ok(ACCOUNT.into())
+    }
+
+    async fn credential_report(&self) -> Result<super::CredentialReport, ProviderError> {
+        self.call("iam:GenerateCredentialReport")?;
+        let state = self.state();
+        let users = state
+            .users
+            .iter()
+            .map(|u| {
+                let keys = state
+                    .keys
+                    .get(&u.name)
+                    .into_iter()
+                    .flatten()
+                    .map(|k| super::ReportKey {
+                        active: k.status == KeyStatus::Active,
+                        created: k.created,
+                    })
+                    .collect();
+                let user = super::ReportUser {
+                    path: u.path.clone(),
+                    keys,
+                };
+                (u.name.clone(), user)
+            })
+            .collect();
+        Ok(super::CredentialReport {
+            generated: state.report_time.unwrap_or(REFERENCE),
+            users,
+        })
     }
 
     async fn list_users(&self, path_prefix: Option<&str>) -> Result<Vec<IamUser>, ProviderError> {

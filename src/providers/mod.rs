@@ -144,6 +144,108 @@ pub trait Iam: Sync {
         &self,
         key_id: &str,
     ) -> impl Future<Output = Result<LastUse, ProviderError>> + Send;
+    /// The account's IAM credential report: generated (or the recent one
+    /// IAM keeps), waited for, read.
+    fn credential_report(
+        &self,
+    ) -> impl Future<Output = Result<CredentialReport, ProviderError>> + Send;
+}
+
+/// IAM's credential report: every user and when each of its (at most two)
+/// access keys was created, as of `generated`. No key ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialReport {
+    pub generated: OffsetDateTime,
+    pub users: BTreeMap<String, ReportUser>,
+}
+
+/// One user of a credential report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReportUser {
+    /// The IAM path (from its ARN), `/` at the least.
+    pub path: String,
+    pub keys: Vec<ReportKey>,
+}
+
+/// One access key slot of a report's user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportKey {
+    pub active: bool,
+    pub created: OffsetDateTime,
+}
+
+impl CredentialReport {
+    /// Reads the report's CSV (RFC 4180 quoting): the root account's row is
+    /// left out, and key slots that were never used (`N/A`).
+    pub fn parse(csv: &str, generated: OffsetDateTime) -> Result<Self, String> {
+        let mut rows = csv.lines().filter(|l| !l.trim().is_empty()).map(csv_fields);
+        let header = rows.next().ok_or("the credential report is empty")?;
+        let column = |name: &str| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| format!("the credential report has no `{name}` column"))
+        };
+        let user = column("user")?;
+        let arn = column("arn")?;
+        let slots = [
+            (
+                column("access_key_1_active")?,
+                column("access_key_1_last_rotated")?,
+            ),
+            (
+                column("access_key_2_active")?,
+                column("access_key_2_last_rotated")?,
+            ),
+        ];
+        let mut users = BTreeMap::new();
+        for row in rows {
+            let Some(name) = row.get(user).filter(|n| *n != "<root_account>") else {
+                continue;
+            };
+            let keys = slots
+                .iter()
+                .filter_map(|&(active, rotated)| {
+                    let created = OffsetDateTime::parse(
+                        row.get(rotated)?,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()?;
+                    Some(ReportKey {
+                        active: row.get(active).is_some_and(|a| a == "true"),
+                        created,
+                    })
+                })
+                .collect();
+            // arn:aws:iam::123456789012:user/some/path/name
+            let path = row
+                .get(arn)
+                .and_then(|arn| arn.split_once(":user"))
+                .and_then(|(_, rest)| rest.rfind('/').map(|end| rest[..=end].to_string()))
+                .unwrap_or_else(|| "/".to_string());
+            users.insert(name.clone(), ReportUser { path, keys });
+        }
+        Ok(CredentialReport { generated, users })
+    }
+}
+
+/// One CSV line's fields, with `"…"` quoting and `""` for a quote.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.trim_end_matches('\r').chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().expect("a field").push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().expect("a field").push(c),
+        }
+    }
+    fields
 }
 
 /// Reading what a target holds now. `format` says how to find the key id.
@@ -392,4 +494,30 @@ pub trait ObjectStore: Send + Sync {
         key: &'a str,
         etag: Option<&'a str>,
     ) -> futures_util::future::BoxFuture<'a, Result<Written, ProviderError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_report_is_read_with_quotes_paths_and_empty_slots() {
+        let csv = "user,arn,user_creation_time,access_key_1_active,access_key_1_last_rotated,access_key_2_active,access_key_2_last_rotated\n\
+<root_account>,arn:aws:iam::1:root,2020-01-01T00:00:00+00:00,false,N/A,false,N/A\n\
+\"a,b\",\"arn:aws:iam::1:user/ci/deploy/a,b\",2020-01-01T00:00:00+00:00,true,2026-01-02T03:04:05+00:00,false,2025-01-01T00:00:00+00:00\n\
+plain,arn:aws:iam::1:user/plain,2020-01-01T00:00:00+00:00,false,N/A,false,N/A\n";
+        let report = CredentialReport::parse(csv, time::macros::datetime!(2026-11-30 0:00 UTC)).unwrap();
+        assert_eq!(report.users.len(), 2, "{report:?}");
+        let ab = &report.users["a,b"];
+        assert_eq!(ab.path, "/ci/deploy/");
+        assert_eq!(
+            ab.keys,
+            [
+                ReportKey { active: true, created: time::macros::datetime!(2026-01-02 3:04:05 UTC) },
+                ReportKey { active: false, created: time::macros::datetime!(2025-01-01 0:00 UTC) },
+            ]
+        );
+        assert_eq!(report.users["plain"], ReportUser { path: "/".into(), keys: Vec::new() });
+        assert!(CredentialReport::parse("", report.generated).is_err());
+    }
 }

@@ -98,6 +98,36 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
     if plan.users.is_empty() {
         let _ = writeln!(out, "No IAM user matches `select`.\n");
     }
+    if let Some(report) = &plan.credential_report {
+        if let Some(outside) = report.outside.filter(|n| *n > 0) {
+            let _ = writeln!(
+                out,
+                "{} {outside} {} outside this workflow {} keys older than {} (IAM credential report{})\n",
+                style.blocked("!"),
+                if outside == 1 { "user" } else { "users" },
+                if outside == 1 { "holds" } else { "hold" },
+                report.max_key_age,
+                report
+                    .path_prefix
+                    .as_deref()
+                    .map(|p| format!(", under {p}"))
+                    .unwrap_or_default()
+            );
+        }
+        if list_all_unchanged {
+            let _ = match (&report.note, report.used) {
+                (Some(note), _) => writeln!(out, "Note: {note}.\n"),
+                (None, true) => writeln!(
+                    out,
+                    "Credential report of {}: {} selected users read, {} shown by it to have no key due.\n",
+                    report.generated.as_deref().unwrap_or("?"),
+                    report.read,
+                    report.skipped
+                ),
+                (None, false) => Ok(()),
+            };
+        }
+    }
     let summary = plan.summary;
     let in_progress = if summary.in_progress > 0 {
         format!(", {} in progress", summary.in_progress)

@@ -373,13 +373,20 @@ fn plan_makes_no_write_call_and_is_deterministic() {
     assert!(actions.len() >= 10, "the proxy saw the calls: {actions:?}");
     for action in &actions {
         let name = action.split(':').nth(1).unwrap();
+        // GenerateCredentialReport is the one call that is not a read: it
+        // asks IAM to refresh the account's report, and changes nothing.
         assert!(
             ["List", "Get", "Describe"]
                 .iter()
-                .any(|read| name.starts_with(read)),
+                .any(|read| name.starts_with(read))
+                || action == "iam:GenerateCredentialReport",
             "plan made a write call: {action}"
         );
     }
+    assert!(
+        actions.contains(&"iam:GenerateCredentialReport".to_string()),
+        "{actions:?}"
+    );
     let second = workflow.plan_at(
         &proxy.endpoint,
         &["--json", "--as-of", "2027-01-01T00:00:00Z"],
@@ -565,4 +572,64 @@ fn access_denied_names_the_action_and_the_resource() {
         run.stderr
     );
     assert!(!run.stderr.contains(&secret));
+}
+
+/// With a recent credential report (the proxy dates moto's live report
+/// now), plan reads only the users whose keys can be due, decides as a
+/// full read would, and counts users outside the workflow with old keys.
+#[test]
+fn a_recent_credential_report_limits_reads_to_the_users_that_can_be_due() {
+    let account = Account::new();
+    let mut old = Vec::new();
+    for short in ["old1", "old2", "gone"] {
+        let user = account.user(short, "", &[]);
+        account.key(&user);
+        old.push(user);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    for short in ["new1", "new2", "new3"] {
+        let user = account.user(short, "", &[]);
+        account.key(&user);
+    }
+    let workflow = Workflow::new(
+        &account,
+        &format!(
+            "select:\n  path_prefix: {{path}}\n  exclude: [\"*gone*\"]\n  max_key_age: 2s\n{TARGET}"
+        ),
+    );
+    let log = workflow.dir.path().join("calls.jsonl");
+    let proxy = crate::emulator::fault_proxy(&log, &["--report-now"]);
+    let run = workflow.plan_at(&proxy.endpoint, &["--json"]);
+    run.exits(0);
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let reads = calls.matches("\"ListAccessKeys\"").count();
+    assert_eq!(reads, 2, "only the two due users are read: {calls}");
+    let report = &plan["credential_report"];
+    assert_eq!(report["used"], true, "{report}");
+    assert_eq!(
+        (report["read"].as_u64(), report["skipped"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(report["outside"], 1, "the excluded user with an old key");
+    let full = workflow.json(&["--no-credential-report"]);
+    let decisions = |plan: &Value| -> Vec<(String, String)> { users(plan) };
+    assert_eq!(decisions(&plan), decisions(&full));
+    assert_eq!(
+        decisions(&plan)
+            .iter()
+            .filter(|(_, d)| d == "rotate")
+            .count(),
+        2
+    );
+    // Without the proxy, moto dates its report 2015: too old to decide by.
+    let fallback = workflow.json(&[]);
+    assert_eq!(fallback["credential_report"]["used"], false);
+    assert!(
+        fallback["credential_report"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("every selected user was read")
+    );
+    assert_eq!(decisions(&fallback), decisions(&full));
 }
