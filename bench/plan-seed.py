@@ -1,9 +1,10 @@
 """Seeds the emulator for the benchmarks: USERS users under PATH (default
 /bench/), each with one active key, every other one with a second, inactive
 key when INACTIVE is 1, and one SSM SecureString per user holding its active
-key as JSON.
+key as JSON. Users are named NAME-00000... (default: PATH without its
+slashes).
 
-    plan-seed.py USERS [PATH] [INACTIVE]
+    plan-seed.py USERS [PATH] [INACTIVE] [NAME]
 """
 
 import json
@@ -15,7 +16,7 @@ import boto3
 users = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 path = sys.argv[2] if len(sys.argv) > 2 else "/bench/"
 inactive = (sys.argv[3] if len(sys.argv) > 3 else "1") == "1"
-prefix = path.strip("/")
+prefix = sys.argv[4] if len(sys.argv) > 4 else path.strip("/")
 iam = boto3.client("iam")
 ssm = boto3.client("ssm")
 

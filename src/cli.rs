@@ -609,6 +609,36 @@ async fn open(
         aws,
         None,
     )?;
+    if state.shared()
+        && let Ok(entries) = apply::journal::read(&dir)
+    {
+        // Rotations begun with the local state directory are finished
+        // there: the shared state knows nothing of them.
+        let name = &prepared.checked.workflow.name;
+        let users: Vec<String> = apply::journal::rotations(&entries)
+            .into_iter()
+            .filter(|r| r.in_progress() && r.belongs_to(name))
+            .map(|r| r.user)
+            .collect();
+        if !users.is_empty() {
+            return Err(ApplyError::SavedPlan(format!(
+                "rotations of {} are in progress in the local state directory {}, which the state in {} knows nothing of: finish them there first (run apply without --state, or without the workflow's `state:`), then switch",
+                users.join(", "),
+                dir.display(),
+                state.location()
+            )));
+        }
+    }
+    if let Some(saved) = &prepared.saved {
+        let now = state.shared().then(|| state.location());
+        if saved.state != now {
+            return Err(ApplyError::SavedPlan(format!(
+                "the plan was made with its state in {}, and this apply's state is in {}: apply it with the same state (`--state`, or the workflow's `state:`)",
+                saved.state.as_deref().unwrap_or("a local state directory"),
+                now.as_deref().unwrap_or("a local state directory"),
+            )));
+        }
+    }
     let mut session = apply::Session::open(&prepared, dir, state).await?;
     if let Err(error) = session.only(&prepared, users) {
         session.close().await;
@@ -1029,6 +1059,7 @@ async fn mark_journal(
     apply::mark_in_progress(plan, &mine, workflow, &params);
     apply::mark_claimed(plan, state.claims(), &state.location()).await;
     apply::mark_held(plan, &others);
+    plan.state = state.shared().then(|| state.location());
     Ok(())
 }
 

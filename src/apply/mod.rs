@@ -70,6 +70,20 @@ pub enum StepError {
     #[error("the new key is not created yet")]
     NotCreated,
     #[error(
+        "the user's keys changed since the plan (another rotation of the user ended meanwhile, or someone changed them): nothing was done; run apply again, which plans afresh"
+    )]
+    ChangedSincePlan,
+    #[error(
+        "{cause}. The key {} this runner created meanwhile {}",
+        crate::text::short_id(key),
+        if *deleted { "was deleted again: nothing records it and its secret was never staged" } else { "could not be deleted: delete it yourself (its secret was never staged, so nothing uses it)" }
+    )]
+    FencedCreate {
+        key: String,
+        cause: String,
+        deleted: bool,
+    },
+    #[error(
         "staging holds {}, not the new key {}: someone changed it; inspect it before going on",
         crate::text::short_id(found),
         crate::text::short_id(expected)
@@ -893,7 +907,17 @@ pub async fn run<P: Provider>(
                     (
                         user.user.clone(),
                         runner
-                            .begin(&user.user, &user.arn, &old_key, user.make_room.as_deref())
+                            .begin(
+                                &user.user,
+                                &user.arn,
+                                &old_key,
+                                user.make_room.as_deref(),
+                                &user
+                                    .keys
+                                    .iter()
+                                    .map(|k| (k.id.clone(), k.status))
+                                    .collect::<Vec<_>>(),
+                            )
                             .await
                             .map_err(|e| ("begin", e)),
                     )

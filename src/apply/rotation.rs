@@ -159,12 +159,17 @@ impl Made {
 
 impl<P: Provider> Runner<'_, P> {
     /// Starts a rotation: records its beginning and returns it.
+    /// `planned` is the user's keys as the plan saw them (id, status): once
+    /// the user is claimed they are read again, and a rotation whose plan
+    /// went stale meanwhile (another rotation of the user ended between
+    /// the plan and the claim) does not begin.
     pub async fn begin(
         &self,
         user: &str,
         arn: &str,
         old_key: &str,
         make_room: Option<&str>,
+        planned: &[(String, KeyStatus)],
     ) -> Result<Rotation, StepError> {
         let now = rfc3339(OffsetDateTime::now_utc());
         let snapshot = Snapshot::take(self.workflow, self.params, user, self.account)
@@ -177,6 +182,20 @@ impl<P: Provider> Runner<'_, P> {
         };
         let id = format!("{user}@{now}");
         self.claim(user, &id).await?;
+        let mut live: Vec<(String, KeyStatus)> = match self.provider.access_keys(user).await {
+            Ok(keys) => keys.into_iter().map(|k| (k.id, k.status)).collect(),
+            Err(error) => {
+                self.claims.release(self.account, user, &id).await;
+                return Err(error.into());
+            }
+        };
+        let mut planned = planned.to_vec();
+        live.sort();
+        planned.sort();
+        if live != planned {
+            self.claims.release(self.account, user, &id).await;
+            return Err(StepError::ChangedSincePlan);
+        }
         let record = RotationRecord {
             id,
             user: user.to_string(),
@@ -643,7 +662,30 @@ impl<P: Provider> Runner<'_, P> {
         };
         // The proof that this key is this rotation's, before anything else.
         made.created.push(key.id.clone());
-        self.intent(rotation, id, Some(made.intent())).await?;
+        if let Err(error) = self.intent(rotation, id, Some(made.intent())).await {
+            if matches!(
+                error,
+                StepError::Journal(super::journal::JournalError::Fenced { .. })
+            ) {
+                // Another runner took the rotation over while this create was
+                // under way: nothing records this key and its secret will
+                // never be staged, so nothing can use it. Deleting it is the
+                // one way not to leave an orphan behind.
+                return match self.provider.delete_access_key(user, &key.id).await {
+                    Ok(()) => Err(StepError::FencedCreate {
+                        key: key.id.clone(),
+                        cause: error.to_string(),
+                        deleted: true,
+                    }),
+                    Err(_) => Err(StepError::FencedCreate {
+                        key: key.id.clone(),
+                        cause: error.to_string(),
+                        deleted: false,
+                    }),
+                };
+            }
+            return Err(error);
+        }
         self.crash_point("create:before-stage");
         stage.write(self.provider, &key).await?;
         let extra = self.new_keys(user, &made.before).await?;

@@ -806,3 +806,59 @@ fn an_old_or_missing_credential_report_reads_every_user_and_says_why() {
     assert!(note.contains("could not be had"), "{note}");
     assert_eq!(plan.summary.rotate, 3);
 }
+
+/// Regression: a rotation planned while another workflow held the user
+/// began once the claim was free, from keys that had changed meanwhile,
+/// and left two active keys. The keys are read again once claimed.
+#[test]
+fn a_rotation_whose_plan_went_stale_before_its_claim_does_not_begin() {
+    let world = World::new("");
+    let prepared = prepare(&world.workflow(), Vec::new()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(async {
+        let session = Session::open(&prepared, world.state_dir(), world.backend("unit"))
+            .await
+            .unwrap();
+        let plan = session
+            .plan(&prepared, &world.account, None, 4)
+            .await
+            .unwrap();
+        // Meanwhile another rotation of app-1 ends: a new key, the old gone.
+        let other = world.account.create_access_key("app-1").await.unwrap();
+        world
+            .account
+            .delete_access_key("app-1", "AKIAOLD0000000000001")
+            .await
+            .unwrap();
+        let report = session
+            .execute(
+                &prepared,
+                &plan,
+                &world.account,
+                None,
+                &Stop::never(),
+                &|_| {},
+            )
+            .await;
+        session.close().await;
+        (report, other.id)
+    });
+    let (report, other) = report;
+    let Outcome::Failed { step, error } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert_eq!(step, "begin");
+    assert!(error.contains("changed since the plan"), "{error}");
+    let keys: Vec<String> = world
+        .account
+        .keys_of("app-1")
+        .into_iter()
+        .map(|k| k.0)
+        .collect();
+    assert_eq!(keys, [other], "nothing was done");
+    // The next apply plans afresh: the new key is young, nothing is due.
+    assert!(world.apply(None).outcomes.is_empty());
+}

@@ -63,6 +63,10 @@ pub struct Plan {
     /// user that was deleted or moved to another path).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmatched: Vec<String>,
+    /// Where apply keeps the state, when it is shared (`s3://…`): apply of
+    /// a saved plan must use the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     /// How the credential report was used (absent: not asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_report: Option<ReportUse>,
@@ -363,6 +367,7 @@ pub async fn plan<P: Iam + TargetReader>(
         observed_sha256: observed_sha256(&users),
         summary,
         unmatched,
+        state: None,
         credential_report: report_use,
         users,
     })

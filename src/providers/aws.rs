@@ -176,6 +176,21 @@ impl S3Objects {
         format!("s3://{}/{key}", self.bucket)
     }
 
+    /// The bucket is missing: said plainly, not as a missing object.
+    fn no_bucket<E: ProvideErrorMetadata>(
+        &self,
+        action: &str,
+        error: &SdkError<E, HttpResponse>,
+    ) -> Option<ProviderError> {
+        (error.code() == Some("NoSuchBucket")).then(|| ProviderError {
+            action: action.to_string(),
+            resource: Some(format!("s3://{}", self.bucket)),
+            kind: ErrorKind::Other(
+                "the bucket does not exist (or is not in this region); create it, with versioning on, or fix `state.s3.bucket` or --state".into(),
+            ),
+        })
+    }
+
     /// A failed conditional request (412, or 409 when two race).
     fn condition_failed<E>(error: &SdkError<E, HttpResponse>) -> bool {
         error
@@ -205,6 +220,9 @@ impl super::ObjectStore for S3Objects {
                 .await
             {
                 Ok(answer) => answer,
+                Err(error) if let Some(missing) = self.no_bucket("s3:GetObject", &error) => {
+                    return Err(missing);
+                }
                 Err(error)
                     if error
                         .raw_response()
@@ -277,6 +295,9 @@ impl super::ObjectStore for S3Objects {
                     answer.e_tag().unwrap_or_default().to_string(),
                 )),
                 Err(error) if Self::condition_failed(&error) => Ok(super::Written::ConditionFailed),
+                Err(error) if let Some(missing) = self.no_bucket("s3:PutObject", &error) => {
+                    Err(missing)
+                }
                 Err(error) => Err(provider_error(
                     "s3:PutObject",
                     Some(&self.resource(key)),
@@ -309,6 +330,9 @@ impl super::ObjectStore for S3Objects {
                             .filter_map(|o| o.key().map(str::to_string)),
                     ),
                     Some(Err(error)) => {
+                        if let Some(missing) = self.no_bucket("s3:ListObjectsV2", &error) {
+                            return Err(missing);
+                        }
                         return Err(provider_error(
                             "s3:ListObjectsV2",
                             Some(&self.resource(prefix)),

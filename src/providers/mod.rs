@@ -506,18 +506,31 @@ mod tests {
 <root_account>,arn:aws:iam::1:root,2020-01-01T00:00:00+00:00,false,N/A,false,N/A\n\
 \"a,b\",\"arn:aws:iam::1:user/ci/deploy/a,b\",2020-01-01T00:00:00+00:00,true,2026-01-02T03:04:05+00:00,false,2025-01-01T00:00:00+00:00\n\
 plain,arn:aws:iam::1:user/plain,2020-01-01T00:00:00+00:00,false,N/A,false,N/A\n";
-        let report = CredentialReport::parse(csv, time::macros::datetime!(2026-11-30 0:00 UTC)).unwrap();
+        let report =
+            CredentialReport::parse(csv, time::macros::datetime!(2026-11-30 0:00 UTC)).unwrap();
         assert_eq!(report.users.len(), 2, "{report:?}");
         let ab = &report.users["a,b"];
         assert_eq!(ab.path, "/ci/deploy/");
         assert_eq!(
             ab.keys,
             [
-                ReportKey { active: true, created: time::macros::datetime!(2026-01-02 3:04:05 UTC) },
-                ReportKey { active: false, created: time::macros::datetime!(2025-01-01 0:00 UTC) },
+                ReportKey {
+                    active: true,
+                    created: time::macros::datetime!(2026-01-02 3:04:05 UTC)
+                },
+                ReportKey {
+                    active: false,
+                    created: time::macros::datetime!(2025-01-01 0:00 UTC)
+                },
             ]
         );
-        assert_eq!(report.users["plain"], ReportUser { path: "/".into(), keys: Vec::new() });
+        assert_eq!(
+            report.users["plain"],
+            ReportUser {
+                path: "/".into(),
+                keys: Vec::new()
+            }
+        );
         assert!(CredentialReport::parse("", report.generated).is_err());
     }
 }

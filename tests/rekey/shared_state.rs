@@ -567,3 +567,56 @@ fn plan_with_state_in_s3_only_reads() {
     }
     assert_eq!(account.objects(&bucket), objects, "the bucket is unchanged");
 }
+
+/// A plan saved with its state in S3 is applied with that state or not at
+/// all; a bucket that does not exist is named as such.
+#[test]
+fn a_saved_plan_keeps_its_state_and_a_missing_bucket_is_named() {
+    let account = Account::new();
+    let bucket = account.bucket();
+    seed(&account, "", 1);
+    let text = workflow(&account, "saved", &bucket, "30s", "policy:\n  soak: 0s\n");
+    let local = text.replace(
+        &format!("state:\n  s3: {{ bucket: {bucket}, prefix: teams/, lease: 30s }}\n"),
+        "",
+    );
+    assert_ne!(local, text);
+    let runner = Runner::new("runner-a", &local);
+    std::thread::sleep(Duration::from_millis(1100));
+    let state = format!("s3://{bucket}/teams");
+    runner
+        .rekey(&[
+            "plan",
+            "workflow.yaml",
+            "--state",
+            &state,
+            "--out",
+            "plan.json",
+        ])
+        .exits(0);
+    let refused = runner.rekey(&["apply", "plan.json"]);
+    refused.exits(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "the plan was made with its state in {state}/saved"
+        )),
+        "{}",
+        refused.stderr
+    );
+    runner
+        .rekey(&["apply", "plan.json", "--state", &state])
+        .exits(0);
+    let missing = runner.rekey(&[
+        "apply",
+        "workflow.yaml",
+        "--auto-approve",
+        "--state",
+        "s3://rekey-no-such-bucket/x",
+    ]);
+    missing.exits(1);
+    assert!(
+        missing.stderr.contains("the bucket does not exist"),
+        "{}",
+        missing.stderr
+    );
+}

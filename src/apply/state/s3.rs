@@ -414,6 +414,13 @@ impl S3State {
         if seqs.first().is_some_and(|&first| first > upto + 1) {
             return Ok(None);
         }
+        // Numbers are written one after another: a hole is a deleted record.
+        if let Some(pair) = seqs.windows(2).find(|pair| pair[1] != pair[0] + 1) {
+            return Err(self.damaged(
+                &self.journal_key(pair[0] + 1),
+                "this journal object is missing, between two that are there; rekey will not guess what it recorded. Restore it (from the bucket's versions), or check every rotation by hand",
+            ));
+        }
         let bodies: Vec<Option<StoredObject>> = stream::iter(seqs.iter().copied())
             .map(|seq| {
                 let key = self.journal_key(seq);
@@ -464,7 +471,7 @@ impl S3State {
     async fn compact(&self, fence: u64) -> Result<(), JournalError> {
         let (snapshot, etag, batches) = self.read_all().await?;
         let older: Vec<&(u64, Batch)> = batches.iter().filter(|(seq, _)| *seq < fence).collect();
-        if older.len() < COMPACT_AFTER {
+        if older.iter().filter(|(_, b)| b.takeover.is_none()).count() < COMPACT_AFTER {
             return Ok(());
         }
         let mut values = snapshot.entries.clone();
@@ -493,7 +500,10 @@ impl S3State {
             // Someone else compacted meanwhile: theirs stands.
             Written::ConditionFailed => return Ok(()),
         }
-        for (seq, _) in older {
+        // Takeover objects stay for good: each is the number the runner it
+        // fenced out would write next, so deleting one would let that
+        // runner, should it wake, write again (they hold no records).
+        for (seq, _) in older.into_iter().filter(|(_, b)| b.takeover.is_none()) {
             self.store
                 .delete(&self.journal_key(*seq), None)
                 .await
@@ -636,7 +646,17 @@ fn keep(entries: &[Entry], values: &[serde_json::Value]) -> Vec<serde_json::Valu
                 return true;
             }
             latest_ended.get(entry.user.as_str()) == Some(&id)
-                && (matches!(entry.record, Record::Begin(_)) || last_of.get(id) == Some(i))
+                && (matches!(
+                    &entry.record,
+                    Record::Begin(_)
+                        | Record::Done {
+                            step: crate::workflow::graph::StepId {
+                                phase: crate::workflow::graph::Phase::Create,
+                                ..
+                            },
+                            ..
+                        }
+                ) || last_of.get(id) == Some(i))
         })
         .map(|(_, (_, value))| value.clone())
         .collect()
@@ -687,8 +707,19 @@ impl StateBackend for S3State {
                 held.renewer.abort();
                 let etag = held.etag.lock().expect("lease etag").clone();
                 if !held.lost.load(Ordering::SeqCst) {
-                    // Only if it is still ours (If-Match).
-                    let _ = self.store.delete(&self.lease_key(), Some(&etag)).await;
+                    // Only if it is still ours (If-Match); tried again after
+                    // a failure, or the next run waits for it to expire.
+                    for wait in [0, 1, 2] {
+                        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                        if self
+                            .store
+                            .delete(&self.lease_key(), Some(&etag))
+                            .await
+                            .is_ok()
+                        {
+                            break;
+                        }
+                    }
                 }
             }
         })
@@ -774,13 +805,18 @@ impl StateBackend for S3State {
 
     fn holder(&self) -> BoxFuture<'_, Result<Option<Holder>, LockError>> {
         Box::pin(async move {
-            Ok(self
-                .current_lease()
-                .await?
-                .map(|(lease, _, expires_in)| Holder {
+            match self.current_lease().await {
+                Ok(lease) => Ok(lease.map(|(lease, _, expires_in)| Holder {
                     owner: Some(lease.owner),
                     expires_in: Some(expires_in),
-                }))
+                })),
+                // Not one rekey wrote: held by someone unknown.
+                Err(LockError::Refused(_)) => Ok(Some(Holder {
+                    owner: None,
+                    expires_in: None,
+                })),
+                Err(error) => Err(error),
+            }
         })
     }
 
@@ -808,7 +844,13 @@ impl StateBackend for S3State {
 
     fn force_unlock(&self) -> BoxFuture<'_, Result<bool, LockError>> {
         Box::pin(async move {
-            let Some((_, object, _)) = self.current_lease().await? else {
+            // Whatever it holds, even what rekey did not write.
+            let Some(object) = self
+                .store
+                .get(&self.lease_key())
+                .await
+                .map_err(|e| self.lock_error(e))?
+            else {
                 return Ok(false);
             };
             self.store
@@ -845,11 +887,20 @@ impl S3Claims {
         account: &str,
         user: &str,
     ) -> Result<Option<(Claim, String)>, ProviderError> {
-        Ok(self
-            .store
-            .get(&Self::key(account, user))
-            .await?
-            .and_then(|o| Some((serde_json::from_slice(&o.body).ok()?, o.etag))))
+        let key = Self::key(account, user);
+        Ok(self.store.get(&key).await?.map(|o| {
+            // A claim rekey did not write still holds the user: someone
+            // must look at it (`apply --force` removes it).
+            let claim = serde_json::from_slice(&o.body).unwrap_or_else(|_| Claim {
+                workflow: format!("(unknown: {key} is not a claim rekey wrote)"),
+                rotation: "(unknown)".into(),
+                state: "(unknown)".into(),
+                host: "(unknown)".into(),
+                pid: 0,
+                since: "(unknown)".into(),
+            });
+            (claim, o.etag)
+        }))
     }
 }
 
@@ -928,20 +979,26 @@ impl ClaimStore for S3Claims {
                 },
             };
             if let Some(etag) = etag {
-                // If-Match: only while it is still this rotation's.
-                let _ = self.store.delete(&key, Some(&etag)).await;
+                // If-Match: only while it is still this rotation's. Tried
+                // again after a failure: a claim left behind would hold the
+                // user from other workflows until this one runs again.
+                for wait in [0, 1, 2, 4] {
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                    if self.store.delete(&key, Some(&etag)).await.is_ok() {
+                        break;
+                    }
+                }
             }
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
-    use crate::apply::journal::Begin;
     use crate::providers::memory::MemoryObjects;
 
-    fn runner(bucket: &Arc<MemoryObjects>) -> S3State {
+    pub fn runner(bucket: &Arc<MemoryObjects>) -> S3State {
         S3State::new(
             bucket.clone(),
             S3Location {
@@ -954,7 +1011,7 @@ mod tests {
         )
     }
 
-    fn owner(host: &str) -> Owner {
+    pub fn owner(host: &str) -> Owner {
         Owner {
             host: host.into(),
             pid: 1,
@@ -964,7 +1021,7 @@ mod tests {
         }
     }
 
-    fn line(rotation: &str, record: Record) -> String {
+    pub fn line(rotation: &str, record: Record) -> String {
         serde_json::to_string(&Entry {
             time: "t".into(),
             rotation: rotation.into(),
@@ -973,6 +1030,14 @@ mod tests {
         })
         .unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::apply::journal::Begin;
+    use crate::providers::memory::MemoryObjects;
 
     #[tokio::test]
     async fn a_held_lease_is_refused_with_its_owner_until_it_expires_by_s3s_clock() {
@@ -1093,10 +1158,13 @@ mod tests {
         }
         let a = runner(&bucket);
         a.acquire(&owner("runner-a")).await.unwrap();
+        // Takeovers stay (they fence); records are compacted.
         let journal_objects = bucket
             .keys()
             .iter()
-            .filter(|k| k.starts_with("p/wf/journal/"))
+            .filter(|k| {
+                k.starts_with("p/wf/journal/") && !bucket.body(k).unwrap().contains("\"takeover\"")
+            })
             .count();
         assert!(
             journal_objects < COMPACT_AFTER && bucket.keys().contains(&"p/wf/snapshot.json".into()),
@@ -1125,5 +1193,74 @@ mod tests {
         );
         // Compaction keeps fencing: the takeover object stays.
         assert!(bucket.keys().iter().any(|k| k.starts_with("p/wf/journal/")));
+    }
+}
+
+#[cfg(test)]
+mod fencing {
+    use super::tests_support::*;
+    use super::*;
+    use crate::apply::journal::Begin;
+    use crate::providers::memory::MemoryObjects;
+
+    /// Regression: compaction deleted the takeover object that fenced out a
+    /// paused runner, and the runner, waking, wrote that number again.
+    #[tokio::test]
+    async fn compaction_never_reopens_a_number_a_fenced_runner_would_write() {
+        let bucket = Arc::new(MemoryObjects::default());
+        let a = runner(&bucket);
+        a.acquire(&owner("runner-a")).await.unwrap();
+        a.append(vec![line("u@1", Record::Begin(Begin::default()))])
+            .await
+            .unwrap();
+        a.held.lock().unwrap().as_ref().unwrap().renewer.abort();
+        bucket.advance(9);
+        for run in 0..3 {
+            let b = runner(&bucket);
+            b.acquire(&owner("runner-b")).await.unwrap();
+            for i in 0..COMPACT_AFTER {
+                let id = format!("v{run}x{i}@1");
+                b.append(vec![line(&id, Record::Begin(Begin::default()))])
+                    .await
+                    .unwrap();
+                b.append(vec![line(&id, Record::Finished)]).await.unwrap();
+            }
+            b.release().await;
+        }
+        assert!(bucket.keys().contains(&"p/wf/snapshot.json".to_string()));
+        let before = bucket.keys();
+        let Err(JournalError::Fenced { .. }) = a.append(vec![line("u@1", Record::Finished)]).await
+        else {
+            panic!("the fenced-out runner wrote after compaction")
+        };
+        assert_eq!(bucket.keys(), before);
+    }
+
+    #[tokio::test]
+    async fn a_journal_object_missing_between_two_is_refused() {
+        let bucket = Arc::new(MemoryObjects::default());
+        let a = runner(&bucket);
+        a.acquire(&owner("runner-a")).await.unwrap();
+        for record in [Record::Begin(Begin::default()), Record::Finished] {
+            a.append(vec![line("u@1", record)]).await.unwrap();
+        }
+        a.append(vec![line("w@1", Record::Begin(Begin::default()))])
+            .await
+            .unwrap();
+        use crate::providers::ObjectStore;
+        bucket
+            .delete("p/wf/journal/0000000000000003.json", None)
+            .await
+            .unwrap();
+        let Err(JournalError::Damaged { path, reason, .. }) = a.read().await else {
+            panic!("a hole in the journal was read as if whole")
+        };
+        assert!(
+            path.display()
+                .to_string()
+                .ends_with("0000000000000003.json"),
+            "{path:?}"
+        );
+        assert!(reason.contains("missing"), "{reason}");
     }
 }
