@@ -532,6 +532,7 @@ fn state_of(
     use apply::state::{
         DEFAULT_LEASE, S3Location, local::LocalState, normalize_prefix, s3::S3State,
     };
+    let name_given = name.is_some();
     let name = name.map_or_else(
         || crate::text::file_name_for(&workflow.name),
         str::to_string,
@@ -571,7 +572,12 @@ fn state_of(
                 location.region.as_deref(),
                 location.kms_key_id.as_deref(),
             );
-            std::sync::Arc::new(S3State::new(std::sync::Arc::new(store), location, &name))
+            // In S3, names that had to change get a hash: never shared.
+            let s3_name = match name_given {
+                true => name.clone(),
+                false => crate::text::distinct_name_for(&workflow.name),
+            };
+            std::sync::Arc::new(S3State::new(std::sync::Arc::new(store), location, &s3_name))
         }
         None => {
             if global.state_dir.is_none()

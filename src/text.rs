@@ -67,3 +67,36 @@ pub fn file_name_for(name: &str) -> String {
         _ => safe,
     }
 }
+
+/// [`file_name_for`], made distinct: a name that had to change gets a
+/// short hash of itself, so `team/prod a` and `team_prod_a` never share
+/// state in S3 or a staging parameter.
+pub fn distinct_name_for(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let safe = file_name_for(name);
+    if safe == name {
+        return safe;
+    }
+    let hash = Sha256::digest(name.as_bytes());
+    format!(
+        "{safe}-{:02x}{:02x}{:02x}{:02x}",
+        hash[0], hash[1], hash[2], hash[3]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_had_to_change_stay_distinct() {
+        assert_eq!(distinct_name_for("team-prod_a.1"), "team-prod_a.1");
+        let a = distinct_name_for("team/prod a");
+        assert!(
+            a.starts_with("team_prod_a-") && a.len() == "team_prod_a-".len() + 8,
+            "{a}"
+        );
+        assert_ne!(a, distinct_name_for("team_prod_a"));
+        assert_ne!(a, distinct_name_for("team prod/a"));
+    }
+}

@@ -38,7 +38,7 @@ impl Workflow {
     /// runner could not be resumed on another).
     pub fn stage_for_shared_state(&mut self) {
         if self.staging == Staging::StateFile {
-            let safe = crate::text::file_name_for(&self.name);
+            let safe = crate::text::distinct_name_for(&self.name);
             self.staging = Staging::SsmParameter {
                 name: Template::new(format!("/rekey/staging/{safe}/${{user}}")),
                 kms_key_id: None,
