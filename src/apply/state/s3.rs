@@ -513,13 +513,18 @@ impl S3State {
     }
 
     /// Who took the state over from this runner: the latest takeover in
-    /// the journal that is not this runner's.
-    async fn taker(&self) -> String {
+    /// the journal that is not this runner's (read from the newest object
+    /// back: only a fenced-out runner asks).
+    async fn taker(&self, next: u64) -> String {
         let unknown = || "another runner (this runner's lease was taken over)".to_string();
+        // The takeover that fenced this runner out holds its next number.
         let Ok(keys) = self.store.list(&self.journal_prefix()).await else {
             return unknown();
         };
-        for key in keys.iter().rev().take(16) {
+        let first = self.journal_key(next);
+        let mut keys: Vec<&String> = keys.iter().filter(|k| **k >= first).collect();
+        keys.truncate(64);
+        for key in keys {
             let Ok(Some(object)) = self.store.get(key).await else {
                 continue;
             };
@@ -557,7 +562,7 @@ impl S3State {
         let result = if let Some(by) = &writer.fenced {
             Err(Failure::Fenced(by.clone()))
         } else if lost {
-            let by = self.taker().await;
+            let by = self.taker(writer.next).await;
             writer.fenced = Some(by.clone());
             Err(Failure::Fenced(by))
         } else {
@@ -785,7 +790,10 @@ impl StateBackend for S3State {
                     return Ok(());
                 }
                 Ok(Some((lease, _, _))) => lease.owner.to_string(),
-                Ok(None) => self.taker().await,
+                Ok(None) => {
+                    let next = self.writer.lock().await.next;
+                    self.taker(next).await
+                }
                 Err(error) => {
                     return Err(JournalError::Unwritten {
                         location: self.location(),
@@ -1234,6 +1242,41 @@ mod fencing {
             panic!("the fenced-out runner wrote after compaction")
         };
         assert_eq!(bucket.keys(), before);
+    }
+
+    /// Regression: when the renewal noticed the takeover first, the message
+    /// said "another runner" instead of naming it (its takeover was more
+    /// than a few objects back).
+    #[tokio::test]
+    async fn a_runner_whose_renewal_found_the_lease_lost_names_who_took_it() {
+        let bucket = Arc::new(MemoryObjects::default());
+        let a = runner(&bucket);
+        a.acquire(&owner("runner-a")).await.unwrap();
+        a.held.lock().unwrap().as_ref().unwrap().renewer.abort();
+        bucket.advance(9);
+        let b = runner(&bucket);
+        b.acquire(&owner("runner-b")).await.unwrap();
+        for i in 0..40 {
+            b.append(vec![line(
+                &format!("v{i}@1"),
+                Record::Begin(Begin::default()),
+            )])
+            .await
+            .unwrap();
+        }
+        // What the renewal does when it finds the lease is not its own.
+        a.held
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .lost
+            .store(true, Ordering::SeqCst);
+        let Err(JournalError::Fenced { by }) = a.append(vec![line("u@1", Record::Finished)]).await
+        else {
+            panic!("a runner that lost its lease wrote")
+        };
+        assert!(by.contains("runner-b"), "{by}");
     }
 
     #[tokio::test]
