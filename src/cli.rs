@@ -160,8 +160,8 @@ enum StateCommand {
     ///
     /// A lease expires by itself when its holder stops renewing it (2 minutes
     /// by default), and the next apply takes over: unlock only when you cannot
-    /// wait and you know the holder is gone. If it is still running, two
-    /// runners write the same rotations.
+    /// wait and you know the holder is gone. If it is still running, it is
+    /// fenced out at its next journal write, but an AWS call under way still lands.
     Unlock {
         workflow: PathBuf,
         /// Needed: remove the lease even though its holder may still run.
