@@ -275,6 +275,20 @@ enum GraphFormat {
     Json,
 }
 
+/// A line on stdout; a reader that went away (`| head`) is no error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Text on stdout, as [`say!`] does.
+fn say_raw(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -331,7 +345,7 @@ fn status(global: &Global, workflow: &Path) -> ExitCode {
             && !state.shared()
             && let Some((dir, users)) = apply::previous_layout(workflow)
         {
-            println!(
+            say!(
                 "Rotations begun by an earlier rekey are in progress in {} (every workflow of this folder shared it then): {}. See them with `rekey status {} --state-dir {}`.\n",
                 dir.display(),
                 users.join(", "),
@@ -339,13 +353,16 @@ fn status(global: &Global, workflow: &Path) -> ExitCode {
                 dir.display()
             );
         }
+        if let Some(message) = local_in_progress(global, workflow, &checked.workflow, &state) {
+            say!("Note: {message}.\n");
+        }
         match state.read().await {
             Ok(entries) => {
                 let records: Vec<_> = apply::journal::rotations(&entries)
                     .into_iter()
                     .filter(|r| r.belongs_to(name))
                     .collect();
-                print!("{}", render::apply::status(&records));
+                say_raw(&render::apply::status(&records));
                 Exit::Success.into()
             }
             Err(error) => fail(error),
@@ -394,7 +411,7 @@ async fn state_list(
 ) -> Result<ExitCode, String> {
     let names = state.neighbours().await.map_err(|e| e.to_string())?;
     if names.is_empty() {
-        println!("No state beside {} yet.", state.location());
+        say!("No state beside {} yet.", state.location());
         return Ok(Exit::Success.into());
     }
     for name in names {
@@ -410,7 +427,7 @@ async fn state_list(
                 .into_iter()
                 .filter(apply::journal::RotationRecord::in_progress)
                 .count();
-        println!(
+        say!(
             "{name}: {} rotation(s) in progress; {holder}\n  {}",
             in_progress,
             other.location()
@@ -438,21 +455,21 @@ async fn state_show(
     workflow: &crate::workflow::Workflow,
     state: &apply::state::State,
 ) -> Result<ExitCode, String> {
-    println!(
+    say!(
         "State of workflow `{}`: {}",
         workflow.name,
         state.location()
     );
     match state.holder().await.map_err(|e| e.to_string())? {
-        Some(holder) => println!("Lock: {}", describe_holder(&holder)),
-        None => println!("Lock: not held"),
+        Some(holder) => say!("Lock: {}", describe_holder(&holder)),
+        None => say!("Lock: not held"),
     }
     let records = apply::journal::rotations(&state.read().await.map_err(|e| e.to_string())?);
-    println!();
-    print!("{}", render::apply::status(&records));
+    say!("");
+    say_raw(&render::apply::status(&records));
     let held: Vec<_> = records.iter().filter(|r| r.in_progress()).collect();
     if !held.is_empty() {
-        println!("\nClaims:");
+        say!("\nClaims:");
         for record in held {
             let account = record
                 .begin
@@ -466,7 +483,7 @@ async fn state_show(
                 Some(claim) => format!("held by {claim}"),
                 None => "not claimed (apply claims it again when it resumes)".to_string(),
             };
-            println!("  {} (account {account}): {line}", record.user);
+            say!("  {} (account {account}): {line}", record.user);
         }
     }
     Ok(Exit::Success.into())
@@ -475,7 +492,7 @@ async fn state_show(
 async fn state_unlock(state: &apply::state::State, force: bool) -> Result<ExitCode, String> {
     let holder = state.holder().await.map_err(|e| e.to_string())?;
     let Some(holder) = holder else {
-        println!("No lock or lease is held on {}.", state.location());
+        say!("No lock or lease is held on {}.", state.location());
         return Ok(Exit::Success.into());
     };
     if !force {
@@ -493,8 +510,35 @@ async fn state_unlock(state: &apply::state::State, force: bool) -> Result<ExitCo
             .map_or_else(|| "an unknown holder".to_string(), ToString::to_string)
     );
     state.force_unlock().await.map_err(|e| e.to_string())?;
-    println!("Removed the lease on {}.", state.location());
+    say!("Removed the lease on {}.", state.location());
     Ok(Exit::Success.into())
+}
+
+/// Rotations of `workflow` in progress in its local state directory while
+/// its state is shared: apply refuses to go on until they are finished.
+fn local_in_progress(
+    global: &Global,
+    path: &Path,
+    workflow: &crate::workflow::Workflow,
+    state: &apply::state::State,
+) -> Option<String> {
+    if !state.shared() {
+        return None;
+    }
+    let dir = apply::state_dir(global.state_dir.as_deref(), path, &workflow.name);
+    let users: Vec<String> = apply::journal::rotations(&apply::journal::read(&dir).ok()?)
+        .into_iter()
+        .filter(|r| r.in_progress() && r.belongs_to(&workflow.name))
+        .map(|r| r.user)
+        .collect();
+    (!users.is_empty()).then(|| {
+        format!(
+            "rotations of {} are in progress in the local state directory {}, which the state in {} knows nothing of: finish them there first (run apply without --state, or without the workflow's `state:`), then switch",
+            users.join(", "),
+            dir.display(),
+            state.location()
+        )
+    })
 }
 
 /// The state of the workflow at `path`, to read: rotations of the previous
@@ -615,25 +659,15 @@ async fn open(
         aws,
         None,
     )?;
-    if state.shared()
-        && let Ok(entries) = apply::journal::read(&dir)
-    {
-        // Rotations begun with the local state directory are finished
-        // there: the shared state knows nothing of them.
-        let name = &prepared.checked.workflow.name;
-        let users: Vec<String> = apply::journal::rotations(&entries)
-            .into_iter()
-            .filter(|r| r.in_progress() && r.belongs_to(name))
-            .map(|r| r.user)
-            .collect();
-        if !users.is_empty() {
-            return Err(ApplyError::SavedPlan(format!(
-                "rotations of {} are in progress in the local state directory {}, which the state in {} knows nothing of: finish them there first (run apply without --state, or without the workflow's `state:`), then switch",
-                users.join(", "),
-                dir.display(),
-                state.location()
-            )));
-        }
+    // Rotations begun with the local state directory are finished there:
+    // the shared state knows nothing of them.
+    if let Some(message) = local_in_progress(
+        global,
+        &prepared.workflow_path,
+        &prepared.checked.workflow,
+        &state,
+    ) {
+        return Err(ApplyError::SavedPlan(message));
     }
     if let Some(saved) = &prepared.saved {
         let now = state.shared().then(|| state.location());
@@ -1056,6 +1090,9 @@ async fn mark_journal(
         eprintln!("note: {}\n", ApplyError::PreviousLayout { dir, users });
     }
     let state = state_to_read(global, path, workflow, aws).map_err(|e| e.to_string())?;
+    if let Some(message) = local_in_progress(global, path, workflow, &state) {
+        eprintln!("note: {message}\n");
+    }
     let entries = state.read().await.map_err(|e| e.to_string())?;
     let (mine, others): (Vec<_>, Vec<_>) = apply::journal::rotations(&entries)
         .into_iter()

@@ -47,14 +47,27 @@ impl StateLock {
             // Never through a link: a planted one would aim the write elsewhere.
             .custom_flags(libc::O_NOFOLLOW)
             .open(state_dir.join(FILE_NAME))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut owner = String::new();
-                let _ = file.read_to_string(&mut owner);
-                return Err(LockError::Held(describe(&owner)));
+        // A lock this process let go of may linger for an instant in a
+        // child forked meanwhile (until its exec closes the descriptor):
+        // this process's own lock is waited for, briefly.
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    file.rewind()?;
+                    let _ = file.read_to_string(&mut text);
+                    let ours = serde_json::from_str::<super::state::Owner>(&text)
+                        .is_ok_and(|o| o.pid == std::process::id() && o.host == owner.host);
+                    if !ours || tries == 100 {
+                        return Err(LockError::Held(describe(&text)));
+                    }
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(TryLockError::Error(error)) => return Err(error.into()),
             }
-            Err(TryLockError::Error(error)) => return Err(error.into()),
         }
         let owner = serde_json::to_string(owner).expect("plain data");
         file.set_len(0)?;

@@ -55,7 +55,8 @@ pub struct Plan {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// SHA-256 of what was observed (keys and target states, not last use):
+    /// SHA-256 of what was observed (keys and target states, not last use) of
+    /// the users not left unchanged:
     /// a saved plan is stale when a new observation hashes differently.
     pub observed_sha256: String,
     pub summary: Summary,
@@ -840,8 +841,13 @@ pub fn observed_sha256(users: &[UserPlan]) -> String {
         keys: Vec<(&'a str, KeyStatus, &'a str)>,
         targets: Vec<(&'a str, &'a str, &'a Option<TargetState>)>,
     }
+    // What apply acts on: users it would leave unchanged do not count, so
+    // a plan made with the credential report (which spares reading them)
+    // is not stale for an apply that had to read them, or the reverse; a
+    // user whose decision changed is, as its keys then count on one side.
     let observed: Vec<Observed> = users
         .iter()
+        .filter(|u| u.decision != Decision::Unchanged)
         .map(|u| Observed {
             user: &u.user,
             keys: u
