@@ -207,8 +207,10 @@ pub struct Journal {
     state: super::state::State,
     /// Values never to write (sensitive params).
     sensitive: crate::secret::Sensitive,
-    /// Every record: those read when it was opened, and this run's.
-    entries: Mutex<Vec<Entry>>,
+    /// The records of each rotation that has not ended: those read when
+    /// it was opened, and this run's. Dropped when a rotation ends, so
+    /// memory follows the rotations under way, not the run's length.
+    entries: Mutex<std::collections::HashMap<String, Vec<Entry>>>,
     /// The intents this run recorded, by rotation: what each target held
     /// before it, without reading the state back.
     intents: Mutex<std::collections::HashMap<String, BTreeMap<StepId, Intent>>>,
@@ -222,7 +224,7 @@ impl Journal {
             Journal {
                 state,
                 sensitive: crate::secret::Sensitive::default(),
-                entries: Mutex::new(entries.clone()),
+                entries: Mutex::new(under_way(&entries)),
                 intents: Default::default(),
             },
             entries,
@@ -252,7 +254,19 @@ impl Journal {
                 .or_default()
                 .insert(step.clone(), intent.clone());
         }
-        self.entries.lock().expect("entries").push(entry.clone());
+        let mut entries = self.entries.lock().expect("entries");
+        if matches!(entry.record, Record::Finished | Record::RolledBack { .. }) {
+            entries.remove(&entry.rotation);
+            self.intents
+                .lock()
+                .expect("intents")
+                .remove(&entry.rotation);
+        } else {
+            entries
+                .entry(entry.rotation.clone())
+                .or_default()
+                .push(entry.clone());
+        }
         Ok(())
     }
 
@@ -266,9 +280,15 @@ impl Journal {
             .unwrap_or_default()
     }
 
-    /// Every record written so far, earlier runs' and this one's.
-    pub fn entries(&self) -> Vec<Entry> {
-        self.entries.lock().expect("entries").clone()
+    /// The records of `rotation`, earlier runs' and this one's, while it
+    /// has not ended.
+    pub fn entries_of(&self, rotation: &str) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .expect("entries")
+            .get(rotation)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Whether this runner still holds the state's lock (or lease).
@@ -280,6 +300,24 @@ impl Journal {
     pub async fn close(&self) {
         self.state.release().await;
     }
+}
+
+/// The records of the rotations that have not ended, by rotation.
+fn under_way(entries: &[Entry]) -> std::collections::HashMap<String, Vec<Entry>> {
+    let ended: std::collections::HashSet<String> = rotations(entries)
+        .into_iter()
+        .filter(|r| !r.in_progress())
+        .map(|r| r.id)
+        .collect();
+    let mut by_rotation: std::collections::HashMap<String, Vec<Entry>> =
+        std::collections::HashMap::new();
+    for entry in entries.iter().filter(|e| !ended.contains(&e.rotation)) {
+        by_rotation
+            .entry(entry.rotation.clone())
+            .or_default()
+            .push(entry.clone());
+    }
+    by_rotation
 }
 
 /// Reads the journal of `state_dir` without opening it for writing.

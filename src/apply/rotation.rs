@@ -1045,7 +1045,7 @@ impl<P: Provider> Runner<'_, P> {
     /// staging cleared. What each target held comes from the journal on
     /// disk, which knows every intent, this run's included.
     async fn undo(&self, rotation: &Rotation) -> Result<(), StepError> {
-        let recorded = super::journal::rotations(&self.journal.entries())
+        let recorded = super::journal::rotations(&self.journal.entries_of(&rotation.id))
             .into_iter()
             .find(|r| r.id == rotation.id)
             .ok_or(StepError::NotInJournal)?;
