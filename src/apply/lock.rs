@@ -25,7 +25,7 @@ pub enum LockError {
         "another runner holds the lease on this workflow's state ({owner}); it expires in {expires_in}s unless renewed. Wait for that run to end; if it was killed, the next apply after the lease expires takes over (`rekey state unlock --force` removes it at once)"
     )]
     Leased { owner: String, expires_in: i64 },
-    #[error("cannot take the lease on {location}: {source}")]
+    #[error("cannot use the lease on {location}: {source}")]
     Store {
         location: String,
         source: crate::providers::ProviderError,

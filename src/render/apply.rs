@@ -26,6 +26,11 @@ pub fn report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
             Outcome::Halted { reason } => format!(
                 "HALTED: {reason}; both keys are left as they are: inspect, then run apply again"
             ),
+            // A runner fenced out leaves the rotation to the one that took
+            // over: "run apply again" would be wrong advice there.
+            Outcome::Failed { step, error } if error.contains("another runner took over") => {
+                format!("FAILED at {step}: {error}")
+            }
             Outcome::Failed { step, error } => {
                 format!("FAILED at {step}: {error}; run apply again to resume")
             }
