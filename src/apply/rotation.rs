@@ -490,6 +490,7 @@ impl<P: Provider> Runner<'_, P> {
             Phase::MakeRoom => {
                 let inactive = rotation.begin.make_room.clone().unwrap_or_default();
                 self.intent(rotation, &id, None).await?;
+                self.journal.verify_held().await?;
                 self.provider.delete_access_key(user, &inactive).await?;
                 Ok(StepEnd::Done(Some(Done::Deleted { key: inactive })))
             }
@@ -517,6 +518,7 @@ impl<P: Provider> Runner<'_, P> {
             Phase::DisableOld => {
                 self.new_key_active(rotation).await?;
                 self.intent(rotation, &id, None).await?;
+                self.journal.verify_held().await?;
                 match self
                     .provider
                     .set_key_status(user, &old_key, KeyStatus::Inactive)
@@ -536,6 +538,7 @@ impl<P: Provider> Runner<'_, P> {
             Phase::DeleteOld => {
                 self.new_key_active(rotation).await?;
                 self.intent(rotation, &id, None).await?;
+                self.journal.verify_held().await?;
                 self.provider.delete_access_key(user, &old_key).await?;
                 Ok(StepEnd::Done(Some(Done::Deleted { key: old_key })))
             }
@@ -687,6 +690,9 @@ impl<P: Provider> Runner<'_, P> {
             return Err(error);
         }
         self.crash_point("create:before-stage");
+        // Each call from here on is one more than the intent covers: a
+        // runner that was paused since, and lost its lease, must not make it.
+        self.journal.verify_held().await?;
         stage.write(self.provider, &key).await?;
         let extra = self.new_keys(user, &made.before).await?;
         self.delete_orphans(user, &made, &extra, &key.id, self.provider.server_time())
@@ -748,6 +754,9 @@ impl<P: Provider> Runner<'_, P> {
             .map(|k| k.id.clone())
             .filter(|k| k != keep && (made.created.contains(k) || lost_answer.contains(k)));
         for orphan in orphans {
+            // A runner that lost its lease meanwhile must not judge keys:
+            // the one that took over may have made one in this window.
+            self.journal.verify_held().await?;
             (self.progress)(&format!(
                 "{user}: deleting orphan key {} (created, but its secret never reached staging)",
                 short_id(&orphan)
@@ -820,6 +829,7 @@ impl<P: Provider> Runner<'_, P> {
                     .map_err(|e| ActionError::Record(e.to_string()))
             })
         };
+        self.journal.verify_held().await?;
         let written = resolved.write(&write, recorded.as_ref(), &intent).await?;
         Ok(StepEnd::Done(
             written.version.map(|version| Done::Written { version }),
@@ -1080,6 +1090,7 @@ impl<P: Provider> Runner<'_, P> {
             self.record(rotation, Record::UndoIntent { undo: undo.clone() })
                 .await?;
             self.crash_point(&format!("intent:rollback:{undo}"));
+            self.journal.verify_held().await?;
             let said = match &undo {
                 Undo::EnableOld => {
                     self.provider

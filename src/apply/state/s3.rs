@@ -771,7 +771,10 @@ impl StateBackend for S3State {
 
     fn verify_held(&self) -> BoxFuture<'_, Result<(), JournalError>> {
         Box::pin(async move {
-            if let Some(by) = self.writer.lock().await.fenced.clone() {
+            // Not waiting for a journal write under way: the lease says.
+            if let Ok(writer) = self.writer.try_lock()
+                && let Some(by) = writer.fenced.clone()
+            {
                 return Err(JournalError::Fenced { by });
             }
             let lost = self
