@@ -544,6 +544,7 @@ impl<P: Provider> Runner<'_, P> {
             }
             Phase::Unstage => {
                 self.intent(rotation, &id, None).await?;
+                self.journal.verify_held().await?;
                 self.stage(rotation)?.clear(self.provider).await?;
                 Ok(StepEnd::Done(None))
             }
