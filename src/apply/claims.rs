@@ -23,6 +23,8 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeSet;
+
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -198,6 +200,9 @@ pub trait ClaimStore: Send + Sync {
         user: &'a str,
         rotation: &'a str,
     ) -> BoxFuture<'a, ()>;
+    /// The users of `account` that have a claim, in one listing (`None`
+    /// when it cannot be listed: ask [`ClaimStore::holder`] of each).
+    fn claimed<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Option<BTreeSet<String>>>;
 }
 
 impl ClaimStore for Claims {
@@ -225,6 +230,23 @@ impl ClaimStore for Claims {
     ) -> BoxFuture<'a, ()> {
         Claims::release(self, account, user, rotation);
         Box::pin(async {})
+    }
+
+    fn claimed<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Option<BTreeSet<String>>> {
+        let users = match std::fs::read_dir(self.dir.join(account)) {
+            Ok(entries) => Some(
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.strip_suffix(".json").map(str::to_string)
+                    })
+                    .collect(),
+            ),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(BTreeSet::new()),
+            Err(_) => None,
+        };
+        Box::pin(async move { users })
     }
 }
 

@@ -841,10 +841,15 @@ enum Start<'p> {
 /// progress there, or a crash left the claim behind.
 pub async fn mark_claimed(plan: &mut Plan, claims: &dyn claims::ClaimStore, location: &str) {
     let account = plan.account.clone();
+    // One listing says which users have a claim; only those are read.
+    let claimed = claims.claimed(&account).await;
+    let asked = |u: &UserPlan| {
+        u.decision != Decision::InProgress && claimed.as_ref().is_none_or(|c| c.contains(&u.user))
+    };
     let holders: Vec<Option<claims::Claim>> = stream::iter(
         plan.users
             .iter()
-            .filter(|u| u.decision != Decision::InProgress)
+            .filter(|u| asked(u))
             .map(|u| u.user.clone()),
     )
     .map(|user| {
@@ -855,11 +860,7 @@ pub async fn mark_claimed(plan: &mut Plan, claims: &dyn claims::ClaimStore, loca
     .collect()
     .await;
     let mut holders = holders.into_iter();
-    for user in plan
-        .users
-        .iter_mut()
-        .filter(|u| u.decision != Decision::InProgress)
-    {
+    for user in plan.users.iter_mut().filter(|u| asked(u)) {
         if let Some(holder) = holders.next().flatten().filter(|h| !h.is_from(location)) {
             user.decision = Decision::Blocked;
             user.reason = format!("held by {holder}");

@@ -975,6 +975,22 @@ impl ClaimStore for S3Claims {
         })
     }
 
+    fn claimed<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Option<std::collections::BTreeSet<String>>> {
+        Box::pin(async move {
+            let prefix = format!("rekey-claims/{account}/");
+            let keys = self.store.list(&prefix).await.ok()?;
+            Some(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix(".json"))
+                    .map(str::to_string)
+                    .collect(),
+            )
+        })
+    }
+
     fn release<'a>(
         &'a self,
         account: &'a str,
