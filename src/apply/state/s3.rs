@@ -1023,11 +1023,12 @@ impl ClaimStore for S3Claims {
 }
 
 #[cfg(test)]
-mod tests_support {
+mod tests {
     use super::*;
+    use crate::apply::journal::Begin;
     use crate::providers::memory::MemoryObjects;
 
-    pub fn runner(bucket: &Arc<MemoryObjects>) -> S3State {
+    fn runner(bucket: &Arc<MemoryObjects>) -> S3State {
         S3State::new(
             bucket.clone(),
             S3Location {
@@ -1040,7 +1041,20 @@ mod tests_support {
         )
     }
 
-    pub fn owner(host: &str) -> Owner {
+    /// `runner` is paused (no renewal) while S3's clock passes its lease.
+    fn pause(runner: &S3State, bucket: &MemoryObjects) {
+        runner
+            .held
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .renewer
+            .abort();
+        bucket.advance(9);
+    }
+
+    fn owner(host: &str) -> Owner {
         Owner {
             host: host.into(),
             pid: 1,
@@ -1050,7 +1064,7 @@ mod tests_support {
         }
     }
 
-    pub fn line(rotation: &str, record: Record) -> String {
+    fn line(rotation: &str, record: Record) -> String {
         serde_json::to_string(&Entry {
             time: "t".into(),
             rotation: rotation.into(),
@@ -1059,14 +1073,6 @@ mod tests_support {
         })
         .unwrap()
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tests_support::*;
-    use super::*;
-    use crate::apply::journal::Begin;
-    use crate::providers::memory::MemoryObjects;
 
     #[tokio::test]
     async fn a_held_lease_is_refused_with_its_owner_until_it_expires_by_s3s_clock() {
@@ -1085,8 +1091,7 @@ mod tests {
             "{owner} {expires_in}"
         );
         // A's renewals stop (it is paused); S3's clock passes the expiry.
-        a.held.lock().unwrap().as_ref().unwrap().renewer.abort();
-        bucket.advance(9);
+        pause(&a, &bucket);
         b.acquire(&owner_b()).await.unwrap();
         assert_eq!(b.read().await.unwrap().len(), 1, "B reads what A wrote");
         // A wakes up: its next write is refused, and it writes nothing.
@@ -1223,14 +1228,6 @@ mod tests {
         // Compaction keeps fencing: the takeover object stays.
         assert!(bucket.keys().iter().any(|k| k.starts_with("p/wf/journal/")));
     }
-}
-
-#[cfg(test)]
-mod fencing {
-    use super::tests_support::*;
-    use super::*;
-    use crate::apply::journal::Begin;
-    use crate::providers::memory::MemoryObjects;
 
     /// Regression: compaction deleted the takeover object that fenced out a
     /// paused runner, and the runner, waking, wrote that number again.
@@ -1242,8 +1239,7 @@ mod fencing {
         a.append(vec![line("u@1", Record::Begin(Begin::default()))])
             .await
             .unwrap();
-        a.held.lock().unwrap().as_ref().unwrap().renewer.abort();
-        bucket.advance(9);
+        pause(&a, &bucket);
         for run in 0..3 {
             let b = runner(&bucket);
             b.acquire(&owner("runner-b")).await.unwrap();
@@ -1273,8 +1269,7 @@ mod fencing {
         let bucket = Arc::new(MemoryObjects::default());
         let a = runner(&bucket);
         a.acquire(&owner("runner-a")).await.unwrap();
-        a.held.lock().unwrap().as_ref().unwrap().renewer.abort();
-        bucket.advance(9);
+        pause(&a, &bucket);
         let b = runner(&bucket);
         b.acquire(&owner("runner-b")).await.unwrap();
         for i in 0..40 {
