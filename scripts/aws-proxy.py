@@ -6,6 +6,7 @@ breaks calls.
         [--throttle 0.10] [--error 0.05] [--drop 0.01] [--lose 0.01]
         [--stall 0.0 --stall-ms 60000] [--mangle 0.0]
         [--only DeleteAccessKey,PutParameter]
+        [--deny-role arn:aws:iam::111111111111:role/RekeyRotation ...]
 
 Prints `listening on http://127.0.0.1:PORT` and serves until its standard
 input closes. Each request waits the added latency (a round trip to real
@@ -21,7 +22,10 @@ so a run can be replayed), gets a fault instead of a plain forward:
   --mangle    the request IS forwarded, then the answer is a 200 whose body
               has none of the expected fields
 
---only limits faults to these API actions. --report-now rewrites the
+--only limits faults to these API actions. --deny-role (repeatable) answers
+every sts:AssumeRole of that role ARN with AccessDenied, as AWS does when the
+role is missing or does not trust the caller (the emulator assumes any role);
+the log line of an AssumeRole names its role. --report-now rewrites the
 GeneratedTime of GetCredentialReport answers to the present: moto builds
 the report live but dates it 2015, which no report-based plan would trust. One JSON line per request goes
 to the log: {"service": "iam", "action": "ListUsers", "status": 200,
@@ -115,14 +119,18 @@ class Proxy(BaseHTTPRequestHandler):
     log = None
     faults = None
     report_now = False
+    denied_roles = set()
     lock = threading.Lock()
 
     def log_message(self, *args):
         pass
 
-    def record(self, service, action, status, fault):
+    def record(self, service, action, status, fault, role=None):
         if self.log:
-            line = json.dumps({"service": service, "action": action, "status": status, "fault": fault})
+            entry = {"service": service, "action": action, "status": status, "fault": fault}
+            if role:
+                entry["role"] = role
+            line = json.dumps(entry)
             with self.lock, open(self.log, "a") as log:
                 log.write(line + "\n")
 
@@ -147,6 +155,15 @@ class Proxy(BaseHTTPRequestHandler):
         service, action = describe(self.command, self.path, self.headers, body)
         if self.latency:
             time.sleep(self.latency)
+        role = None
+        if action == "AssumeRole":
+            role = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("RoleArn", [None])[0]
+            if role in self.denied_roles:
+                payload = (b'<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+                           b"<Message>User: arn:aws:iam::123456789012:user/rekey is not authorized to perform: sts:AssumeRole on resource: "
+                           + role.encode() + b"</Message></Error><RequestId>proxy</RequestId></ErrorResponse>")
+                self.record(service, action, 403, "deny-role", role)
+                return self.reply(403, {"Content-Type": "text/xml"}, payload)
         fault = self.faults.pick(action) if self.faults else None
         if fault == "throttle":
             status, headers, payload = throttling(self.headers, service)
@@ -167,7 +184,7 @@ class Proxy(BaseHTTPRequestHandler):
         response = connection.getresponse()
         payload = response.read()
         connection.close()
-        self.record(service, action, response.status, fault)
+        self.record(service, action, response.status, fault, role)
         if fault == "lose":
             return self.hang_up()
         if fault == "mangle":
@@ -195,7 +212,9 @@ def main():
     parser.add_argument("--stall-ms", type=float, default=60000)
     parser.add_argument("--only")
     parser.add_argument("--report-now", action="store_true")
+    parser.add_argument("--deny-role", action="append", default=[])
     args = parser.parse_args()
+    Proxy.denied_roles = set(args.deny_role)
     Proxy.upstream = urllib.parse.urlparse(args.upstream)
     Proxy.latency = args.latency_ms / 1000
     Proxy.log = args.log

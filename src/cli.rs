@@ -173,9 +173,12 @@ enum StateCommand {
 #[derive(Debug, clap::Args)]
 struct AbortArgs {
     workflow: PathBuf,
-    /// Only this user's rotation (repeatable).
+    /// Only this user's rotation (repeatable); ACCOUNT/NAME for one account's.
     #[arg(long = "user", value_name = "NAME")]
     users: Vec<String>,
+    /// Only the rotations in this account (repeatable), with many accounts.
+    #[arg(long = "account", value_name = "ID")]
+    accounts: Vec<String>,
     /// Give a param a value (repeatable): sensitive params the rotations need.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::workflow::params::parse_var)]
     vars: Vec<(String, String)>,
@@ -206,8 +209,12 @@ struct PlanArgs {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallelism: u16,
     /// Only this user (repeatable), like Terraform's -target; it must be one the workflow selects.
+    /// With many accounts, NAME is in every account planned; ACCOUNT/NAME is in one.
     #[arg(long = "user", value_name = "NAME")]
     users: Vec<String>,
+    /// Only this account (repeatable), of those `accounts.ids` and `accounts.organization` give.
+    #[arg(long = "account", value_name = "ID")]
+    accounts: Vec<String>,
     /// Read every selected user's keys instead of first asking IAM's credential report which users can be due.
     #[arg(long)]
     no_credential_report: bool,
@@ -246,9 +253,14 @@ struct ApplyArgs {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallelism: u16,
     /// Only this user (repeatable), like Terraform's -target: its rotation
-    /// in progress, or a new one; refused with a saved plan.
+    /// in progress, or a new one; refused with a saved plan. With many
+    /// accounts, NAME is in every account; ACCOUNT/NAME is in one.
     #[arg(long = "user", value_name = "NAME")]
     users: Vec<String>,
+    /// Only this account (repeatable), of those `accounts.ids` and
+    /// `accounts.organization` give; refused with a saved plan.
+    #[arg(long = "account", value_name = "ID")]
+    accounts: Vec<String>,
     /// Take users whose claim another rotation holds. Only for a runner
     /// that is truly gone: two rotations of one user destroy each other's keys.
     #[arg(long)]
@@ -647,6 +659,7 @@ async fn open(
     target: &Path,
     vars: &[(String, String)],
     users: &[String],
+    accounts: &[String],
 ) -> Result<(apply::Prepared, apply::Session), ApplyError> {
     let mut prepared = apply::prepare(target, vars.to_vec())?;
     if global.state.is_some() {
@@ -680,7 +693,10 @@ async fn open(
         }
     }
     let mut session = apply::Session::open(&prepared, dir, state).await?;
-    if let Err(error) = session.only(&prepared, users) {
+    let narrowed = session
+        .only(&prepared, users)
+        .and_then(|()| session.only_accounts(&prepared, accounts));
+    if let Err(error) = narrowed {
         session.close().await;
         return Err(error);
     }
@@ -707,11 +723,19 @@ fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
     }
     runtime().block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
-        let (prepared, mut session) =
-            match open(global, &aws, &args.target, &args.vars, &args.users).await {
-                Ok(opened) => opened,
-                Err(error) => return apply_failed(error),
-            };
+        let (prepared, mut session) = match open(
+            global,
+            &aws,
+            &args.target,
+            &args.vars,
+            &args.users,
+            &args.accounts,
+        )
+        .await
+        {
+            Ok(opened) => opened,
+            Err(error) => return apply_failed(error),
+        };
         let code = apply_open(global, &args, &aws, &prepared, &mut session).await;
         session.close().await;
         code
@@ -735,9 +759,21 @@ async fn apply_open(
     session.credential_report = !args.no_credential_report;
     let style = Style::detect(global.no_color);
     let parallelism = usize::from(args.parallelism);
-    let plan = match session.plan(prepared, aws, args.as_of, parallelism).await {
-        Ok(plan) => plan,
-        Err(error) => return apply_failed(error),
+    let workflow = &prepared.checked.workflow;
+    let (plan, reached) = match &workflow.fleet {
+        Some(fleet) => {
+            match session
+                .plan_fleet(prepared, fleet, aws, args.as_of, parallelism)
+                .await
+            {
+                Ok((plan, reached)) => (plan, Some(reached)),
+                Err(error) => return apply_failed(error),
+            }
+        }
+        None => match session.plan(prepared, aws, args.as_of, parallelism).await {
+            Ok(plan) => (plan, None),
+            Err(error) => return apply_failed(error),
+        },
     };
     let hide = &prepared.sensitive;
     print!(
@@ -773,9 +809,18 @@ async fn apply_open(
     };
     println!("\nApplying:");
     let stop = apply::stop::Stop::on_signals();
-    let report = session
-        .execute(prepared, &plan, aws, args.until, &stop, &progress)
-        .await;
+    let report = match &reached {
+        Some(reached) => {
+            session
+                .execute_fleet(prepared, &plan, reached, args.until, &stop, &progress)
+                .await
+        }
+        None => {
+            session
+                .execute(prepared, &plan, aws, args.until, &stop, &progress)
+                .await
+        }
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -792,11 +837,19 @@ fn abort(global: &Global, args: AbortArgs) -> ExitCode {
     }
     runtime().block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
-        let (prepared, mut session) =
-            match open(global, &aws, &args.workflow, &args.vars, &[]).await {
-                Ok(opened) => opened,
-                Err(error) => return apply_failed(error),
-            };
+        let (prepared, mut session) = match open(
+            global,
+            &aws,
+            &args.workflow,
+            &args.vars,
+            &[],
+            &args.accounts,
+        )
+        .await
+        {
+            Ok(opened) => opened,
+            Err(error) => return apply_failed(error),
+        };
         let code = abort_open(&args, &aws, &prepared, &mut session).await;
         session.close().await;
         code
@@ -811,11 +864,13 @@ async fn abort_open(
     session: &mut apply::Session,
 ) -> ExitCode {
     let workflow = &prepared.checked.workflow;
-    if let Some(user) = args
-        .users
-        .iter()
-        .find(|u| !session.in_progress.iter().any(|r| &r.user == *u))
-    {
+    if let Some(user) = args.users.iter().find(|u| {
+        !session.in_progress.iter().any(|r| {
+            r.user == **u
+                || r.account()
+                    .is_some_and(|a| **u == format!("{a}/{}", r.user))
+        })
+    }) {
         return fail(format!(
             "--user {user}: no rotation of {user} is in progress for workflow `{}`",
             workflow.name
@@ -862,7 +917,15 @@ async fn abort_open(
     let stop = apply::stop::Stop::on_signals();
     let progress = |line: &str| println!("  {}", prepared.sensitive.redact(line));
     println!("\nRolling back:");
-    match session.abort(prepared, aws, &stop, &progress).await {
+    let aborted = match &workflow.fleet {
+        Some(fleet) => {
+            session
+                .abort_fleet(prepared, fleet, aws, &stop, &progress)
+                .await
+        }
+        None => session.abort(prepared, aws, &stop, &progress).await,
+    };
+    match aborted {
         Ok(report) => {
             print!(
                 "{}",
@@ -993,6 +1056,13 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
     if global.state.is_some() {
         checked.workflow.stage_for_shared_state();
     }
+    if checked.workflow.fleet.is_none()
+        && let Some(account) = args.accounts.first()
+    {
+        return fail(crate::plan::accounts::AccountsError::NoFleet(
+            account.clone(),
+        ));
+    }
     let request = PlanRequest {
         workflow: &checked.workflow,
         workflow_path: &args.workflow,
@@ -1001,13 +1071,20 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         as_of: args.as_of.unwrap_or_else(crate::text::now_in_seconds),
         parallelism: usize::from(args.parallelism),
         users: args.users.clone(),
+        accounts: args.accounts.clone(),
         credential_report: !args.no_credential_report,
     };
     let runtime = runtime();
     let started = std::time::Instant::now();
     let (result, calls) = runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
-        let result = match crate::plan::plan(&request, &aws).await {
+        let planned = match &checked.workflow.fleet {
+            Some(fleet) => crate::plan::accounts::plan_fleet(&request, fleet, &aws, &[])
+                .await
+                .map(|(plan, _)| plan),
+            None => crate::plan::plan(&request, &aws).await,
+        };
+        let result = match planned {
             Ok(mut plan) => mark_journal(
                 global,
                 &aws,

@@ -417,6 +417,18 @@ impl RotationRecord {
         self.begin.snapshot.as_ref().map(|s| s.workflow.as_str())
     }
 
+    /// The account it began in (absent in the first journal format, whose
+    /// rotations are in the account the journal's runs use).
+    pub fn account(&self) -> Option<&str> {
+        self.begin.snapshot.as_ref().map(|s| s.account.as_str())
+    }
+
+    /// Whether it rotates `user` of `account` (`default` when it does not
+    /// say its account).
+    pub fn rotates(&self, account: &str, user: &str, default: &str) -> bool {
+        self.user == user && self.account().unwrap_or(default) == account
+    }
+
     /// Whether workflow `name` may resume, roll back or report it. A
     /// rotation of the first format names no workflow: it is resumed by
     /// whichever workflow uses its state directory, as it always was.

@@ -38,12 +38,15 @@ use futures_util::{StreamExt, stream};
 use time::OffsetDateTime;
 
 use crate::exit::Exit;
+use crate::plan::Elsewhere;
+use crate::plan::accounts::Reached;
 use crate::plan::{Decision, Plan, PlanError, PlanRequest, UserPlan};
-use crate::providers::{Provider, ProviderError};
+use crate::providers::{Provider, ProviderError, Reach};
 use crate::targets::ActionError;
 use crate::text::{parse_rfc3339, rfc3339, to_seconds};
 use crate::workflow::Workflow;
 use crate::workflow::graph::{CycleError, MakeRoomStep, Phase, StepGraph, StepId};
+use crate::workflow::model::Fleet;
 use crate::workflow::params::ParamError;
 use crate::workflow::{self, Checked, LoadError};
 use journal::{Journal, JournalError, RotationRecord, Undo};
@@ -57,6 +60,8 @@ use stop::Stop;
 pub enum StepError {
     #[error(transparent)]
     Action(#[from] ActionError),
+    #[error(transparent)]
+    TargetAccount(crate::plan::TargetAccountError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
@@ -173,6 +178,10 @@ pub enum ApplyError {
     PreviousLayout { dir: PathBuf, users: Vec<String> },
     #[error("--user with a saved plan: the plan fixes its users; make a plan with --user instead")]
     UsersOfSavedPlan,
+    #[error(
+        "--account with a saved plan: the plan fixes its accounts; make a plan with --account instead"
+    )]
+    AccountsOfSavedPlan,
     #[error(
         "the saved plan does not keep the sensitive param `{0}`: give it again with --var {0}=VALUE"
     )]
@@ -350,6 +359,8 @@ pub struct Session {
     pub others: Vec<RotationRecord>,
     /// `--user`: the users this run is narrowed to; empty: every one.
     users: Vec<String>,
+    /// `--account`: the accounts a fanned-out run is narrowed to.
+    pub accounts: Vec<String>,
     /// `--force`: take users whose claim another rotation holds.
     pub force: bool,
     /// Plan with the credential report (`--no-credential-report`: false).
@@ -408,6 +419,7 @@ impl Session {
             in_progress,
             others,
             users: Vec::new(),
+            accounts: Vec::new(),
             force: false,
             credential_report: true,
         })
@@ -427,8 +439,37 @@ impl Session {
         if prepared.saved.is_some() {
             return Err(ApplyError::UsersOfSavedPlan);
         }
-        self.in_progress.retain(|r| users.contains(&r.user));
+        self.in_progress.retain(|r| {
+            users.iter().any(|u| {
+                *u == r.user || r.account().is_some_and(|a| *u == format!("{a}/{}", r.user))
+            })
+        });
         self.users = users.to_vec();
+        Ok(())
+    }
+
+    /// `--account`: keeps only these accounts' rotations in progress; for
+    /// a fanned-out workflow only. A saved plan fixes its accounts.
+    pub fn only_accounts(
+        &mut self,
+        prepared: &Prepared,
+        accounts: &[String],
+    ) -> Result<(), ApplyError> {
+        let Some(first) = accounts.first() else {
+            return Ok(());
+        };
+        if prepared.checked.workflow.fleet.is_none() {
+            return Err(
+                PlanError::from(crate::plan::accounts::AccountsError::NoFleet(first.clone()))
+                    .into(),
+            );
+        }
+        if prepared.saved.is_some() {
+            return Err(ApplyError::AccountsOfSavedPlan);
+        }
+        self.in_progress
+            .retain(|r| r.account().is_some_and(|a| accounts.iter().any(|x| x == a)));
+        self.accounts = accounts.to_vec();
         Ok(())
     }
 
@@ -441,6 +482,34 @@ impl Session {
         as_of: Option<OffsetDateTime>,
         parallelism: usize,
     ) -> Result<Plan, ApplyError> {
+        let request = self.request(prepared, as_of, parallelism)?;
+        let plan = crate::plan::plan(&request, provider).await?;
+        self.mark(prepared, plan).await
+    }
+
+    /// The same for a fanned-out workflow: every account reached (or
+    /// not) with its role, and one plan over them.
+    pub async fn plan_fleet<'a, P: Reach>(
+        &self,
+        prepared: &Prepared,
+        fleet: &Fleet,
+        base: &'a P,
+        as_of: Option<OffsetDateTime>,
+        parallelism: usize,
+    ) -> Result<(Plan, Vec<Reached<'a, P>>), ApplyError> {
+        let request = self.request(prepared, as_of, parallelism)?;
+        let also = self.target_accounts_in_progress();
+        let (plan, reached) =
+            crate::plan::accounts::plan_fleet(&request, fleet, base, &also).await?;
+        Ok((self.mark(prepared, plan).await?, reached))
+    }
+
+    fn request<'p>(
+        &self,
+        prepared: &'p Prepared,
+        as_of: Option<OffsetDateTime>,
+        parallelism: usize,
+    ) -> Result<PlanRequest<'p>, ApplyError> {
         let as_of = match &prepared.saved {
             Some(plan) => parse_rfc3339(&plan.as_of)
                 .ok_or_else(|| ApplyError::AsOf(format!("`{}`", plan.as_of)))?,
@@ -454,12 +523,21 @@ impl Session {
             as_of,
             parallelism,
             users: self.users.clone(),
+            accounts: self.accounts.clone(),
             // A saved plan is observed again the way it was made.
             credential_report: prepared.saved.as_ref().map_or(self.credential_report, |p| {
                 p.credential_report.as_ref().is_some_and(|r| r.used)
+                    || p.accounts
+                        .iter()
+                        .any(|a| a.credential_report.as_ref().is_some_and(|r| r.used))
             }),
         };
-        let mut plan = crate::plan::plan(&request, provider).await?;
+        Ok(request)
+    }
+
+    /// Checks a saved plan against the fresh one, and marks the users
+    /// whose rotation is in progress, claimed or held.
+    async fn mark(&self, prepared: &Prepared, mut plan: Plan) -> Result<Plan, ApplyError> {
         if let Some(saved) = &prepared.saved
             && saved.observed_sha256 != plan.observed_sha256
         {
@@ -486,6 +564,40 @@ impl Session {
         plan.summary.rotate > 0 || !self.in_progress.is_empty()
     }
 
+    /// A runner for `account`, through `provider`.
+    #[allow(clippy::too_many_arguments)]
+    fn runner<'r, P: Provider>(
+        &'r self,
+        prepared: &'r Prepared,
+        account: &'r str,
+        provider: &'r P,
+        shared: &'r Shared<'r>,
+        elsewhere: &'r Elsewhere<'r, P>,
+        progress: &'r (dyn Fn(&str) + Sync),
+        until: Option<Phase>,
+    ) -> Runner<'r, P> {
+        Runner {
+            workflow: &prepared.checked.workflow,
+            params: &prepared.params,
+            account,
+            base_dir: prepared.base_dir(),
+            state_dir: &self.state_dir,
+            location: &shared.location,
+            shared: self.state.shared(),
+            provider,
+            elsewhere,
+            journal: &self.journal,
+            until,
+            crash_at: std::env::var("REKEY_CRASH_AT").ok(),
+            progress,
+            stop: shared.stop,
+            claims: self.state.claims(),
+            force: self.force,
+            timings: &shared.timings,
+            slots: &shared.slots,
+        }
+    }
+
     /// Runs every rotation: those in progress, then the plan's new ones.
     pub async fn execute<P: Provider>(
         &self,
@@ -496,27 +608,97 @@ impl Session {
         stop: &Stop,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Report {
-        let timings = Mutex::new(BTreeMap::new());
-        let location = self.state.location();
-        let runner = Runner {
-            workflow: &prepared.checked.workflow,
-            params: &prepared.params,
-            account: &plan.account,
-            base_dir: prepared.base_dir(),
-            state_dir: &self.state_dir,
-            location: &location,
-            shared: self.state.shared(),
+        let shared = Shared::new(self, prepared, stop, progress);
+        let elsewhere = Elsewhere::new();
+        let runner = self.runner(
+            prepared,
+            &plan.account,
             provider,
-            journal: &self.journal,
-            until,
-            crash_at: std::env::var("REKEY_CRASH_AT").ok(),
+            &shared,
+            &elsewhere,
             progress,
-            stop,
-            claims: self.state.claims(),
-            force: self.force,
-            timings: &timings,
-        };
-        run(&runner, plan, self.in_progress.clone()).await
+            until,
+        );
+        let users: Vec<&UserPlan> = plan.users.iter().collect();
+        let outcomes = run(&runner, &users, self.in_progress.clone()).await;
+        shared.report(outcomes, Vec::new())
+    }
+
+    /// The same across accounts: `policy.account_concurrency` accounts at
+    /// once, `policy.concurrency` users at once overall. An account not
+    /// reached is an error in the report; the others go on.
+    pub async fn execute_fleet<P: Reach>(
+        &self,
+        prepared: &Prepared,
+        plan: &Plan,
+        reached: &[Reached<'_, P>],
+        until: Option<Phase>,
+        stop: &Stop,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Report {
+        let shared = Shared::new(self, prepared, stop, progress);
+        let accounts = prepared.checked.workflow.policy.account_concurrency.max(1) as usize;
+        let elsewhere = crate::plan::accounts::elsewhere(reached);
+        let reports: Vec<AccountReport> = stream::iter(reached.iter().filter(|r| r.rotates))
+            .map(|reach| {
+                let shared = &shared;
+                let elsewhere = &elsewhere;
+                async move {
+                    let in_progress = self.in_progress_in(&reach.account, &plan.account);
+                    let provider = match &reach.provider {
+                        Ok(provider) => provider,
+                        Err(unreachable) => {
+                            return AccountReport::unreachable(reach, unreachable, &in_progress);
+                        }
+                    };
+                    // Each line names its account: a user's name recurs.
+                    let progress =
+                        |line: &str| (shared.progress)(&format!("{}/{line}", reach.account));
+                    let runner = self.runner(
+                        prepared,
+                        &reach.account,
+                        &**provider,
+                        shared,
+                        elsewhere,
+                        &progress,
+                        until,
+                    );
+                    let users: Vec<&UserPlan> = plan
+                        .users
+                        .iter()
+                        .filter(|u| u.account == reach.account)
+                        .collect();
+                    AccountReport {
+                        account: reach.account.clone(),
+                        error: None,
+                        outcomes: run(&runner, &users, in_progress).await,
+                    }
+                }
+            })
+            .buffer_unordered(accounts)
+            .collect()
+            .await;
+        shared.report_accounts(reports)
+    }
+
+    /// The accounts the targets of this workflow's rotations in progress
+    /// live in (`account:`), as their snapshots say.
+    fn target_accounts_in_progress(&self) -> Vec<String> {
+        self.in_progress
+            .iter()
+            .filter_map(|r| r.begin.snapshot.as_ref())
+            .flat_map(|s| crate::plan::accounts::target_accounts(&s.targets))
+            .collect()
+    }
+
+    /// This workflow's rotations in progress in `account` (`caller`: the
+    /// account of those that do not say).
+    fn in_progress_in(&self, account: &str, caller: &str) -> Vec<RotationRecord> {
+        self.in_progress
+            .iter()
+            .filter(|r| r.account().unwrap_or(caller) == account)
+            .cloned()
+            .collect()
     }
 
     /// What `abort` would roll back: this workflow's rotations in progress
@@ -557,56 +739,187 @@ impl Session {
     ) -> Result<Report, ApplyError> {
         let account = provider.account_id().await?;
         crate::plan::check_account(&prepared.checked.workflow, &account)?;
-        let timings = Mutex::new(BTreeMap::new());
-        let location = self.state.location();
-        let runner = Runner {
-            workflow: &prepared.checked.workflow,
-            params: &prepared.params,
-            account: &account,
-            base_dir: prepared.base_dir(),
-            state_dir: &self.state_dir,
-            location: &location,
-            shared: self.state.shared(),
-            provider,
-            journal: &self.journal,
-            until: None,
-            crash_at: std::env::var("REKEY_CRASH_AT").ok(),
-            progress,
-            stop,
-            claims: self.state.claims(),
-            force: self.force,
-            timings: &timings,
-        };
-        let mut outcomes = Vec::new();
-        for record in self.in_progress.clone() {
-            let user = record.user.clone();
-            let outcome = match runner.resume(record).await {
-                Ok(rotation) => {
-                    let reason = rotation
-                        .rolling_back
-                        .clone()
-                        .unwrap_or_else(|| "aborted with `rekey abort`".to_string());
-                    runner.roll_back(&rotation, reason).await
+        let shared = Shared::new(self, prepared, stop, progress);
+        let elsewhere = Elsewhere::new();
+        let runner = self.runner(
+            prepared, &account, provider, &shared, &elsewhere, progress, None,
+        );
+        let outcomes = abort_all(&runner, self.in_progress.clone()).await;
+        Ok(shared.report(outcomes, Vec::new()))
+    }
+
+    /// The same across accounts, each through its role.
+    pub async fn abort_fleet<P: Reach>(
+        &self,
+        prepared: &Prepared,
+        fleet: &Fleet,
+        base: &P,
+        stop: &Stop,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Report, ApplyError> {
+        let caller = base.account_id().await?;
+        let mut accounts: Vec<String> = self
+            .in_progress
+            .iter()
+            .map(|r| r.account().unwrap_or(&caller).to_string())
+            .collect();
+        accounts.extend(self.target_accounts_in_progress());
+        accounts.sort();
+        accounts.dedup();
+        let request = self.request(prepared, None, 1)?;
+        let reached =
+            crate::plan::accounts::reach(&request, fleet, base, &caller, accounts).await?;
+        let elsewhere = crate::plan::accounts::elsewhere(&reached);
+        let shared = Shared::new(self, prepared, stop, progress);
+        let mut reports = Vec::new();
+        for reach in &reached {
+            let in_progress = self.in_progress_in(&reach.account, &caller);
+            let report = match &reach.provider {
+                Ok(provider) => {
+                    let progress =
+                        |line: &str| (shared.progress)(&format!("{}/{line}", reach.account));
+                    let runner = self.runner(
+                        prepared,
+                        &reach.account,
+                        &**provider,
+                        &shared,
+                        &elsewhere,
+                        &progress,
+                        None,
+                    );
+                    AccountReport {
+                        account: reach.account.clone(),
+                        error: None,
+                        outcomes: abort_all(&runner, in_progress).await,
+                    }
                 }
-                Err(error) => Outcome::Failed {
-                    step: "abort".into(),
-                    error: error.to_string(),
-                },
+                Err(unreachable) => AccountReport::unreachable(reach, unreachable, &in_progress),
             };
-            outcomes.push((user, outcome));
+            reports.push(report);
         }
-        Ok(Report {
+        Ok(shared.report_accounts(reports))
+    }
+}
+
+/// What every runner of one apply shares.
+struct Shared<'a> {
+    location: String,
+    timings: Mutex<BTreeMap<Phase, StdDuration>>,
+    /// `policy.concurrency`: users at once, over every account.
+    slots: tokio::sync::Semaphore,
+    stop: &'a Stop,
+    progress: &'a (dyn Fn(&str) + Sync),
+}
+
+impl<'a> Shared<'a> {
+    fn new(
+        session: &Session,
+        prepared: &Prepared,
+        stop: &'a Stop,
+        progress: &'a (dyn Fn(&str) + Sync),
+    ) -> Self {
+        Shared {
+            location: session.state.location(),
+            timings: Mutex::new(BTreeMap::new()),
+            slots: tokio::sync::Semaphore::new(
+                prepared.checked.workflow.policy.concurrency.max(1) as usize
+            ),
+            stop,
+            progress,
+        }
+    }
+
+    /// Across accounts: every account's outcomes, `ACCOUNT/NAME` each.
+    fn report_accounts(self, mut accounts: Vec<AccountReport>) -> Report {
+        accounts.sort_by(|a, b| a.account.cmp(&b.account));
+        let outcomes = accounts
+            .iter()
+            .flat_map(|r| {
+                r.outcomes
+                    .iter()
+                    .map(|(user, o)| (format!("{}/{user}", r.account), o.clone()))
+            })
+            .collect();
+        self.report(outcomes, accounts)
+    }
+
+    fn report(self, outcomes: Vec<(String, Outcome)>, accounts: Vec<AccountReport>) -> Report {
+        Report {
             outcomes,
-            phase_times: BTreeMap::new(),
-        })
+            phase_times: self.timings.into_inner().expect("timings"),
+            accounts,
+        }
+    }
+}
+
+/// Rolls back each rotation, one after the other.
+async fn abort_all<P: Provider>(
+    runner: &Runner<'_, P>,
+    in_progress: Vec<RotationRecord>,
+) -> Vec<(String, Outcome)> {
+    let mut outcomes = Vec::new();
+    for record in in_progress {
+        let user = record.user.clone();
+        let outcome = match runner.resume(record).await {
+            Ok(rotation) => {
+                let reason = rotation
+                    .rolling_back
+                    .clone()
+                    .unwrap_or_else(|| "aborted with `rekey abort`".to_string());
+                runner.roll_back(&rotation, reason).await
+            }
+            Err(error) => Outcome::Failed {
+                step: "abort".into(),
+                error: error.to_string(),
+            },
+        };
+        outcomes.push((user, outcome));
+    }
+    outcomes
+}
+
+/// One account's part of a fanned-out run.
+#[derive(Debug)]
+pub struct AccountReport {
+    pub account: String,
+    /// Why nothing was done there: it could not be reached.
+    pub error: Option<String>,
+    pub outcomes: Vec<(String, Outcome)>,
+}
+
+impl AccountReport {
+    fn unreachable<P>(
+        reach: &Reached<'_, P>,
+        why: &crate::plan::accounts::Unreachable,
+        in_progress: &[RotationRecord],
+    ) -> Self {
+        AccountReport {
+            account: reach.account.clone(),
+            error: Some(format!("{}; {}", why.reason, why.fix)),
+            outcomes: in_progress
+                .iter()
+                .map(|r| {
+                    (
+                        r.user.clone(),
+                        Outcome::Failed {
+                            step: "reach the account".into(),
+                            error: why.reason.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
     }
 }
 
 /// What happened to each user, for the report and the exit code.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Per user (`ACCOUNT/NAME` across accounts).
     pub outcomes: Vec<(String, Outcome)>,
     pub phase_times: BTreeMap<Phase, StdDuration>,
+    /// Across accounts: each account's outcomes, or why it was not reached.
+    pub accounts: Vec<AccountReport>,
 }
 
 impl Report {
@@ -623,7 +936,9 @@ impl Report {
             } else {
                 Exit::Interrupted
             }
-        } else if any(|o| matches!(o, Outcome::Failed { .. })) {
+        } else if any(|o| matches!(o, Outcome::Failed { .. }))
+            || self.accounts.iter().any(|a| a.error.is_some())
+        {
             Exit::Error
         } else if any(|o| matches!(o, Outcome::RolledBack { .. } | Outcome::Halted { .. })) {
             Exit::VerifyFailed
@@ -671,7 +986,11 @@ pub fn mark_in_progress(
                 ". The workflow changed since it began ({changed}): this rotation goes on as it began; the change applies to the next one"
             ));
         }
-        match plan.users.iter_mut().find(|u| u.user == record.user) {
+        match plan
+            .users
+            .iter_mut()
+            .find(|u| record.rotates(&u.account, &u.user, &account))
+        {
             Some(user) => {
                 user.decision = Decision::InProgress;
                 user.reason = reason;
@@ -682,6 +1001,11 @@ pub fn mark_in_progress(
                 user.old_key = Some(record.begin.old_key.clone());
             }
             None => plan.users.push(UserPlan {
+                account: record
+                    .begin
+                    .snapshot
+                    .as_ref()
+                    .map_or_else(|| plan.account.clone(), |s| s.account.clone()),
                 user: record.user.clone(),
                 arn: record.begin.arn.clone(),
                 decision: Decision::InProgress,
@@ -695,8 +1019,10 @@ pub fn mark_in_progress(
             }),
         }
     }
-    plan.users.sort_by(|a, b| a.user.cmp(&b.user));
+    plan.users
+        .sort_by(|a, b| (&a.account, &a.user).cmp(&(&b.account, &b.user)));
     plan.summary = crate::plan::Summary::of(&plan.users);
+    plan.summarize_accounts();
 }
 
 /// What differs between a rotation's snapshot and the workflow as it is
@@ -809,7 +1135,12 @@ fn remaining_steps(record: &RotationRecord, workflow: &Workflow) -> Vec<String> 
 pub fn mark_held(plan: &mut Plan, others: &[RotationRecord]) {
     for record in others {
         let owner = record.owner().unwrap_or("another workflow");
-        if let Some(user) = plan.users.iter_mut().find(|u| u.user == record.user) {
+        let account = plan.account.clone();
+        if let Some(user) = plan
+            .users
+            .iter_mut()
+            .find(|u| record.rotates(&u.account, &u.user, &account))
+        {
             user.decision = Decision::Blocked;
             user.reason = format!(
                 "a rotation of workflow `{owner}` is in progress on this user (begun {})",
@@ -823,6 +1154,7 @@ pub fn mark_held(plan: &mut Plan, others: &[RotationRecord]) {
         }
     }
     plan.summary = crate::plan::Summary::of(&plan.users);
+    plan.summarize_accounts();
 }
 
 /// A rotation ready to run, or the step (`begin`, `compile`) that failed.
@@ -840,22 +1172,30 @@ enum Start<'p> {
 /// from the state at `location` itself is its own: its rotation is in
 /// progress there, or a crash left the claim behind.
 pub async fn mark_claimed(plan: &mut Plan, claims: &dyn claims::ClaimStore, location: &str) {
-    let account = plan.account.clone();
-    // One listing says which users have a claim; only those are read.
-    let claimed = claims.claimed(&account).await;
+    let mut accounts: Vec<String> = plan.users.iter().map(|u| u.account.clone()).collect();
+    accounts.sort();
+    accounts.dedup();
+    // One listing per account says which users have a claim; only those
+    // are read.
+    let mut claimed: BTreeMap<String, Option<std::collections::BTreeSet<String>>> = BTreeMap::new();
+    for account in accounts {
+        let users = claims.claimed(&account).await;
+        claimed.insert(account, users);
+    }
     let asked = |u: &UserPlan| {
-        u.decision != Decision::InProgress && claimed.as_ref().is_none_or(|c| c.contains(&u.user))
+        u.decision != Decision::InProgress
+            && claimed
+                .get(&u.account)
+                .and_then(Option::as_ref)
+                .is_none_or(|c| c.contains(&u.user))
     };
     let holders: Vec<Option<claims::Claim>> = stream::iter(
         plan.users
             .iter()
             .filter(|u| asked(u))
-            .map(|u| u.user.clone()),
+            .map(|u| (u.account.clone(), u.user.clone())),
     )
-    .map(|user| {
-        let account = &account;
-        async move { claims.holder(account, &user).await }
-    })
+    .map(|(account, user)| async move { claims.holder(&account, &user).await })
     .buffered(16)
     .collect()
     .await;
@@ -872,22 +1212,23 @@ pub async fn mark_claimed(plan: &mut Plan, claims: &dyn claims::ClaimStore, loca
         }
     }
     plan.summary = crate::plan::Summary::of(&plan.users);
+    plan.summarize_accounts();
 }
 
 /// Runs every rotation: those in progress, then the plan's new ones.
 pub async fn run<P: Provider>(
     runner: &Runner<'_, P>,
-    plan: &Plan,
+    users: &[&UserPlan],
     in_progress: Vec<RotationRecord>,
-) -> Report {
+) -> Vec<(String, Outcome)> {
     let resumed: Vec<String> = in_progress.iter().map(|r| r.user.clone()).collect();
     let mut rotations: Vec<Start<'_>> = in_progress
         .into_iter()
         .map(|record| Start::Resume(Box::new(record)))
         .collect();
-    for user in plan
-        .users
+    for user in users
         .iter()
+        .copied()
         .filter(|u| u.decision == Decision::Rotate && !resumed.contains(&u.user))
     {
         rotations.push(Start::Begin(user));
@@ -895,6 +1236,8 @@ pub async fn run<P: Provider>(
     let concurrency = runner.workflow.policy.concurrency.max(1) as usize;
     let mut outcomes: Vec<(String, Outcome)> = stream::iter(rotations)
         .map(|start| async move {
+            // `policy.concurrency` holds over every account of the run.
+            let _slot = runner.slots.acquire().await.expect("slots");
             let (user, rotation): (String, Started) = match start {
                 Start::Resume(record) => {
                     let user = record.user.clone();
@@ -939,8 +1282,5 @@ pub async fn run<P: Provider>(
         .collect()
         .await;
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
-    Report {
-        outcomes,
-        phase_times: runner.timings.lock().expect("timings").clone(),
-    }
+    outcomes
 }

@@ -54,6 +54,8 @@ pub struct Runner<'a, P> {
     /// staged in SSM unless the workflow says where.
     pub shared: bool,
     pub provider: &'a P,
+    /// Providers of the accounts targets live in besides the user's.
+    pub elsewhere: &'a crate::plan::Elsewhere<'a, P>,
     pub journal: &'a Journal,
     /// Stop after this phase (`--until`).
     pub until: Option<Phase>,
@@ -69,6 +71,8 @@ pub struct Runner<'a, P> {
     pub force: bool,
     /// Time spent per phase, over all users.
     pub timings: &'a Mutex<BTreeMap<Phase, StdDuration>>,
+    /// One per rotation running: `policy.concurrency` over every account.
+    pub slots: &'a tokio::sync::Semaphore,
 }
 
 /// A rotation, its own workflow (from its snapshot) and its steps,
@@ -323,9 +327,20 @@ impl<P: Provider> Runner<'_, P> {
         }
     }
 
+    /// The provider `target` is written through: its own account's when
+    /// it names one.
+    fn target_provider(&self, target: &Target) -> Result<&P, StepError> {
+        crate::plan::target_provider(target, self.account, self.provider, self.elsewhere)
+            .map_err(StepError::TargetAccount)
+    }
+
     pub fn stage(&self, rotation: &Rotation) -> Result<Stage, StepError> {
         Ok(match &rotation.workflow.staging {
             Staging::StateFile => Stage::file(self.state_dir, &rotation.user),
+            Staging::AccountStateFile => Stage::file(
+                self.state_dir,
+                &format!("{}-{}", self.account, rotation.user),
+            ),
             Staging::SsmParameter { name, kms_key_id } => {
                 let values = self.values(rotation, None);
                 let resolve = self.resolve(&values, "staging");
@@ -814,7 +829,7 @@ impl<P: Provider> Runner<'_, P> {
             .flatten()
             .and_then(|intent| self.before(target, intent));
         let write = targets::Write {
-            provider: self.provider,
+            provider: self.target_provider(target)?,
             rotation: &rotation.id,
             target: &target.id,
             user: &rotation.user,
@@ -958,7 +973,10 @@ impl<P: Provider> Runner<'_, P> {
                 continue;
             };
             let backup = self.backup_path(rotation, &target.id);
-            secrets.extend(resolved.old_secrets(self.provider, &before, &backup).await);
+            let Ok(provider) = self.target_provider(target) else {
+                continue;
+            };
+            secrets.extend(resolved.old_secrets(provider, &before, &backup).await);
         }
         secrets
     }
@@ -1117,7 +1135,7 @@ impl<P: Provider> Runner<'_, P> {
                         .ok_or_else(|| StepError::NoRecord(id.clone()))?;
                     let resolved = self.resolve_target(target, &values)?;
                     let restore = targets::Restore {
-                        provider: self.provider,
+                        provider: self.target_provider(target)?,
                         target: id,
                         user,
                         old_key,

@@ -111,6 +111,7 @@ impl Snapshot {
             hooks: self.hooks.clone(),
             policy: self.policy.clone(),
             accounts_allowed: Vec::new(),
+            fleet: None,
             state: None,
         }
     }

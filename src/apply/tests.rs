@@ -734,6 +734,7 @@ fn plan_fleet(account: &Memory, path: &Path, report: bool) -> crate::plan::Plan 
         as_of: crate::providers::memory::REFERENCE,
         parallelism: 4,
         users: Vec::new(),
+        accounts: Vec::new(),
         credential_report: report,
     };
     tokio::runtime::Builder::new_current_thread()

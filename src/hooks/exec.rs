@@ -105,7 +105,9 @@ impl Resolved for Command {
     }
 
     async fn run<P: Provider>(&self, cx: &Run<'_, P>) -> Result<Verdict<()>, ActionError> {
-        let env = exec::Environment::new(self.credentials, cx.user, cx.new_key, cx.secret);
+        let env =
+            exec::Environment::of(self.credentials, cx.provider, cx.user, cx.new_key, cx.secret)
+                .await?;
         let expected = self.expect_exit;
         Ok(
             // The new secret is hidden even from a hook not given it: the

@@ -9,6 +9,7 @@
 //! staleness. It never contains a secret: targets are observed only for the
 //! access key id they hold.
 
+pub mod accounts;
 pub mod decide;
 pub mod select;
 
@@ -71,8 +72,44 @@ pub struct Plan {
     /// How the credential report was used (absent: not asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_report: Option<ReportUse>,
-    /// Every selected user, sorted by name.
+    /// With `accounts.ids` or `accounts.organization`: every account, as
+    /// reached or not, with its own summary and credential report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountPlan>,
+    /// Every selected user, sorted by account and name.
     pub users: Vec<UserPlan>,
+}
+
+impl Plan {
+    /// Counts each account's users again (after marks changed decisions).
+    pub fn summarize_accounts(&mut self) {
+        for view in &mut self.accounts {
+            view.summary = Summary::default();
+        }
+        for user in &self.users {
+            if let Some(view) = self.accounts.iter_mut().find(|a| a.account == user.account) {
+                view.summary.count(user.decision);
+            }
+        }
+    }
+}
+
+/// One account of a fanned-out plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountPlan {
+    pub account: String,
+    /// The role assumed there (absent: rekey's own credentials' account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub summary: Summary,
+    /// Why the account could not be planned (it is then not rotated in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_report: Option<ReportUse>,
 }
 
 /// What the account's credential report did for the plan: which users it
@@ -120,6 +157,15 @@ pub struct Summary {
 }
 
 impl Summary {
+    fn count(&mut self, decision: Decision) {
+        match decision {
+            Decision::Rotate => self.rotate += 1,
+            Decision::InProgress => self.in_progress += 1,
+            Decision::Unchanged => self.unchanged += 1,
+            Decision::Blocked => self.blocked += 1,
+        }
+    }
+
     /// The users counted by decision.
     pub fn of(users: &[UserPlan]) -> Self {
         let count = |decision| users.iter().filter(|u| u.decision == decision).count();
@@ -144,6 +190,9 @@ pub enum Decision {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserPlan {
+    /// The account the user is in.
+    #[serde(default)]
+    pub account: String,
     pub user: String,
     pub arn: String,
     pub decision: Decision,
@@ -205,6 +254,9 @@ pub struct TargetView {
     /// What it holds now; absent for kinds that cannot be read (exec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<TargetState>,
+    /// The account it lives in, when not the user's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// Why no plan could be made.
@@ -238,6 +290,10 @@ pub enum PlanError {
     },
     #[error("{what}: {message}")]
     Template { what: String, message: String },
+    #[error(transparent)]
+    Accounts(#[from] accounts::AccountsError),
+    #[error(transparent)]
+    TargetAccount(#[from] TargetAccountError),
 }
 
 /// Everything a plan is made from, besides the live state.
@@ -251,10 +307,36 @@ pub struct PlanRequest<'a> {
     /// How many users are observed at once.
     pub parallelism: usize,
     /// `--user`: only these (each must be selected); empty: every one.
+    /// `NAME`, or `ACCOUNT/NAME` for the user of one account.
     pub users: Vec<String>,
+    /// `--account`: the accounts a fanned-out run is narrowed to.
+    pub accounts: Vec<String>,
     /// Read the account's credential report first and read live only the
     /// users it cannot show are not due (`--no-credential-report`: false).
     pub credential_report: bool,
+}
+
+impl PlanRequest<'_> {
+    /// The `--user` names that apply in `account`.
+    pub fn users_in(&self, account: &str) -> Vec<String> {
+        self.users
+            .iter()
+            .filter_map(|u| match u.split_once('/') {
+                Some((a, name)) if a == account => Some(name.to_string()),
+                Some(_) => None,
+                None => Some(u.clone()),
+            })
+            .collect()
+    }
+
+    /// The first `--user` that names no user of the plan.
+    pub fn missing_user(&self, users: &[UserPlan]) -> Option<&String> {
+        self.users.iter().find(|u| {
+            !users
+                .iter()
+                .any(|p| **u == p.user || **u == format!("{}/{}", p.account, p.user))
+        })
+    }
 }
 
 /// What one user's planning works with.
@@ -272,11 +354,29 @@ pub async fn plan<P: Iam + TargetReader>(
     request: &PlanRequest<'_>,
     provider: &P,
 ) -> Result<Plan, PlanError> {
+    let account = provider.account_id().await?;
+    check_account(request.workflow, &account)?;
+    let mut plan = plan_in(request, provider, &account, &Elsewhere::new()).await?;
+    if let Some(name) = request.missing_user(&plan.users) {
+        return Err(PlanError::NotSelected(name.clone()));
+    }
+    plan.accounts.clear();
+    Ok(plan)
+}
+
+/// The plan of one account, `account`, read through `provider`. `--user`
+/// names that are not selected here are left out, not refused.
+pub async fn plan_in<P: Iam + TargetReader>(
+    request: &PlanRequest<'_>,
+    provider: &P,
+    account: &str,
+    elsewhere: &Elsewhere<'_, P>,
+) -> Result<Plan, PlanError> {
     let workflow = request.workflow;
     let params = params::bind(workflow, &request.vars)?;
     let selector = selector(workflow, &params)?;
-    let account = provider.account_id().await?;
-    check_account(workflow, &account)?;
+    let account = account.to_string();
+    let users = request.users_in(&account);
     let parallelism = request.parallelism.max(1);
     let report = match request.credential_report {
         true => Some(provider.credential_report().await),
@@ -287,7 +387,7 @@ pub async fn plan<P: Iam + TargetReader>(
     let mut admitted: Vec<IamUser> = listed.into_iter().filter(|u| selector.admits(u)).collect();
     if !request.users.is_empty() {
         // Before reading tags: only the named users cost a call.
-        admitted.retain(|u| request.users.contains(&u.name));
+        admitted.retain(|u| users.contains(&u.name));
     }
     let selected: Vec<IamUser> = if selector.needs_tags() {
         stream::iter(admitted)
@@ -302,13 +402,6 @@ pub async fn plan<P: Iam + TargetReader>(
     } else {
         admitted
     };
-    if let Some(name) = request
-        .users
-        .iter()
-        .find(|name| !selected.iter().any(|u| &u.name == *name))
-    {
-        return Err(PlanError::NotSelected(name.clone()));
-    }
     let context = Context {
         workflow,
         base_dir: request
@@ -320,7 +413,11 @@ pub async fn plan<P: Iam + TargetReader>(
         account,
         as_of: request.as_of,
     };
-    collisions(&context, &selected)?;
+    let named: Vec<(&str, &str)> = selected
+        .iter()
+        .map(|u| (context.account.as_str(), u.name.as_str()))
+        .collect();
+    collisions(&context, &named)?;
     let (mut report_use, usable) = judge_report(
         report,
         workflow,
@@ -343,12 +440,16 @@ pub async fn plan<P: Iam + TargetReader>(
         used
     });
     let mut users: Vec<UserPlan> = stream::iter(candidates)
-        .map(|user| plan_user(&context, provider, user))
+        .map(|user| plan_user(&context, provider, elsewhere, user))
         .buffer_unordered(parallelism)
         .try_collect()
         .await?;
     if let Some(report) = &usable {
-        users.extend(spared.into_iter().map(|user| report.unchanged(user)));
+        users.extend(
+            spared
+                .into_iter()
+                .map(|user| report.unchanged(user, &context.account)),
+        );
     }
     users.sort_by(|a, b| a.user.cmp(&b.user));
     let summary = Summary::of(&users);
@@ -362,13 +463,21 @@ pub async fn plan<P: Iam + TargetReader>(
         },
         vars: request.vars.iter().cloned().collect(),
         as_of: rfc3339(request.as_of),
-        account: context.account,
+        account: context.account.clone(),
         region: provider.location().0,
         endpoint: provider.location().1,
         observed_sha256: observed_sha256(&users),
         summary,
         unmatched,
         state: None,
+        accounts: vec![AccountPlan {
+            account: context.account.clone(),
+            role: None,
+            summary,
+            error: None,
+            fix: None,
+            credential_report: report_use.clone(),
+        }],
         credential_report: report_use,
         users,
     })
@@ -376,6 +485,31 @@ pub async fn plan<P: Iam + TargetReader>(
 
 /// A credential report recent enough to decide by: every key it does not
 /// list was created after it, so is younger than `max_key_age` at `as_of`.
+/// A plan with no user: what a fan-out gives when no account was planned.
+pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
+    Plan {
+        format_version: FORMAT_VERSION,
+        rekey_version: env!("CARGO_PKG_VERSION").to_string(),
+        workflow: WorkflowRef {
+            name: request.workflow.name.clone(),
+            path: request.workflow_path.display().to_string(),
+            sha256: request.workflow_sha256.clone(),
+        },
+        vars: request.vars.iter().cloned().collect(),
+        as_of: rfc3339(request.as_of),
+        account: String::new(),
+        region: None,
+        endpoint: None,
+        observed_sha256: observed_sha256(&[]),
+        summary: Summary::default(),
+        unmatched: Vec::new(),
+        state: None,
+        credential_report: None,
+        accounts: Vec::new(),
+        users: Vec::new(),
+    }
+}
+
 struct UsableReport {
     report: crate::providers::CredentialReport,
     /// Keys created on or before this are due at `as_of`.
@@ -394,7 +528,7 @@ impl UsableReport {
     }
 
     /// A user the report shows is not due: unchanged, without a call.
-    fn unchanged(&self, user: IamUser) -> UserPlan {
+    fn unchanged(&self, user: IamUser, account: &str) -> UserPlan {
         let oldest = self
             .report
             .users
@@ -410,6 +544,7 @@ impl UsableReport {
             ),
         };
         UserPlan {
+            account: account.to_string(),
             user: user.name,
             arn: user.arn,
             decision: Decision::Unchanged,
@@ -514,22 +649,56 @@ impl ReportUse {
 /// each would overwrite the other, and the keys the first held would be
 /// deleted. Targets are resolved for every selected user (no call is
 /// made); one that cannot be resolved is left to fail where it is used.
-fn collisions(context: &Context<'_>, users: &[IamUser]) -> Result<(), PlanError> {
+/// Refuses two writes of one thing across the accounts of a fan-out: a
+/// target in a central account named alike for users of two accounts.
+pub fn collisions_across(request: &PlanRequest<'_>, users: &[UserPlan]) -> Result<(), PlanError> {
+    let context = Context {
+        workflow: request.workflow,
+        base_dir: request
+            .workflow_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        params: params::bind(request.workflow, &request.vars)?,
+        account: String::new(),
+        as_of: request.as_of,
+    };
+    let named: Vec<(&str, &str)> = users
+        .iter()
+        .map(|u| (u.account.as_str(), u.user.as_str()))
+        .collect();
+    collisions(&context, &named)
+}
+
+/// Refuses two writes of one thing: `users` are `(account, name)`; a
+/// target names its account's resource (its own `account:` or the user's).
+fn collisions(context: &Context<'_>, users: &[(&str, &str)]) -> Result<(), PlanError> {
     let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut files: std::collections::HashMap<PathBuf, (&'static str, String)> =
         std::collections::HashMap::new();
-    for user in users {
+    let fleet = users.iter().any(|(account, _)| *account != context.account);
+    for &(account, name) in users {
         let values = Values {
             params: &context.params,
-            user: Some(&user.name),
-            account: Some(&context.account),
+            user: Some(name),
+            account: Some(account),
             new_key_id: Some(NEW_KEY_PLACEHOLDER),
+        };
+        let who = if fleet {
+            format!("{account}/{name}")
+        } else {
+            name.to_string()
         };
         let mut writes: Vec<(String, String)> = Vec::new();
         if let Staging::SsmParameter { name, .. } = &context.workflow.staging
             && let Ok(name) = name.expand(&values)
         {
-            writes.push((format!("SSM parameter {name}"), "staging".into()));
+            let home = if account == context.account {
+                String::new()
+            } else {
+                format!(" in account {account}")
+            };
+            writes.push((format!("SSM parameter {name}{home}"), "staging".into()));
         }
         for target in &context.workflow.targets {
             let what = format!("target `{}`", target.id);
@@ -539,9 +708,17 @@ fn collisions(context: &Context<'_>, users: &[IamUser]) -> Result<(), PlanError>
                 what: &what,
             };
             if let Ok(resolved) = target.kind.resolve(&resolve) {
-                writes.extend(resolved.writes().into_iter().map(|w| (w, what.clone())));
+                let home = target.account.as_deref().unwrap_or(account);
+                writes.extend(resolved.writes().into_iter().map(|w| {
+                    let w = if home == context.account {
+                        w
+                    } else {
+                        format!("{w} in account {home}")
+                    };
+                    (w, what.clone())
+                }));
                 if let Some((path, kind)) = resolved.file() {
-                    let here = format!("user {} ({what})", user.name);
+                    let here = format!("user {who} ({what})");
                     match files.get(&path) {
                         Some((other, first)) if *other != kind => {
                             return Err(PlanError::Collision {
@@ -562,7 +739,7 @@ fn collisions(context: &Context<'_>, users: &[IamUser]) -> Result<(), PlanError>
             }
         }
         for (resource, item) in writes {
-            let here = format!("user {} ({item})", user.name);
+            let here = format!("user {who} ({item})");
             if let Some(first) = seen.get(&resource) {
                 return Err(PlanError::Collision {
                     resource,
@@ -627,6 +804,7 @@ fn expand(template: &Template, values: &Values, what: &str) -> Result<String, Pl
 async fn plan_user<P: Iam + TargetReader>(
     context: &Context<'_>,
     provider: &P,
+    elsewhere: &Elsewhere<'_, P>,
     user: IamUser,
 ) -> Result<UserPlan, PlanError> {
     let workflow = context.workflow;
@@ -638,6 +816,7 @@ async fn plan_user<P: Iam + TargetReader>(
         workflow.policy.make_room,
     );
     let mut plan = UserPlan {
+        account: context.account.clone(),
         user: user.name.clone(),
         arn: user.arn.clone(),
         decision: Decision::Unchanged,
@@ -677,7 +856,7 @@ async fn plan_user<P: Iam + TargetReader>(
     if matches!(verdict, Verdict::Rotate { .. }) {
         for target in &workflow.targets {
             plan.targets
-                .push(observe_target(context, provider, target, &values).await?);
+                .push(observe_target(context, provider, elsewhere, target, &values).await?);
         }
     }
     let holders: Vec<(String, Option<String>)> = plan
@@ -730,9 +909,11 @@ fn key_view(key: &AccessKey, last_use: Option<&LastUse>, as_of: OffsetDateTime) 
 async fn observe_target<P: TargetReader>(
     context: &Context<'_>,
     provider: &P,
+    elsewhere: &Elsewhere<'_, P>,
     target: &Target,
     values: &Values<'_>,
 ) -> Result<TargetView, PlanError> {
+    let provider = target_provider(target, &context.account, provider, elsewhere)?;
     let what = format!("target `{}`", target.id);
     let resolved = target.kind.resolve(&Resolve {
         values,
@@ -745,7 +926,47 @@ async fn observe_target<P: TargetReader>(
         resource: resolved.resource(),
         format: resolved.format(),
         before: resolved.observe(provider, &what).await?,
+        account: target.account.clone().filter(|a| *a != context.account),
     })
+}
+
+/// Providers for the accounts targets live in besides the user's own (a
+/// central secrets account), or why one cannot be reached.
+pub type Elsewhere<'a, P> = BTreeMap<String, Result<&'a P, String>>;
+
+/// The provider `target` is written through: the user's account's, or
+/// that of the account it names.
+pub fn target_provider<'p, P>(
+    target: &Target,
+    account: &str,
+    provider: &'p P,
+    elsewhere: &Elsewhere<'p, P>,
+) -> Result<&'p P, TargetAccountError> {
+    match target.account.as_deref().filter(|a| *a != account) {
+        None => Ok(provider),
+        Some(other) => match elsewhere.get(other) {
+            Some(Ok(provider)) => Ok(*provider),
+            Some(Err(reason)) => Err(TargetAccountError {
+                target: target.id.clone(),
+                account: other.to_string(),
+                reason: reason.clone(),
+            }),
+            None => Err(TargetAccountError {
+                target: target.id.clone(),
+                account: other.to_string(),
+                reason: "it was not reached in this run".into(),
+            }),
+        },
+    }
+}
+
+/// A target's account could not be reached.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("target `{target}` lives in account {account}, which cannot be reached: {reason}")]
+pub struct TargetAccountError {
+    pub target: String,
+    pub account: String,
+    pub reason: String,
 }
 
 /// The rotation's steps in order, each with what it does for this user.
@@ -780,7 +1001,7 @@ fn steps(
                     short_id(make_room.unwrap_or_default())
                 ),
                 Phase::Create => match &workflow.staging {
-                    Staging::StateFile => {
+                    Staging::StateFile | Staging::AccountStateFile => {
                         "create a new key; stage it in a 0600 file in the state directory"
                             .to_string()
                     }
@@ -837,6 +1058,8 @@ fn steps(
 pub fn observed_sha256(users: &[UserPlan]) -> String {
     #[derive(Serialize)]
     struct Observed<'a> {
+        #[serde(skip_serializing_if = "str::is_empty")]
+        account: &'a str,
         user: &'a str,
         keys: Vec<(&'a str, KeyStatus, &'a str)>,
         targets: Vec<(&'a str, &'a str, &'a Option<TargetState>)>,
@@ -849,6 +1072,7 @@ pub fn observed_sha256(users: &[UserPlan]) -> String {
         .iter()
         .filter(|u| u.decision != Decision::Unchanged)
         .map(|u| Observed {
+            account: &u.account,
             user: &u.user,
             keys: u
                 .keys
@@ -892,6 +1116,7 @@ mod tests {
             as_of: datetime!(2026-11-29 00:00 UTC),
             parallelism: 4,
             users: Vec::new(),
+            accounts: Vec::new(),
             credential_report: true,
         };
         tokio::runtime::Builder::new_current_thread()

@@ -40,6 +40,7 @@ pub struct AwsOptions {
 pub struct Calls {
     iam: AtomicU64,
     sts: AtomicU64,
+    organizations: AtomicU64,
     ssm: AtomicU64,
     secretsmanager: AtomicU64,
     /// Shared with the object stores made from this provider.
@@ -50,6 +51,7 @@ impl Calls {
     pub fn by_service(&self) -> BTreeMap<&'static str, u64> {
         [
             ("iam", &self.iam),
+            ("organizations", &self.organizations),
             ("secretsmanager", &self.secretsmanager),
             ("s3", &*self.s3),
             ("ssm", &self.ssm),
@@ -64,6 +66,11 @@ impl Calls {
     fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts the pages a paginated listing read.
+    fn add(&self, counter: &AtomicU64, pages: usize) {
+        counter.fetch_add(pages as u64, Ordering::Relaxed);
+    }
 }
 
 pub struct Aws {
@@ -74,7 +81,11 @@ pub struct Aws {
     sts: aws_sdk_sts::Client,
     ssm: aws_sdk_ssm::Client,
     secrets: aws_sdk_secretsmanager::Client,
-    pub calls: Calls,
+    /// Shared by the providers made from this one for other accounts.
+    pub calls: std::sync::Arc<Calls>,
+    /// For another account: the role assumed there (its credentials are
+    /// what `credentials: operator` commands get).
+    assumed: Option<std::sync::Arc<AssumedRole>>,
 }
 
 impl Aws {
@@ -109,6 +120,14 @@ impl Aws {
                 .region(Region::from_static("us-east-1"))
                 .build();
         }
+        Self::with_config(config, Default::default(), None)
+    }
+
+    fn with_config(
+        config: aws_config::SdkConfig,
+        calls: std::sync::Arc<Calls>,
+        assumed: Option<std::sync::Arc<AssumedRole>>,
+    ) -> Self {
         let clock = ServerClock::default();
         let iam_config = aws_sdk_iam::config::Builder::from(&config)
             .interceptor(clock.clone())
@@ -119,7 +138,8 @@ impl Aws {
             sts: aws_sdk_sts::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
-            calls: Calls::default(),
+            calls,
+            assumed,
             config,
         }
     }
@@ -155,6 +175,215 @@ impl Aws {
             clock,
             calls: self.calls.s3.clone(),
         }
+    }
+}
+
+/// A role assumed in another account: credentials from `sts:AssumeRole`
+/// with this provider's own, kept until five minutes before they expire
+/// and then asked for again, so a long apply never runs out of them.
+#[derive(Debug)]
+struct AssumedRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    external_id: Option<String>,
+    session_name: String,
+    calls: std::sync::Arc<Calls>,
+    current: tokio::sync::Mutex<Option<aws_credential_types::Credentials>>,
+}
+
+impl AssumedRole {
+    async fn credentials(&self) -> Result<aws_credential_types::Credentials, ProviderError> {
+        let mut current = self.current.lock().await;
+        let fresh = |c: &aws_credential_types::Credentials| {
+            c.expiry()
+                .is_none_or(|at| at > std::time::SystemTime::now() + Duration::from_secs(300))
+        };
+        if let Some(credentials) = current.as_ref().filter(|c| fresh(c)) {
+            return Ok(credentials.clone());
+        }
+        Calls::count(&self.calls.sts);
+        let answer = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .set_external_id(self.external_id.clone())
+            .send()
+            .await
+            .map_err(|e| provider_error("sts:AssumeRole", Some(&self.role_arn), e))?;
+        let got = answer
+            .credentials()
+            .ok_or_else(|| missing("sts:AssumeRole", "credentials"))?;
+        let expiry = std::time::SystemTime::try_from(*got.expiration()).ok();
+        let credentials = aws_credential_types::Credentials::new(
+            got.access_key_id(),
+            got.secret_access_key(),
+            Some(got.session_token().to_string()),
+            expiry,
+            "rekey-assume-role",
+        );
+        *current = Some(credentials.clone());
+        Ok(credentials)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SharedAssumedRole(std::sync::Arc<AssumedRole>);
+
+impl aws_credential_types::provider::ProvideCredentials for SharedAssumedRole {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            self.0.credentials().await.map_err(|error| {
+                aws_credential_types::provider::error::CredentialsError::provider_error(
+                    error.to_string(),
+                )
+            })
+        })
+    }
+}
+
+impl super::Reach for Aws {
+    async fn organization_accounts(
+        &self,
+        ous: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        let client = aws_sdk_organizations::Client::new(&self.config);
+        let active = |account: &aws_sdk_organizations::types::Account| {
+            let state = account
+                .state()
+                .map(|s| s.as_str().to_string())
+                .or_else(|| account.status().map(|s| s.as_str().to_string()));
+            state.as_deref() == Some("ACTIVE")
+        };
+        let ids = |page: Vec<aws_sdk_organizations::types::Account>| {
+            page.into_iter()
+                .filter(active)
+                .filter_map(|a| a.id)
+                .collect::<Vec<String>>()
+        };
+        let mut accounts: Vec<String> = Vec::new();
+        if ous.is_empty() {
+            let pages = client
+                .list_accounts()
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| provider_error("organizations:ListAccounts", None, e))?;
+            self.calls.add(&self.calls.organizations, pages.len());
+            accounts.extend(
+                pages
+                    .into_iter()
+                    .flat_map(|p| ids(p.accounts.unwrap_or_default())),
+            );
+        }
+        // The OUs' accounts, at any depth.
+        let mut parents: Vec<String> = ous.to_vec();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(parent) = parents.pop() {
+            if !seen.insert(parent.clone()) {
+                continue;
+            }
+            let here = client
+                .list_accounts_for_parent()
+                .parent_id(&parent)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    provider_error("organizations:ListAccountsForParent", Some(&parent), e)
+                })?;
+            self.calls.add(&self.calls.organizations, here.len());
+            accounts.extend(
+                here.into_iter()
+                    .flat_map(|p| ids(p.accounts.unwrap_or_default())),
+            );
+            let children = client
+                .list_organizational_units_for_parent()
+                .parent_id(&parent)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    provider_error(
+                        "organizations:ListOrganizationalUnitsForParent",
+                        Some(&parent),
+                        e,
+                    )
+                })?;
+            self.calls.add(&self.calls.organizations, children.len());
+            parents.extend(
+                children
+                    .into_iter()
+                    .flat_map(|p| p.organizational_units.unwrap_or_default())
+                    .filter_map(|ou| ou.id),
+            );
+        }
+        accounts.sort();
+        accounts.dedup();
+        if tags.is_empty() {
+            return Ok(accounts);
+        }
+        let mut tagged = Vec::new();
+        for account in accounts {
+            let pages = client
+                .list_tags_for_resource()
+                .resource_id(&account)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    provider_error("organizations:ListTagsForResource", Some(&account), e)
+                })?;
+            self.calls.add(&self.calls.organizations, pages.len());
+            let have: BTreeMap<String, String> = pages
+                .into_iter()
+                .flat_map(|p| p.tags.unwrap_or_default())
+                .map(|t| (t.key, t.value))
+                .collect();
+            if tags.iter().all(|(k, v)| have.get(k) == Some(v)) {
+                tagged.push(account);
+            }
+        }
+        Ok(tagged)
+    }
+
+    async fn assume(
+        &self,
+        role_arn: &str,
+        external_id: Option<&str>,
+        session_name: &str,
+    ) -> Result<Self, ProviderError> {
+        let role = std::sync::Arc::new(AssumedRole {
+            sts: self.sts.clone(),
+            role_arn: role_arn.to_string(),
+            external_id: external_id.map(str::to_string),
+            session_name: session_name.to_string(),
+            calls: self.calls.clone(),
+            current: tokio::sync::Mutex::new(None),
+        });
+        // Asked once here, so that a role that cannot be assumed is named
+        // as such; the provider keeps them and asks again before expiry.
+        role.credentials().await?;
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(SharedAssumedRole(
+                    role.clone(),
+                )),
+            )
+            .build();
+        Ok(Self::with_config(config, self.calls.clone(), Some(role)))
     }
 }
 
@@ -1198,6 +1427,22 @@ impl SecretStore for Aws {
 }
 
 impl RunCommand for Aws {
+    async fn operator_credentials(
+        &self,
+    ) -> Result<Option<super::OperatorCredentials>, ProviderError> {
+        let Some(role) = &self.assumed else {
+            return Ok(None);
+        };
+        let credentials = role.credentials().await?;
+        Ok(Some(super::OperatorCredentials {
+            access_key_id: credentials.access_key_id().to_string(),
+            secret_access_key: SecretString::from(credentials.secret_access_key().to_string()),
+            session_token: SecretString::from(
+                credentials.session_token().unwrap_or_default().to_string(),
+            ),
+        }))
+    }
+
     async fn send_shell_command(
         &self,
         commands: &[String],

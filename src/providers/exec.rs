@@ -33,6 +33,8 @@ pub enum ExecError {
 pub enum EnvValue<'a> {
     Plain(String),
     Secret(&'a SecretString),
+    /// A secret the environment holds itself (a role's session).
+    Owned(SecretString),
 }
 
 const OUTPUT_LINES: usize = 20;
@@ -96,11 +98,31 @@ impl<'s> Environment<'s> {
     /// `REKEY_USER` and `REKEY_NEW_ACCESS_KEY_ID`, with `credentials`:
     /// the new key's (and nothing that could shadow it), the operator's as
     /// rekey got them, or none at all.
+    /// The same, asking `provider` for the operator's credentials when
+    /// they are not rekey's own environment's (in another account, the
+    /// role's).
+    pub async fn of<P: super::RunCommand>(
+        credentials: crate::workflow::document::Credentials,
+        provider: &P,
+        user: &str,
+        key_id: &str,
+        secret: &'s SecretString,
+    ) -> Result<Self, super::ProviderError> {
+        let operator = match credentials {
+            crate::workflow::document::Credentials::Operator => {
+                provider.operator_credentials().await?
+            }
+            _ => None,
+        };
+        Ok(Self::new(credentials, user, key_id, secret, operator))
+    }
+
     pub fn new(
         credentials: crate::workflow::document::Credentials,
         user: &str,
         key_id: &str,
         secret: &'s SecretString,
+        operator: Option<super::OperatorCredentials>,
     ) -> Self {
         use crate::workflow::document::Credentials;
         let mut set = vec![
@@ -117,7 +139,25 @@ impl<'s> Environment<'s> {
                 set.push(("AWS_SECRET_ACCESS_KEY", EnvValue::Secret(secret)));
                 remove.extend(OTHER_CREDENTIALS);
             }
-            Credentials::Operator => {}
+            Credentials::Operator => {
+                // In another account: the role rekey assumed there.
+                if let Some(operator) = operator {
+                    set.push((
+                        "AWS_ACCESS_KEY_ID",
+                        EnvValue::Plain(operator.access_key_id.clone()),
+                    ));
+                    set.push((
+                        "AWS_SECRET_ACCESS_KEY",
+                        EnvValue::Owned(operator.secret_access_key),
+                    ));
+                    set.push(("AWS_SESSION_TOKEN", EnvValue::Owned(operator.session_token)));
+                    remove.extend(
+                        OTHER_CREDENTIALS
+                            .iter()
+                            .filter(|v| **v != "AWS_SESSION_TOKEN"),
+                    );
+                }
+            }
             Credentials::None => {
                 remove.extend(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
                 remove.extend(OTHER_CREDENTIALS);
@@ -166,6 +206,7 @@ pub async fn run(
         match value {
             EnvValue::Plain(text) => command.env(name, text),
             EnvValue::Secret(secret) => command.env(name, secret.expose_secret()),
+            EnvValue::Owned(secret) => command.env(name, secret.expose_secret()),
         };
     }
     let mut child = command.spawn().map_err(|e| match e.kind() {
@@ -193,6 +234,7 @@ pub async fn run(
         .iter()
         .filter_map(|(_, value)| match value {
             EnvValue::Secret(secret) => Some(*secret),
+            EnvValue::Owned(secret) => Some(secret),
             EnvValue::Plain(_) => None,
         })
         .chain(hide.iter().copied());

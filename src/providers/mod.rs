@@ -20,6 +20,8 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::secret::SecretString;
+
 /// An IAM user, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IamUser {
@@ -119,6 +121,26 @@ pub trait Provider:
 {
 }
 impl<T: Iam + IamWriter + TargetReader + ParameterStore + SecretStore + RunCommand> Provider for T {}
+
+/// Reaching other accounts: the Organization's, and each through a role.
+pub trait Reach: Provider + Sized + Send {
+    /// The ACTIVE accounts of the Organization under any of `ous` (at any
+    /// depth; empty: all of them) that carry every tag in `tags`, sorted.
+    fn organization_accounts(
+        &self,
+        ous: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<String>, ProviderError>> + Send;
+    /// A provider acting in another account through `role_arn`, assumed
+    /// now (its failure says why the account cannot be reached) and again
+    /// before its credentials expire.
+    fn assume(
+        &self,
+        role_arn: &str,
+        external_id: Option<&str>,
+        session_name: &str,
+    ) -> impl Future<Output = Result<Self, ProviderError>> + Send;
+}
 
 /// Reading IAM users and their keys, and who we are.
 pub trait Iam: Sync {
@@ -413,8 +435,23 @@ impl Invocation {
     }
 }
 
-/// SSM Run Command (AWS-RunShellScript).
+/// Credentials of a role rekey assumed in another account: what a command
+/// with `credentials: operator` gets there.
+pub struct OperatorCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub session_token: SecretString,
+}
+
+/// SSM Run Command (AWS-RunShellScript), and what commands run as.
 pub trait RunCommand: Sync {
+    /// The credentials `credentials: operator` commands get when they are
+    /// not rekey's own environment's (`None`): in another account, the role's.
+    fn operator_credentials(
+        &self,
+    ) -> impl Future<Output = Result<Option<OperatorCredentials>, ProviderError>> + Send {
+        async { Ok(None) }
+    }
     /// Sends `commands` to the instances (by id, or by tags); returns the
     /// command id and the instance ids SSM named in its answer, if any.
     fn send_shell_command(

@@ -13,7 +13,45 @@ use crate::text::{short_id, to_seconds};
 /// The end-of-run report: each user's outcome, time per phase, API calls.
 pub fn report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
     let mut out = String::from("\nApply report:\n");
-    for (user, outcome) in &report.outcomes {
+    if report.accounts.is_empty() {
+        outcomes(&mut out, &report.outcomes, "  ");
+    }
+    for account in &report.accounts {
+        match &account.error {
+            Some(error) => {
+                let _ = writeln!(out, "  account {}: NOT REACHED: {error}", account.account);
+            }
+            None if account.outcomes.is_empty() => {
+                let _ = writeln!(out, "  account {}: nothing to do", account.account);
+            }
+            None => {
+                let _ = writeln!(out, "  account {}:", account.account);
+            }
+        }
+        outcomes(&mut out, &account.outcomes, "    ");
+    }
+    if report.outcomes.is_empty() && report.accounts.is_empty() {
+        let _ = writeln!(out, "  nothing to do");
+    }
+    let phases: Vec<String> = report
+        .phase_times
+        .iter()
+        .map(|(phase, time)| format!("{phase} {:.1}s", time.as_secs_f64()))
+        .collect();
+    if !phases.is_empty() {
+        let _ = writeln!(
+            out,
+            "Time per phase (summed over users): {}",
+            phases.join(", ")
+        );
+    }
+    let _ = writeln!(out, "API calls: {}", calls_line(calls));
+    out
+}
+
+/// One line per user: what happened, and what to do next.
+fn outcomes(out: &mut String, outcomes: &[(String, Outcome)], indent: &str) {
+    for (user, outcome) in outcomes {
         let line = match outcome {
             Outcome::Finished => "rotated: new key in every target, old key deleted".to_string(),
             Outcome::Stopped { after } => {
@@ -38,25 +76,8 @@ pub fn report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
                 format!("INTERRUPTED at {step}; run apply again to go on from there")
             }
         };
-        let _ = writeln!(out, "  {user}: {line}");
+        let _ = writeln!(out, "{indent}{user}: {line}");
     }
-    if report.outcomes.is_empty() {
-        let _ = writeln!(out, "  nothing to do");
-    }
-    let phases: Vec<String> = report
-        .phase_times
-        .iter()
-        .map(|(phase, time)| format!("{phase} {:.1}s", time.as_secs_f64()))
-        .collect();
-    if !phases.is_empty() {
-        let _ = writeln!(
-            out,
-            "Time per phase (summed over users): {}",
-            phases.join(", ")
-        );
-    }
-    let _ = writeln!(out, "API calls: {}", calls_line(calls));
-    out
 }
 
 /// `iam 12, ssm 4`, or `none`.
@@ -77,7 +98,31 @@ pub fn status(records: &[RotationRecord]) -> String {
     if records.is_empty() {
         return "No rotation has run from this state directory.\n".to_string();
     }
-    for record in records {
+    // Across accounts, grouped by account: a user's name recurs.
+    let mut accounts: Vec<&str> = records.iter().filter_map(|r| r.account()).collect();
+    accounts.sort();
+    accounts.dedup();
+    if accounts.len() > 1 {
+        for account in accounts {
+            let _ = writeln!(out, "account {account}:");
+            let mine: Vec<&RotationRecord> = records
+                .iter()
+                .filter(|r| r.account() == Some(account))
+                .collect();
+            status_lines(&mut out, &mine, "  ");
+        }
+        let others: Vec<&RotationRecord> =
+            records.iter().filter(|r| r.account().is_none()).collect();
+        status_lines(&mut out, &others, "");
+        return out;
+    }
+    let all: Vec<&RotationRecord> = records.iter().collect();
+    status_lines(&mut out, &all, "");
+    out
+}
+
+fn status_lines(out: &mut String, records: &[&RotationRecord], indent: &str) {
+    for record in records.iter().copied() {
         let last = record.last.as_ref().map(|e| &e.record);
         let step = match last {
             Some(
@@ -137,10 +182,9 @@ pub fn status(records: &[RotationRecord]) -> String {
         };
         let _ = writeln!(
             out,
-            "{}: {state}  [{old_key}{new_key}; begun {}]",
+            "{indent}{}: {state}  [{old_key}{new_key}; begun {}]",
             record.user,
             to_seconds(&record.started)
         );
     }
-    out
 }

@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use similar::{ChangeTag, TextDiff};
 
 use super::style::Style;
-use crate::plan::{Decision, KeyView, NEW_KEY_PLACEHOLDER, Plan, TargetView, UserPlan};
+use crate::plan::{
+    Decision, KeyView, NEW_KEY_PLACEHOLDER, Plan, ReportUse, Summary, TargetView, UserPlan,
+};
 use crate::text::short_id;
 use crate::workflow::document::SecretFormat;
 
@@ -29,22 +31,129 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
         .as_deref()
         .map(|e| format!(", endpoint {e}"))
         .unwrap_or_default();
+    let account = if plan.accounts.is_empty() {
+        format!("account {}", plan.account)
+    } else {
+        format!(
+            "{} accounts reached from account {}",
+            plan.accounts.len(),
+            plan.account
+        )
+    };
     let _ = writeln!(
         out,
-        "{} {} ({}), account {}{region}{endpoint}, keys judged as of {}\n",
+        "{} {} ({}), {account}{region}{endpoint}, keys judged as of {}\n",
         style.bold("Workflow"),
         plan.workflow.name,
         plan.workflow.path,
-        plan.account,
         plan.as_of
     );
     if !plan.vars.is_empty() {
         let vars: Vec<String> = plan.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "Vars: {}\n", vars.join(", "));
     }
-    for user in plan
-        .users
+    if plan.accounts.is_empty() {
+        let users: Vec<&UserPlan> = plan.users.iter().collect();
+        users_section(
+            &mut out,
+            &users,
+            plan.credential_report.as_ref(),
+            style,
+            list_all_unchanged,
+        );
+    }
+    for account in &plan.accounts {
+        let users: Vec<&UserPlan> = plan
+            .users
+            .iter()
+            .filter(|u| u.account == account.account)
+            .collect();
+        let role = account
+            .role
+            .as_deref()
+            .map(|r| format!(" through {r}"))
+            .unwrap_or_else(|| " (rekey's own credentials)".into());
+        match &account.error {
+            Some(error) => {
+                let _ = writeln!(
+                    out,
+                    "{} {} {}{role}: not planned: {error}
+    fix: {}
+",
+                    style.blocked("!"),
+                    style.bold("Account"),
+                    account.account,
+                    account.fix.as_deref().unwrap_or("")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{} {}{role}: {}
+",
+                    style.bold("Account"),
+                    account.account,
+                    summary_text(&account.summary)
+                );
+                users_section(
+                    &mut out,
+                    &users,
+                    account.credential_report.as_ref(),
+                    style,
+                    list_all_unchanged,
+                );
+            }
+        }
+    }
+    for name in &plan.unmatched {
+        let _ = writeln!(
+            out,
+            "{} select.users names `{name}`, but there is no such IAM user (under `path_prefix`, if set): a typo, or a user deleted or moved?\n",
+            style.blocked("!")
+        );
+    }
+    if plan.users.is_empty() {
+        let _ = writeln!(out, "No IAM user matches `select`.\n");
+    }
+    let unreachable = plan.accounts.iter().filter(|a| a.error.is_some()).count();
+    let accounts = match (plan.accounts.len(), unreachable) {
+        (0 | 1, 0) if plan.accounts.iter().all(|a| a.role.is_none()) => String::new(),
+        (n, 0) => format!(" in {n} {}", if n == 1 { "account" } else { "accounts" }),
+        (n, u) => format!(" in {} of {n} accounts; {u} not planned", n - u),
+    };
+    let _ = writeln!(
+        out,
+        "{} {}{accounts}.",
+        style.bold("Plan:"),
+        summary_text(&plan.summary)
+    );
+    out
+}
+
+fn summary_text(summary: &Summary) -> String {
+    let in_progress = if summary.in_progress > 0 {
+        format!(", {} in progress", summary.in_progress)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} to rotate{in_progress}, {} unchanged, {} blocked",
+        summary.rotate, summary.unchanged, summary.blocked
+    )
+}
+
+/// One account's users (all of a single-account plan), and what its
+/// credential report said.
+fn users_section(
+    out: &mut String,
+    users: &[&UserPlan],
+    report: Option<&ReportUse>,
+    style: Style,
+    list_all_unchanged: bool,
+) {
+    for user in users
         .iter()
+        .copied()
         .filter(|u| u.decision == Decision::InProgress)
     {
         let _ = writeln!(
@@ -55,19 +164,23 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
             user.reason
         );
     }
-    for user in plan.users.iter().filter(|u| u.decision == Decision::Rotate) {
-        rotation(&mut out, user, style);
-    }
-    for user in plan
-        .users
+    for user in users
         .iter()
+        .copied()
+        .filter(|u| u.decision == Decision::Rotate)
+    {
+        rotation(out, user, style);
+    }
+    for user in users
+        .iter()
+        .copied()
         .filter(|u| u.decision == Decision::Blocked)
     {
-        blocked(&mut out, user, style);
+        blocked(out, user, style);
     }
-    let unchanged: Vec<&UserPlan> = plan
-        .users
+    let unchanged: Vec<&UserPlan> = users
         .iter()
+        .copied()
         .filter(|u| u.decision == Decision::Unchanged)
         .collect();
     let listed = if list_all_unchanged {
@@ -88,17 +201,7 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
     if !unchanged.is_empty() {
         out.push('\n');
     }
-    for name in &plan.unmatched {
-        let _ = writeln!(
-            out,
-            "{} select.users names `{name}`, but there is no such IAM user (under `path_prefix`, if set): a typo, or a user deleted or moved?\n",
-            style.blocked("!")
-        );
-    }
-    if plan.users.is_empty() {
-        let _ = writeln!(out, "No IAM user matches `select`.\n");
-    }
-    if let Some(report) = &plan.credential_report {
+    if let Some(report) = report {
         if let Some(outside) = report.outside.filter(|n| *n > 0) {
             let _ = writeln!(
                 out,
@@ -128,21 +231,6 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
             };
         }
     }
-    let summary = plan.summary;
-    let in_progress = if summary.in_progress > 0 {
-        format!(", {} in progress", summary.in_progress)
-    } else {
-        String::new()
-    };
-    let _ = writeln!(
-        out,
-        "{} {} to rotate{in_progress}, {} unchanged, {} blocked.",
-        style.bold("Plan:"),
-        summary.rotate,
-        summary.unchanged,
-        summary.blocked
-    );
-    out
 }
 
 fn rotation(out: &mut String, user: &UserPlan, style: Style) {
@@ -251,9 +339,14 @@ fn target_diff(out: &mut String, target: &TargetView, old_key: Option<&str>, sty
         };
         (style.changed("~"), format!("{version}{holds}"))
     };
+    let account = target
+        .account
+        .as_deref()
+        .map(|a| format!(" in account {a}"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "      {mark} {} ({}) {}: {note}",
+        "      {mark} {} ({}) {}{account}: {note}",
         target.id, target.kind, target.resource
     );
     if before.secure == Some(true) && target.format == Some(SecretFormat::IdOnly) {

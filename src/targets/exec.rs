@@ -122,7 +122,9 @@ impl Resolved for Command {
         intent: Intent<'i, ()>,
     ) -> Result<Written, ActionError> {
         intent(()).await?;
-        let env = exec::Environment::new(self.credentials, cx.user, cx.new_key, cx.secret);
+        let env =
+            exec::Environment::of(self.credentials, cx.provider, cx.user, cx.new_key, cx.secret)
+                .await?;
         let what = format!("target `{}`", cx.target);
         run(&what, &self.argv, cx.base_dir, &env, &[cx.secret], self.timeout).await?;
         Ok(Written::default())

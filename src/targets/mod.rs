@@ -144,6 +144,9 @@ pub struct Restore<'a, P> {
 /// A kind's document type.
 pub trait Kind: Templates {
     type Resolved: Resolved;
+    /// Whether it lives in an AWS account, so that a target's `account:`
+    /// can put it in another one (a central secrets account).
+    const IN_ACCOUNT: bool = false;
     /// Checks validation runs beyond the shape; `at` is the kind's key.
     fn check(&self, _at: &Origin, _problems: &mut Problems) {}
     /// The target for one user, every template expanded.
@@ -265,6 +268,10 @@ macro_rules! registry {
             /// Replace a library's target of the same id instead of clashing with it.
             #[serde(default, rename = "override")]
             pub overrides: bool,
+            /// The AWS account it lives in, when not the rotated user's (a
+            /// central secrets account): reached with `accounts.role`. For
+            /// `ssm_parameter` and `secrets_manager`.
+            pub account: Option<String>,
             $( pub $module: Option<$module::$doc>, )*
         }
 
@@ -318,6 +325,13 @@ macro_rules! registry {
             pub fn key(&self) -> &'static str {
                 match self {
                     $( TargetKind::$variant(_) => stringify!($module), )*
+                }
+            }
+
+            /// Whether it lives in an AWS account (`Kind::IN_ACCOUNT`).
+            pub fn in_account(&self) -> bool {
+                match self {
+                    $( TargetKind::$variant(_) => <$module::$doc as Kind>::IN_ACCOUNT, )*
                 }
             }
 

@@ -44,6 +44,7 @@ pub struct Secret {
 
 impl Kind for SecretsManagerTarget {
     type Resolved = Secret;
+    const IN_ACCOUNT: bool = true;
 
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Secret, ActionError> {
         Ok(Secret {

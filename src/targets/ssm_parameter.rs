@@ -44,6 +44,7 @@ pub struct Parameter {
 
 impl Kind for SsmParameterTarget {
     type Resolved = Parameter;
+    const IN_ACCOUNT: bool = true;
 
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Parameter, ActionError> {
         Ok(Parameter {

@@ -93,15 +93,53 @@ pub struct S3StateDoc {
     pub lease: Option<Duration>,
 }
 
-/// Which AWS accounts the workflow may run in, like Terraform's
-/// `allowed_account_ids`: credentials for any other account stop plan and
-/// apply before anything is read or changed.
+/// Which AWS accounts the workflow runs in. `allowed` is a pin, like
+/// Terraform's `allowed_account_ids`: any other account stops plan and apply
+/// before anything is read or changed there. `ids` and `organization` fan
+/// the workflow out: the accounts are (ids ∪ the Organization's accounts in
+/// `ous` that carry `tags`) − `exclude`, each reached by assuming `role`.
+/// Without them, the workflow runs in the credentials' own account.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountsDoc {
-    /// 12-digit account ids. Empty or absent: any account.
+    /// 12-digit account ids the workflow may run in. Empty or absent: any.
     #[serde(default)]
     pub allowed: Vec<String>,
+    /// Accounts to rotate in, by 12-digit id.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// The Organization's ACTIVE accounts (read from its management or
+    /// delegated administrator account), narrowed by OU and tags.
+    pub organization: Option<OrganizationDoc>,
+    /// Accounts never rotated in, even when `ids` or the Organization name them.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// The role assumed in each account: a name (`RekeyRotation`) or an ARN
+    /// template with `${account}`. Required with `ids` or `organization`.
+    pub role: Option<Template>,
+    /// The external id the role's trust policy asks for (`${params.NAME}`
+    /// keeps it out of the file).
+    pub external_id: Option<Template>,
+}
+
+/// Which of the Organization's accounts: those under any of `ous` (at any
+/// depth; absent: the whole Organization) that carry every tag in `tags`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationDoc {
+    /// OU ids (`ou-abcd-12345678`) or the root (`r-abcd`).
+    #[serde(default)]
+    pub ous: Vec<String>,
+    /// Account tags that must all match.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Templates for AccountsDoc {
+    fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>) {
+        maybe(&mut self.role, at.key("role"), out);
+        maybe(&mut self.external_id, at.key("external_id"), out);
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -318,6 +356,12 @@ pub struct PolicyDoc {
     #[schemars(range(min = 1, max = 64))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
+    /// Accounts worked in at once (with `accounts.ids` or
+    /// `accounts.organization`); `concurrency` still bounds users overall.
+    /// Default 4.
+    #[schemars(range(min = 1, max = 64))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_concurrency: Option<u32>,
     /// When apply may change anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowDoc>,

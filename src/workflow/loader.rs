@@ -430,6 +430,14 @@ impl Loader {
         if let Some(select) = &mut merged.select {
             collect(&mut found, &select.origin, Scope::Params, &mut select.item);
         }
+        if let Some(accounts) = &mut merged.accounts {
+            collect(
+                &mut found,
+                &accounts.origin,
+                Scope::Account,
+                &mut accounts.item,
+            );
+        }
         if let Some(staging) = &mut merged.staging {
             collect(
                 &mut found,

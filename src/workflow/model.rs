@@ -27,6 +27,9 @@ pub struct Workflow {
     pub policy: Policy,
     /// Account ids the workflow may run in; empty: any.
     pub accounts_allowed: Vec<String>,
+    /// The accounts a fanned-out workflow rotates in (`accounts.ids`,
+    /// `accounts.organization`); `None`: the credentials' own account.
+    pub fleet: Option<Fleet>,
     /// Shared state in S3; `None`: a local state directory.
     pub state: Option<S3State>,
 }
@@ -37,7 +40,7 @@ impl Workflow {
     /// SSM SecureString `/rekey/staging/<workflow>/<user>` (a file on one
     /// runner could not be resumed on another).
     pub fn stage_for_shared_state(&mut self) {
-        if self.staging == Staging::StateFile {
+        if matches!(self.staging, Staging::StateFile | Staging::AccountStateFile) {
             let safe = crate::text::distinct_name_for(&self.name);
             self.staging = Staging::SsmParameter {
                 name: Template::new(format!("/rekey/staging/{safe}/${{user}}")),
@@ -45,6 +48,24 @@ impl Workflow {
             };
         }
     }
+}
+
+/// The accounts a workflow fans out to, and how each is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fleet {
+    pub ids: Vec<String>,
+    pub organization: Option<Organization>,
+    pub exclude: Vec<String>,
+    /// A role name, or an ARN template (`${account}`, params).
+    pub role: Template,
+    pub external_id: Option<Template>,
+}
+
+/// `accounts.organization`: OUs (empty: the whole Organization) and tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub ous: Vec<String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Where in S3 apply keeps its state (`state.s3`).
@@ -118,6 +139,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_hours(24);
 pub enum Staging {
     /// A 0600 file under the state directory.
     StateFile,
+    /// The same, named by account and user: a fanned-out workflow has a
+    /// user of the same name in many accounts.
+    AccountStateFile,
     SsmParameter {
         name: Template,
         kms_key_id: Option<Template>,
@@ -129,6 +153,9 @@ pub struct Target {
     pub id: String,
     pub needs: Vec<String>,
     pub kind: TargetKind,
+    /// The account it lives in, when not the rotated user's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// When a hook runs.
@@ -174,7 +201,14 @@ pub struct Policy {
     pub on_verify_failure: OnVerifyFailure,
     pub make_room: MakeRoom,
     pub concurrency: u32,
+    /// Accounts worked in at once.
+    #[serde(default = "default_account_concurrency")]
+    pub account_concurrency: u32,
     pub window: Option<Window>,
+}
+
+fn default_account_concurrency() -> u32 {
+    DEFAULT_CONCURRENCY
 }
 
 pub const DEFAULT_SOAK: Duration = Duration::from_days(7);

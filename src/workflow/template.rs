@@ -32,6 +32,8 @@ pub enum Var {
 pub enum Scope {
     /// Selection criteria: evaluated before any user is known.
     Params,
+    /// How an account is reached (`accounts.role`): before any user.
+    Account,
     /// Per-user settings that exist before the new key does (staging).
     Subject,
     /// Targets and hooks: everything, including the new key's id.
@@ -42,7 +44,8 @@ impl Scope {
     fn allows(self, var: &Var) -> bool {
         match var {
             Var::Param(_) => true,
-            Var::User | Var::Account => self != Scope::Params,
+            Var::User => !matches!(self, Scope::Params | Scope::Account),
+            Var::Account => self != Scope::Params,
             Var::NewKeyId => self == Scope::Item,
         }
     }
@@ -50,6 +53,7 @@ impl Scope {
     fn names(self) -> &'static str {
         match self {
             Scope::Params => "`${params.NAME}`",
+            Scope::Account => "`${account}` and `${params.NAME}`",
             Scope::Subject => "`${user}`, `${account}` and `${params.NAME}`",
             Scope::Item => "`${user}`, `${account}`, `${params.NAME}` and `${new_key.id}`",
         }

@@ -16,9 +16,9 @@ use super::document::{DocKind, HookDoc, MakeRoom, OnVerifyFailure, TargetDoc, Wi
 use super::graph::{MakeRoomStep, StepGraph};
 use super::loader::{Merged, Placed};
 use super::model::{
-    DEFAULT_CONCURRENCY, DEFAULT_MAX_KEY_AGE, DEFAULT_SOAK, Hook, HookKind, HookPhase,
-    MAX_CONCURRENCY, MAX_KEY_AGE_BOUND, MAX_SOAK, Param, Policy, Selection, Staging, Target,
-    TargetKind, Window, Workflow,
+    DEFAULT_CONCURRENCY, DEFAULT_MAX_KEY_AGE, DEFAULT_SOAK, Fleet, Hook, HookKind, HookPhase,
+    MAX_CONCURRENCY, MAX_KEY_AGE_BOUND, MAX_SOAK, Organization, Param, Policy, Selection, Staging,
+    Target, TargetKind, Window, Workflow,
 };
 use super::source::{DocPath, Origin, Sources};
 
@@ -76,10 +76,14 @@ impl Checker<'_> {
         }
         let select = self.selection(&merged, &root);
         let staging = self.staging(&merged);
+        let fans_out = merged
+            .accounts
+            .as_ref()
+            .is_some_and(|a| !a.item.ids.is_empty() || a.item.organization.is_some());
         let targets: Vec<Target> = merged
             .targets
             .iter()
-            .filter_map(|t| self.target(t))
+            .filter_map(|t| self.target(t, fans_out))
             .collect();
         let hooks: Vec<Hook> = merged
             .hooks
@@ -103,6 +107,7 @@ impl Checker<'_> {
             );
         }
         let policy = self.policy(&merged);
+        let (accounts_allowed, fleet) = self.accounts(&merged);
         let workflow = Workflow {
             name: merged
                 .name
@@ -129,10 +134,14 @@ impl Checker<'_> {
             targets,
             hooks,
             policy: policy?,
-            accounts_allowed: self.accounts(&merged),
+            accounts_allowed,
+            fleet,
             state: self.state(&merged),
         };
         let mut workflow = workflow;
+        if workflow.fleet.is_some() && workflow.staging == Staging::StateFile {
+            workflow.staging = Staging::AccountStateFile;
+        }
         if workflow.state.is_some() {
             workflow.stage_for_shared_state();
         }
@@ -256,30 +265,106 @@ impl Checker<'_> {
         })
     }
 
-    /// `accounts.allowed`: 12-digit account ids.
-    fn accounts(&mut self, merged: &Merged) -> Vec<String> {
+    /// `accounts`: the pin (`allowed`) and the fan-out (`ids`,
+    /// `organization`, `exclude`, `role`, `external_id`).
+    fn accounts(&mut self, merged: &Merged) -> (Vec<String>, Option<Fleet>) {
         let Some(accounts) = &merged.accounts else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
-        if accounts.item.allowed.is_empty() {
+        let doc = &accounts.item;
+        let at = &accounts.origin;
+        let fans_out = !doc.ids.is_empty() || doc.organization.is_some();
+        if doc.allowed.is_empty() && !fans_out {
             self.error(
-                &accounts.origin.key("allowed"),
+                at,
                 Part::Key,
-                "`accounts.allowed` lists no account",
-                Some("name the accounts the workflow may run in, or remove `accounts`".into()),
+                "`accounts` names no account",
+                Some("list `allowed` (the accounts the workflow may run in), or `ids` or `organization` (the accounts it rotates in), or remove `accounts`".into()),
             );
         }
-        for (i, id) in accounts.item.allowed.iter().enumerate() {
-            if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
-                self.error(
-                    &accounts.origin.key("allowed").index(i),
-                    Part::Value,
-                    format!("`{id}` is not an AWS account id"),
-                    Some("an account id is 12 digits, quoted: \"123456789012\"".into()),
-                );
+        for list in ["allowed", "ids", "exclude"] {
+            let ids = match list {
+                "allowed" => &doc.allowed,
+                "ids" => &doc.ids,
+                _ => &doc.exclude,
+            };
+            for (i, id) in ids.iter().enumerate() {
+                if !is_account_id(id) {
+                    self.error(
+                        &at.key(list).index(i),
+                        Part::Value,
+                        format!("`{id}` is not an AWS account id"),
+                        Some("an account id is 12 digits, quoted: \"123456789012\"".into()),
+                    );
+                }
             }
         }
-        accounts.item.allowed.clone()
+        if let Some(organization) = &doc.organization {
+            for (i, ou) in organization.ous.iter().enumerate() {
+                if !(ou.starts_with("ou-") || ou.starts_with("r-")) {
+                    self.error(
+                        &at.key("organization").key("ous").index(i),
+                        Part::Value,
+                        format!("`{ou}` is not an OU id"),
+                        Some("an OU id looks like `ou-abcd-12345678`, the root's like `r-abcd` (`aws organizations list-organizational-units-for-parent`)".into()),
+                    );
+                }
+            }
+        }
+        if !fans_out {
+            for field in ["exclude", "role", "external_id"] {
+                let set = match field {
+                    "exclude" => !doc.exclude.is_empty(),
+                    "role" => doc.role.is_some(),
+                    _ => doc.external_id.is_some(),
+                };
+                if set {
+                    self.error(
+                        &at.key(field),
+                        Part::Key,
+                        format!("`accounts.{field}` without `ids` or `organization`"),
+                        Some("it applies to the accounts a workflow fans out to: add `ids` or `organization`, or remove it".into()),
+                    );
+                }
+            }
+            return (doc.allowed.clone(), None);
+        }
+        let Some(role) = &doc.role else {
+            self.error(
+                at,
+                Part::Key,
+                "`accounts.role` is missing: rekey reaches each account by assuming a role there",
+                Some("add `role: RekeyRotation` (a role name), or an ARN template such as `arn:aws:iam::${account}:role/RekeyRotation`".into()),
+            );
+            return (doc.allowed.clone(), None);
+        };
+        let text = role.as_str();
+        if text.starts_with("arn:") && !text.contains("${account}") {
+            self.error(
+                &at.key("role"),
+                Part::Value,
+                "`accounts.role` is an ARN without `${account}`: every account would assume the same role",
+                Some("write `arn:aws:iam::${account}:role/NAME`, or just the role's name".into()),
+            );
+        } else if !text.starts_with("arn:") && (text.contains(':') || text.is_empty()) {
+            self.error(
+                &at.key("role"),
+                Part::Value,
+                format!("`{text}` is neither a role name nor a role ARN"),
+                Some("write the role's name (`RekeyRotation`, or with its path `team/RekeyRotation`) or `arn:aws:iam::${account}:role/NAME`".into()),
+            );
+        }
+        let fleet = Fleet {
+            ids: doc.ids.clone(),
+            organization: doc.organization.as_ref().map(|o| Organization {
+                ous: o.ous.clone(),
+                tags: o.tags.clone(),
+            }),
+            exclude: doc.exclude.clone(),
+            role: role.clone(),
+            external_id: doc.external_id.clone(),
+        };
+        (doc.allowed.clone(), Some(fleet))
     }
 
     fn selection(&mut self, merged: &Merged, root: &Origin) -> Selection {
@@ -383,7 +468,7 @@ impl Checker<'_> {
         }
     }
 
-    fn target(&mut self, placed: &Placed<TargetDoc>) -> Option<Target> {
+    fn target(&mut self, placed: &Placed<TargetDoc>, fans_out: bool) -> Option<Target> {
         let doc = &placed.item;
         let mut kinds = doc.kinds();
         let keys: Vec<&str> = kinds.iter().map(TargetKind::key).collect();
@@ -392,10 +477,36 @@ impl Checker<'_> {
         let mut problems = Problems::new();
         kind.check(&placed.origin.key(kind.key()), &mut problems);
         self.problems(problems);
+        if let Some(account) = &doc.account {
+            let at = placed.origin.key("account");
+            if !is_account_id(account) {
+                self.error(
+                    &at,
+                    Part::Value,
+                    format!("`{account}` is not an AWS account id"),
+                    Some("an account id is 12 digits, quoted: \"444444444444\"".into()),
+                );
+            } else if !kind.in_account() {
+                self.error(
+                    &at,
+                    Part::Key,
+                    format!("a `{}` target does not live in an AWS account", kind.key()),
+                    Some("`account:` applies to `ssm_parameter` and `secrets_manager` targets; remove it".into()),
+                );
+            } else if !fans_out {
+                self.error(
+                    &at,
+                    Part::Key,
+                    "a target in another account needs a role to reach it there",
+                    Some("add `accounts:` with `ids` (or `organization`) and `role`; the role is assumed in this account too".into()),
+                );
+            }
+        }
         Some(Target {
             id: doc.id.clone(),
             needs: doc.needs.clone(),
             kind,
+            account: doc.account.clone(),
         })
     }
 
@@ -561,6 +672,19 @@ impl Checker<'_> {
                 Some(hint),
             );
         }
+        let account_concurrency = doc.account_concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&account_concurrency)
+            && let Some(at) = at("account_concurrency")
+        {
+            self.error(
+                &at,
+                Part::Value,
+                format!("account_concurrency {account_concurrency} is out of range"),
+                Some(format!(
+                    "work in between 1 and {MAX_CONCURRENCY} accounts at once"
+                )),
+            );
+        }
         if let Some(at) = at("soak")
             && let Some(problem) = Problem::too_long(at, "soak", doc.soak, MAX_SOAK)
         {
@@ -575,6 +699,7 @@ impl Checker<'_> {
             on_verify_failure: doc.on_verify_failure.unwrap_or(OnVerifyFailure::Rollback),
             make_room: doc.make_room.unwrap_or(MakeRoom::Refuse),
             concurrency,
+            account_concurrency,
             window,
         })
     }
@@ -705,6 +830,10 @@ fn file_stem(sources: &Sources, root: &Origin) -> String {
     let path = sources.path(root.file);
     path.file_stem()
         .map_or_else(|| "workflow".into(), |s| s.to_string_lossy().into_owned())
+}
+
+fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]

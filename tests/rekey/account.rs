@@ -15,6 +15,10 @@ pub struct Account {
     /// Secrets of the keys this test created, by key id.
     key_secrets: std::sync::Mutex<std::collections::HashMap<String, String>>,
     iam: aws_sdk_iam::Client,
+    sts: aws_sdk_sts::Client,
+    organizations: aws_sdk_organizations::Client,
+    /// Set for an account reached through a role: key, secret, token.
+    credentials: Option<(String, String, String)>,
     ssm: aws_sdk_ssm::Client,
     secrets: aws_sdk_secretsmanager::Client,
     s3: aws_sdk_s3::Client,
@@ -30,6 +34,70 @@ impl Account {
 
     /// An account on the emulator at `endpoint` (the shared one by default).
     pub fn at(endpoint: &str) -> Self {
+        Self::as_identity(endpoint, None)
+    }
+
+    /// Another account of the shared emulator, `account_id`, reached as
+    /// rekey reaches it: by assuming a role there (the emulator trusts any).
+    pub fn assumed(account_id: &str) -> Self {
+        let base = Self::new();
+        let answer = base
+            .runtime
+            .block_on(
+                base.sts
+                    .assume_role()
+                    .role_arn(format!("arn:aws:iam::{account_id}:role/RekeyTests"))
+                    .role_session_name("rekey-tests")
+                    .send(),
+            )
+            .unwrap();
+        let got = answer.credentials().unwrap();
+        Self::as_identity(
+            emulator(),
+            Some((
+                got.access_key_id().to_string(),
+                got.secret_access_key().to_string(),
+                got.session_token().to_string(),
+            )),
+        )
+    }
+
+    /// The account these credentials (key, secret, session token) act as.
+    pub fn identity_of(key: &str, secret: &str, token: &str) -> String {
+        let account = Self::as_identity(
+            emulator(),
+            Some((key.to_string(), secret.to_string(), token.to_string())),
+        );
+        let answer = account
+            .runtime
+            .block_on(account.sts.get_caller_identity().send())
+            .unwrap();
+        answer.account().unwrap().to_string()
+    }
+
+    /// The credentials this account is reached with, as environment
+    /// variables for rekey.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match &self.credentials {
+            Some((key, secret, token)) => vec![
+                ("AWS_ACCESS_KEY_ID", key.clone()),
+                ("AWS_SECRET_ACCESS_KEY", secret.clone()),
+                ("AWS_SESSION_TOKEN", token.clone()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// The Organizations client of this account.
+    pub fn organizations(&self) -> &aws_sdk_organizations::Client {
+        &self.organizations
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    fn as_identity(endpoint: &str, credentials: Option<(String, String, String)>) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let id = format!(
             "t{}x{}",
@@ -44,13 +112,25 @@ impl Account {
             aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .endpoint_url(endpoint)
                 .region(aws_config::Region::from_static("us-east-1"))
-                .credentials_provider(aws_sdk_iam::config::Credentials::new(
-                    "testing", "testing", None, None, "tests",
-                ))
+                .credentials_provider(match &credentials {
+                    Some((key, secret, token)) => aws_sdk_iam::config::Credentials::new(
+                        key,
+                        secret,
+                        Some(token.clone()),
+                        None,
+                        "tests",
+                    ),
+                    None => aws_sdk_iam::config::Credentials::new(
+                        "testing", "testing", None, None, "tests",
+                    ),
+                })
                 .load(),
         );
         Self {
             iam: aws_sdk_iam::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            organizations: aws_sdk_organizations::Client::new(&config),
+            credentials,
             ssm: aws_sdk_ssm::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(

@@ -2,6 +2,7 @@
 //! whole crate again, which is slow on small machines.
 
 mod account;
+mod accounts;
 mod apply;
 mod demo;
 mod emulator;

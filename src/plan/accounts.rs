@@ -1,0 +1,394 @@
+//! Many accounts: which accounts a fanned-out workflow rotates in, how each
+//! is reached (a role assumed there), and one plan over all of them.
+//!
+//! The accounts are (`ids` ∪ the Organization's ACTIVE accounts under
+//! `ous` that carry `tags`) − `exclude`, narrowed by `--account`. Each is
+//! reached by assuming `role` (the credentials' own account is read with
+//! them as they are); an account that cannot be reached, or that
+//! `accounts.allowed` does not list, is planned as unreachable with the
+//! reason and what to do, and the others go on. Accounts are planned
+//! `policy.account_concurrency` at a time, each with the single-account plan
+//! ([`super::plan_in`]).
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+
+use futures_util::{StreamExt, stream};
+
+use super::{AccountPlan, Plan, PlanError, PlanRequest, Summary, UserPlan};
+use crate::providers::{ErrorKind, ProviderError, Reach};
+use crate::workflow::model::Fleet;
+use crate::workflow::params;
+use crate::workflow::template::Values;
+
+/// A provider for one account: rekey's own (the credentials' account) or
+/// one made by assuming the workflow's role there.
+pub enum Member<'a, P> {
+    Own(&'a P),
+    Assumed(P),
+}
+
+impl<P> Deref for Member<'_, P> {
+    type Target = P;
+    fn deref(&self) -> &P {
+        match self {
+            Member::Own(provider) => provider,
+            Member::Assumed(provider) => provider,
+        }
+    }
+}
+
+/// One account of the fan-out, reached or not.
+pub struct Reached<'a, P> {
+    pub account: String,
+    /// Whether users are rotated there (else only targets live there).
+    pub rotates: bool,
+    /// The role assumed (absent: the credentials' own account).
+    pub role: Option<String>,
+    pub provider: Result<Member<'a, P>, Unreachable>,
+}
+
+/// Why an account cannot be worked in, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    pub reason: String,
+    pub fix: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error(
+        "cannot list the Organization's accounts ({0}); run rekey with credentials of the management account or a delegated administrator, or list the accounts in `accounts.ids`"
+    )]
+    Organization(ProviderError),
+    #[error(
+        "--account {0}: the workflow does not rotate in {0}; --account narrows a run to the accounts `accounts.ids` and `accounts.organization` give ({1})"
+    )]
+    NotSelected(String, String),
+    #[error(
+        "--account {0}: this workflow runs in the credentials' own account only; --account needs `accounts.ids` or `accounts.organization`"
+    )]
+    NoFleet(String),
+    #[error("accounts: the fan-out gives no account (ids, organization, exclude)")]
+    Empty,
+}
+
+/// The accounts `fleet` gives, narrowed to `only` (`--account`), sorted.
+pub async fn accounts<P: Reach>(
+    fleet: &Fleet,
+    base: &P,
+    only: &[String],
+) -> Result<Vec<String>, AccountsError> {
+    let mut accounts: Vec<String> = fleet.ids.clone();
+    if let Some(organization) = &fleet.organization {
+        accounts.extend(
+            base.organization_accounts(&organization.ous, &organization.tags)
+                .await
+                .map_err(AccountsError::Organization)?,
+        );
+    }
+    accounts.retain(|a| !fleet.exclude.contains(a));
+    accounts.sort();
+    accounts.dedup();
+    if accounts.is_empty() {
+        return Err(AccountsError::Empty);
+    }
+    if let Some(missing) = only.iter().find(|a| !accounts.contains(a)) {
+        return Err(AccountsError::NotSelected(
+            missing.clone(),
+            accounts.join(", "),
+        ));
+    }
+    if !only.is_empty() {
+        accounts.retain(|a| only.contains(a));
+    }
+    Ok(accounts)
+}
+
+/// The role ARN for `account`: the template expanded, a bare name made
+/// `arn:aws:iam::ACCOUNT:role/NAME`.
+pub fn role_arn(
+    fleet: &Fleet,
+    params: &BTreeMap<String, String>,
+    account: &str,
+) -> Result<String, String> {
+    let values = Values {
+        params,
+        user: None,
+        account: Some(account),
+        new_key_id: None,
+    };
+    let role = fleet.role.expand(&values)?;
+    Ok(if role.starts_with("arn:") {
+        role
+    } else {
+        format!(
+            "arn:aws:iam::{account}:role/{}",
+            role.trim_start_matches('/')
+        )
+    })
+}
+
+/// `rekey-<workflow>`, as STS allows a session name: `[\w+=,.@-]`, 2–64.
+pub fn session_name(workflow: &str) -> String {
+    let cleaned: String = format!("rekey-{workflow}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    cleaned
+}
+
+/// Reaches every account: `account_concurrency` AssumeRoles at once. The
+/// credentials' own account (`caller`) is used as it is.
+pub async fn reach<'a, P: Reach>(
+    request: &PlanRequest<'_>,
+    fleet: &Fleet,
+    base: &'a P,
+    caller: &str,
+    accounts: Vec<String>,
+) -> Result<Vec<Reached<'a, P>>, PlanError> {
+    let workflow = request.workflow;
+    let params = params::bind(workflow, &request.vars)?;
+    let external_id = fleet
+        .external_id
+        .as_ref()
+        .map(|t| {
+            let values = Values {
+                params: &params,
+                user: None,
+                account: None,
+                new_key_id: None,
+            };
+            t.expand(&values).map_err(|message| PlanError::Template {
+                what: "accounts.external_id".into(),
+                message,
+            })
+        })
+        .transpose()?;
+    let session = session_name(&workflow.name);
+    let concurrency = workflow.policy.account_concurrency.max(1) as usize;
+    let reached = stream::iter(accounts)
+        .map(|account| {
+            let params = &params;
+            let external_id = external_id.as_deref();
+            let session = &session;
+            async move {
+                if !workflow.accounts_allowed.is_empty()
+                    && !workflow.accounts_allowed.contains(&account)
+                {
+                    return Reached {
+                        rotates: true,
+                        provider: Err(Unreachable {
+                            reason: format!(
+                                "`accounts.allowed` does not list {account} ({})",
+                                workflow.accounts_allowed.join(", ")
+                            ),
+                            fix: "add it to `accounts.allowed`, or to `accounts.exclude` if it must not be rotated in".into(),
+                        }),
+                        account,
+                        role: None,
+                    };
+                }
+                if account == caller {
+                    return Reached {
+                        account,
+                        rotates: true,
+                        role: None,
+                        provider: Ok(Member::Own(base)),
+                    };
+                }
+                let role = match role_arn(fleet, params, &account) {
+                    Ok(role) => role,
+                    Err(message) => {
+                        return Reached {
+                            account,
+                            rotates: true,
+                            role: None,
+                            provider: Err(Unreachable {
+                                reason: format!("accounts.role: {message}"),
+                                fix: "correct `accounts.role`".into(),
+                            }),
+                        };
+                    }
+                };
+                let provider = match base.assume(&role, external_id, session).await {
+                    Ok(member) => match member.account_id().await {
+                        Ok(answered) if answered == account => Ok(Member::Assumed(member)),
+                        Ok(answered) => Err(Unreachable {
+                            reason: format!("{role} answers as account {answered}, not {account}"),
+                            fix: "make `accounts.role` name a role in each account (`arn:aws:iam::${account}:role/NAME`)".into(),
+                        }),
+                        Err(error) => Err(unreachable(&role, &error)),
+                    },
+                    Err(error) => Err(unreachable(&role, &error)),
+                };
+                Reached {
+                    account,
+                    rotates: true,
+                    role: Some(role),
+                    provider,
+                }
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    Ok(reached)
+}
+
+fn unreachable(role: &str, error: &ProviderError) -> Unreachable {
+    let fix = match &error.kind {
+        ErrorKind::AccessDenied(_) | ErrorKind::NotFound => format!(
+            "create {role} in that account, with a trust policy that lets rekey's own principal assume it (and the external id, if `accounts.external_id` is set); or add the account to `accounts.exclude`"
+        ),
+        _ => "run plan again; if it persists, check the account's role and network path to STS"
+            .into(),
+    };
+    Unreachable {
+        reason: format!("cannot assume {role}: {error}"),
+        fix,
+    }
+}
+
+/// One plan over every account reached: users sorted by account and name;
+/// per account its summary and credential report, or why it was not
+/// planned. A failure in one account never stops another.
+pub async fn plan_accounts<P: Reach>(
+    request: &PlanRequest<'_>,
+    caller: &str,
+    reached: &[Reached<'_, P>],
+) -> Result<Plan, PlanError> {
+    let concurrency = request.workflow.policy.account_concurrency.max(1) as usize;
+    let elsewhere = elsewhere(reached);
+    let elsewhere = &elsewhere;
+    let planned: Vec<(AccountPlan, Option<Plan>)> = stream::iter(reached.iter().filter(|r| r.rotates))
+        .map(|reach| async move {
+            let mut view = AccountPlan {
+                account: reach.account.clone(),
+                role: reach.role.clone(),
+                summary: Summary::default(),
+                error: None,
+                fix: None,
+                credential_report: None,
+            };
+            let provider = match &reach.provider {
+                Ok(provider) => provider,
+                Err(unreachable) => {
+                    view.error = Some(unreachable.reason.clone());
+                    view.fix = Some(unreachable.fix.clone());
+                    return (view, None);
+                }
+            };
+            match super::plan_in(request, &**provider, &reach.account, elsewhere).await {
+                Ok(plan) => {
+                    view.summary = plan.summary;
+                    view.credential_report = plan.credential_report.clone();
+                    (view, Some(plan))
+                }
+                Err(error) => {
+                    view.fix = Some(match &error {
+                        PlanError::Provider(_) => format!(
+                            "give {} the read permissions of docs/SECURITY.md in {}, or add the account to `accounts.exclude`",
+                            reach.role.as_deref().unwrap_or("rekey's credentials"),
+                            reach.account
+                        ),
+                        _ => "correct the workflow, then plan again".into(),
+                    });
+                    view.error = Some(error.to_string());
+                    (view, None)
+                }
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let mut users: Vec<UserPlan> = Vec::new();
+    let mut accounts = Vec::new();
+    let mut unmatched: Option<Vec<String>> = None;
+    let mut template: Option<Plan> = None;
+    for (view, plan) in planned {
+        accounts.push(view);
+        if let Some(mut plan) = plan {
+            users.append(&mut plan.users);
+            unmatched = Some(match unmatched {
+                None => plan.unmatched.clone(),
+                Some(before) => before
+                    .into_iter()
+                    .filter(|n| plan.unmatched.contains(n))
+                    .collect(),
+            });
+            template.get_or_insert(plan);
+        }
+    }
+    if let Some(name) = request.missing_user(&users)
+        && accounts.iter().all(|a| a.error.is_none())
+    {
+        return Err(PlanError::NotSelected(name.clone()));
+    }
+    users.sort_by(|a, b| (&a.account, &a.user).cmp(&(&b.account, &b.user)));
+    super::collisions_across(request, &users)?;
+    let mut plan = match template {
+        Some(plan) => plan,
+        None => super::empty_plan(request),
+    };
+    plan.account = caller.to_string();
+    plan.observed_sha256 = super::observed_sha256(&users);
+    plan.summary = Summary::of(&users);
+    plan.unmatched = unmatched.unwrap_or_default();
+    plan.credential_report = None;
+    plan.accounts = accounts;
+    plan.users = users;
+    Ok(plan)
+}
+
+/// The whole fan-out: accounts listed, reached and planned. Accounts that
+/// targets live in (the workflow's, and `also`: those of rotations in
+/// progress) are reached too, and not planned.
+pub async fn plan_fleet<'a, P: Reach>(
+    request: &PlanRequest<'_>,
+    fleet: &Fleet,
+    base: &'a P,
+    also: &[String],
+) -> Result<(Plan, Vec<Reached<'a, P>>), PlanError> {
+    let caller = base.account_id().await?;
+    let accounts = accounts(fleet, base, &request.accounts).await?;
+    let mut all = accounts.clone();
+    all.extend(target_accounts(&request.workflow.targets));
+    all.extend(also.iter().cloned());
+    all.sort();
+    all.dedup();
+    let mut reached = reach(request, fleet, base, &caller, all).await?;
+    for reach in &mut reached {
+        reach.rotates = accounts.contains(&reach.account);
+    }
+    let plan = plan_accounts(request, &caller, &reached).await?;
+    Ok((plan, reached))
+}
+
+/// The accounts `targets` name (`account:`).
+pub fn target_accounts(targets: &[crate::workflow::model::Target]) -> Vec<String> {
+    targets.iter().filter_map(|t| t.account.clone()).collect()
+}
+
+/// Every account reached, for the targets that live there.
+pub fn elsewhere<'a, P>(reached: &'a [Reached<'_, P>]) -> super::Elsewhere<'a, P> {
+    reached
+        .iter()
+        .map(|r| {
+            (
+                r.account.clone(),
+                r.provider
+                    .as_ref()
+                    .map(|m| &**m)
+                    .map_err(|u| u.reason.clone()),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,586 @@
+//! Many accounts: a workflow fanned out over an AWS Organization through
+//! AssumeRole, against the emulator (AssumeRole into another account id
+//! returns that account's view; Organizations accounts and OUs are real).
+//! The emulator assumes any role, so an account rekey cannot reach is made
+//! through the fault proxy, which denies AssumeRole of one role ARN.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use crate::account::{Account, CANARY};
+use crate::emulator::{emulator, fault_proxy};
+use crate::support::Rekey;
+
+/// A three-account Organization under its own management account:
+/// accounts `a` and `b` in OU `rotate`, tagged `rotation: enabled`;
+/// `untagged` in that OU without the tag; `excluded` tagged but excluded.
+/// Each account (the management one too) has two users with one key each
+/// and an SSM parameter holding the key.
+struct Org {
+    management: Account,
+    management_id: String,
+    ou: String,
+    /// Member accounts by short name: (id, the account reached as itself).
+    members: BTreeMap<&'static str, (String, Account)>,
+    /// (account id, user, old key id)
+    users: Vec<(String, String, String)>,
+    dir: tempfile::TempDir,
+}
+
+/// A 12-digit account id no other test uses.
+fn fresh_account_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = u64::from(std::process::id()) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("9{:011}", n % 100_000_000_000)
+}
+
+impl Org {
+    fn new() -> Self {
+        let management_id = fresh_account_id();
+        let management = Account::assumed(&management_id);
+        let org = management.organizations();
+        management
+            .block_on(
+                org.create_organization()
+                    .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+                    .send(),
+            )
+            .unwrap();
+        let roots = management.block_on(org.list_roots().send()).unwrap();
+        let root = roots.roots()[0].id().unwrap().to_string();
+        let ou = management
+            .block_on(
+                org.create_organizational_unit()
+                    .parent_id(&root)
+                    .name("rotate")
+                    .send(),
+            )
+            .unwrap()
+            .organizational_unit()
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_string();
+        let mut members = BTreeMap::new();
+        for name in ["a", "b", "untagged", "excluded"] {
+            let made = management
+                .block_on(
+                    org.create_account()
+                        .email(format!("{name}-{management_id}@example.com"))
+                        .account_name(name)
+                        .send(),
+                )
+                .unwrap();
+            let id = made
+                .create_account_status()
+                .unwrap()
+                .account_id()
+                .unwrap()
+                .to_string();
+            management
+                .block_on(
+                    org.move_account()
+                        .account_id(&id)
+                        .source_parent_id(&root)
+                        .destination_parent_id(&ou)
+                        .send(),
+                )
+                .unwrap();
+            if name != "untagged" {
+                let tag = aws_sdk_organizations::types::Tag::builder()
+                    .key("rotation")
+                    .value("enabled")
+                    .build()
+                    .unwrap();
+                management
+                    .block_on(org.tag_resource().resource_id(&id).tags(tag).send())
+                    .unwrap();
+            }
+            let account = Account::assumed(&id);
+            members.insert(name, (id, account));
+        }
+        let mut users = Vec::new();
+        let mut seed = |account_id: &str, account: &Account| {
+            for short in ["app", "ci"] {
+                let user = account.user(short, "", &[]);
+                let (key, _) = account.key(&user);
+                account.ssm_json(&format!("/org-test/{user}"), &key);
+                users.push((account_id.to_string(), user, key));
+            }
+        };
+        seed(&management_id, &management);
+        for (id, account) in members.values() {
+            seed(id, account);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let org = Org {
+            management,
+            management_id,
+            ou,
+            members,
+            users,
+            dir,
+        };
+        org.write_workflow("", "");
+        org
+    }
+
+    fn id(&self, name: &str) -> &str {
+        &self.members[name].0
+    }
+
+    fn account(&self, id: &str) -> &Account {
+        if id == self.management_id {
+            return &self.management;
+        }
+        &self.members.values().find(|(i, _)| i == id).unwrap().1
+    }
+
+    /// The workflow, with more targets and more top-level sections.
+    fn write_workflow(&self, targets: &str, extra: &str) {
+        let body = format!(
+            r#"version: 1
+name: org
+select:
+  path_prefix: /rekey-test/
+  max_key_age: 1s
+accounts:
+  ids: ["{management}"]
+  organization: {{ ous: [{ou}], tags: {{ rotation: enabled }} }}
+  exclude: ["{excluded}"]
+  role: RekeyRotation
+targets:
+  - id: app
+    ssm_parameter: {{ name: "/org-test/${{user}}" }}
+{targets}policy:
+  soak: 0s
+  concurrency: 3
+  account_concurrency: 2
+{extra}"#,
+            management = self.management_id,
+            ou = self.ou,
+            excluded = self.id("excluded"),
+        );
+        std::fs::write(self.dir.path().join("workflow.yaml"), body).unwrap();
+    }
+
+    /// `rekey ARGS` as the management account, through `endpoint`.
+    fn rekey(&self, endpoint: &str, args: &[&str]) -> crate::support::Run {
+        let mut rekey = Rekey::new()
+            .aws(endpoint)
+            .current_dir(self.dir.path())
+            .args(args);
+        for (name, value) in self.management.env() {
+            rekey = rekey.env(name, &value);
+        }
+        rekey.run()
+    }
+
+    fn role(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:role/RekeyRotation", self.id(name))
+    }
+
+    /// Each user of `account_id`: rotated (one active key, new, which the
+    /// parameter holds with the secret IAM issued) or untouched.
+    fn assert_users(&self, account_id: &str, rotated: bool) {
+        let account = self.account(account_id);
+        let issued = account.issued_secrets();
+        for (id, user, old) in self.users.iter().filter(|(id, ..)| id == account_id) {
+            let keys = account.keys(user);
+            let param = format!("/org-test/{user}");
+            if !rotated {
+                assert_eq!(keys, vec![(old.clone(), true)], "{id}/{user} untouched");
+                assert_eq!(account.param_key(&param).as_deref(), Some(old.as_str()));
+                continue;
+            }
+            assert_eq!(keys.len(), 1, "{id}/{user}: one key left: {keys:?}");
+            let (new, active) = &keys[0];
+            assert!(*active && new != old, "{id}/{user}: a new active key");
+            assert_eq!(account.param_key(&param).as_ref(), Some(new));
+            assert_eq!(
+                account.param_secret(&param).as_ref(),
+                issued.get(new),
+                "{id}/{user}: the parameter holds the secret IAM issued"
+            );
+        }
+    }
+
+    /// Every output of the run is free of any issued secret and the canary.
+    fn assert_no_secret(&self, outputs: &[&str]) {
+        let issued = self.management.issued_secrets();
+        for output in outputs {
+            assert!(!output.contains(CANARY));
+            for secret in issued.values() {
+                assert!(!output.contains(secret.as_str()), "a secret was printed");
+            }
+        }
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn an_organization_is_planned_and_rotated_in_every_account_one_unreachable_account_aside() {
+    let org = Org::new();
+    // Keys older than `max_key_age: 1s`.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let log = org.dir.path().join("calls.jsonl");
+    let proxy = fault_proxy(&log, &["--deny-role", &org.role("b")]);
+
+    // Plan: exactly the selected accounts and users; `b` listed as not
+    // reached, with the reason and the fix.
+    let planned = org.rekey(&proxy.endpoint, &["plan", "workflow.yaml", "--json"]);
+    planned.exits(0);
+    // Plan only reads: AssumeRole (to read as the role) and
+    // GenerateCredentialReport (IAM's report refreshed) are the only calls
+    // that are not List, Get or Describe.
+    let actions: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| json(l)["action"].as_str().unwrap().to_string())
+        .collect();
+    for action in &actions {
+        assert!(
+            ["List", "Get", "Describe"]
+                .iter()
+                .any(|read| action.starts_with(read))
+                || action == "AssumeRole"
+                || action == "GenerateCredentialReport",
+            "plan made a write call: {action}"
+        );
+    }
+    for needed in ["AssumeRole", "ListAccountsForParent", "ListTagsForResource"] {
+        assert!(actions.iter().any(|a| a == needed), "{needed}: {actions:?}");
+    }
+    let plan = json(&planned.stdout);
+    let mut expected = vec![
+        org.management_id.clone(),
+        org.id("a").to_string(),
+        org.id("b").to_string(),
+    ];
+    expected.sort();
+    let accounts: Vec<&str> = plan["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["account"].as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, expected, "selected accounts, sorted");
+    let b = plan["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == org.id("b"))
+        .unwrap();
+    assert!(
+        b["error"].as_str().unwrap().contains("AccessDenied")
+            || b["error"].as_str().unwrap().contains("access denied"),
+        "{b}"
+    );
+    assert!(b["fix"].as_str().unwrap().contains(&org.role("b")), "{b}");
+    let mut users: Vec<(String, String)> = plan["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            assert_eq!(u["decision"], "rotate", "{u}");
+            (
+                u["account"].as_str().unwrap().to_string(),
+                u["user"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    users.sort();
+    let mut want: Vec<(String, String)> = org
+        .users
+        .iter()
+        .filter(|(id, ..)| *id == org.management_id || id == org.id("a"))
+        .map(|(id, user, _)| (id.clone(), user.clone()))
+        .collect();
+    want.sort();
+    assert_eq!(users, want);
+    let text = org.rekey(&proxy.endpoint, &["plan", "workflow.yaml"]);
+    text.exits(0);
+    assert!(
+        text.stdout.contains(&format!(
+            "! Account {} through {}",
+            org.id("b"),
+            org.role("b")
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("in 2 of 3 accounts; 1 not planned"),
+        "{}",
+        text.stdout
+    );
+
+    // Apply: the reachable accounts converge; `b` is an error (exit 1),
+    // reported after the others finish; nothing in `b` changed.
+    std::fs::write(&log, "").unwrap();
+    let applied = org.rekey(
+        &proxy.endpoint,
+        &["apply", "workflow.yaml", "--auto-approve"],
+    );
+    applied.exits(1);
+    assert!(
+        applied
+            .stdout
+            .contains(&format!("account {}: NOT REACHED", org.id("b"))),
+        "{}",
+        applied.stdout
+    );
+    org.assert_users(&org.management_id, true);
+    org.assert_users(org.id("a"), true);
+    org.assert_users(org.id("b"), false);
+    org.assert_users(org.id("untagged"), false);
+    org.assert_users(org.id("excluded"), false);
+    // The untagged and excluded accounts were never even reached.
+    let roles: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| json(l)["role"].as_str().map(str::to_string))
+        .collect();
+    assert!(roles.contains(&org.role("a")), "{roles:?}");
+    assert!(!roles.contains(&org.role("untagged")), "{roles:?}");
+    assert!(!roles.contains(&org.role("excluded")), "{roles:?}");
+
+    // Once the role can be assumed, the next apply finishes `b` alone.
+    let again = org.rekey(emulator(), &["apply", "workflow.yaml", "--auto-approve"]);
+    again.exits(0);
+    org.assert_users(org.id("b"), true);
+    org.assert_users(org.id("a"), true);
+    let status = org.rekey(emulator(), &["status", "workflow.yaml"]);
+    status.exits(0);
+    assert!(
+        status.stdout.contains(&format!("account {}:", org.id("b"))),
+        "{}",
+        status.stdout
+    );
+    org.assert_no_secret(&[
+        &planned.stdout,
+        &text.stdout,
+        &applied.stdout,
+        &applied.stderr,
+        &again.stdout,
+        &again.stderr,
+        &status.stdout,
+        &std::fs::read_to_string(org.dir.path().join(".rekey/org/journal.jsonl")).unwrap(),
+    ]);
+}
+
+#[test]
+fn account_and_user_narrow_a_fanned_out_run() {
+    let org = Org::new();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let a = org.id("a").to_string();
+    let only_a = org.rekey(
+        emulator(),
+        &["plan", "workflow.yaml", "--json", "--account", &a],
+    );
+    only_a.exits(0);
+    let plan = json(&only_a.stdout);
+    assert_eq!(plan["accounts"].as_array().unwrap().len(), 1);
+    assert!(
+        plan["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["account"] == a.as_str())
+    );
+    // An account the workflow does not rotate in is refused by name.
+    let untagged = org.id("untagged").to_string();
+    let refused = org.rekey(
+        emulator(),
+        &["plan", "workflow.yaml", "--account", &untagged],
+    );
+    refused.exits(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "--account {untagged}: the workflow does not rotate in"
+        )),
+        "{}",
+        refused.stderr
+    );
+    // ACCOUNT/NAME: one user of one account; its namesakes elsewhere wait.
+    let (_, user, _) = org.users.iter().find(|(id, ..)| *id == a).unwrap().clone();
+    let one = format!("{a}/{user}");
+    let applied = org.rekey(
+        emulator(),
+        &["apply", "workflow.yaml", "--auto-approve", "--user", &one],
+    );
+    applied.exits(0);
+    let account = org.account(&a);
+    assert_eq!(account.keys(&user).len(), 1);
+    assert_ne!(
+        account.keys(&user)[0].0,
+        org.users
+            .iter()
+            .find(|(i, u, _)| *i == a && *u == user)
+            .unwrap()
+            .2
+    );
+    for (id, other, old) in &org.users {
+        if !(id == &a && other == &user) {
+            assert_eq!(org.account(id).keys(other), vec![(old.clone(), true)]);
+        }
+    }
+}
+
+fn validate(dir: &std::path::Path) -> crate::support::Run {
+    let run = Rekey::new()
+        .current_dir(dir)
+        .args(["validate", "workflow.yaml"])
+        .run();
+    run.exits(1);
+    run
+}
+
+#[test]
+fn accounts_are_checked_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("workflow.yaml"),
+        r#"version: 1
+select:
+  users: [app]
+accounts:
+  ids: ["12345", "111111111111"]
+  organization: { ous: [prod] }
+  role: "arn:aws:iam::111111111111:role/Fixed"
+targets:
+  - id: app
+    ssm_parameter: { name: "/app/${user}" }
+policy:
+  account_concurrency: 0
+"#,
+    )
+    .unwrap();
+    let run = validate(dir.path());
+    for expected in [
+        "workflow.yaml:5:9: error: `12345` is not an AWS account id",
+        "workflow.yaml:6:25: error: `prod` is not an OU id",
+        "workflow.yaml:7:9: error: `accounts.role` is an ARN without `${account}`",
+        "workflow.yaml:12:24: error: account_concurrency 0 is out of range",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+    std::fs::write(
+        dir.path().join("workflow.yaml"),
+        r#"version: 1
+select:
+  users: [app]
+accounts:
+  ids: ["111111111111"]
+  role: "Rotation-${user}"
+targets:
+  - id: app
+    ssm_parameter: { name: "/app/${user}" }
+"#,
+    )
+    .unwrap();
+    let run = validate(dir.path());
+    assert!(
+        run.stderr
+            .contains("workflow.yaml:6:19: error: `${user}` cannot be used here"),
+        "{}",
+        run.stderr
+    );
+    // A target's `account:`: only kinds that live in an account, and only
+    // with a role to reach it.
+    std::fs::write(
+        dir.path().join("workflow.yaml"),
+        r#"version: 1
+select:
+  users: [app]
+targets:
+  - id: app
+    ssm_parameter: { name: "/app/${user}" }
+    account: "444444444444"
+  - id: file
+    credentials_file: { path: ./credentials }
+    account: "444444444444"
+"#,
+    )
+    .unwrap();
+    let run = validate(dir.path());
+    for expected in [
+        "workflow.yaml:7:5: error: a target in another account needs a role to reach it there",
+        "workflow.yaml:10:5: error: a `credentials_file` target does not live in an AWS account",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_target_in_a_central_account_and_commands_as_the_role_of_each_account() {
+    let org = Org::new();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // `untagged` is not rotated in: here it is the central secrets account.
+    let central = org.id("untagged").to_string();
+    let who = org.dir.path().join("who.txt");
+    org.write_workflow(
+        &format!(
+            r#"  - id: central
+    ssm_parameter: {{ name: "/central/${{account}}/${{user}}" }}
+    account: "{central}"
+"#
+        ),
+        &format!(
+            r#"hooks:
+  verify:
+    - id: whoami
+      exec:
+        command: ["sh", "-c", "echo \"$REKEY_USER $AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY $AWS_SESSION_TOKEN\" >> {who}"]
+        credentials: operator
+"#,
+            who = who.display()
+        ),
+    );
+    let plan = org.rekey(emulator(), &["plan", "workflow.yaml"]);
+    plan.exits(0);
+    assert!(
+        plan.stdout
+            .contains(&format!("in account {central}: will be created")),
+        "{}",
+        plan.stdout
+    );
+    let applied = org.rekey(emulator(), &["apply", "workflow.yaml", "--auto-approve"]);
+    applied.exits(0);
+    let store = org.account(&central);
+    let issued = store.issued_secrets();
+    for (id, user, _) in org
+        .users
+        .iter()
+        .filter(|(id, ..)| *id == org.management_id || id == org.id("a") || id == org.id("b"))
+    {
+        let name = format!("/central/{id}/{user}");
+        let new = org.account(id).keys(user)[0].0.clone();
+        assert_eq!(store.param_key(&name).as_ref(), Some(&new), "{name}");
+        assert_eq!(
+            store.param_secret(&name).as_ref(),
+            issued.get(&new),
+            "{name}"
+        );
+    }
+    // Each account's hook ran with that account's role: its credentials
+    // act as that account.
+    let lines = std::fs::read_to_string(&who).unwrap();
+    for member in ["a", "b"] {
+        let (id, account) = &org.members[member];
+        let user = &org.users.iter().find(|(i, ..)| i == id).unwrap().1;
+        let line = lines
+            .lines()
+            .find(|l| l.starts_with(&format!("{user} ")))
+            .unwrap_or_else(|| panic!("{user} in {lines}"));
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 4, "{line}");
+        assert_eq!(Account::identity_of(fields[1], fields[2], fields[3]), *id);
+        let _ = account;
+    }
+}
