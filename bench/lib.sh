@@ -13,13 +13,15 @@ start_emulator() {
 }
 
 # The proxy serves until its stdin closes: feed it from a fifo held open.
+# More arguments go to the proxy (`--report-now`, say).
 start_proxy() {
   local latency=$1 log=$2 run
+  shift 2
   run=$(mktemp -d)
   mkfifo "$run/in"
   sleep infinity > "$run/in" &
   proxy_holder=$!
-  python3 scripts/aws-proxy.py --upstream "$emulator" --latency-ms "$latency" --log "$log" < "$run/in" > "$run/out" &
+  python3 scripts/aws-proxy.py --upstream "$emulator" --latency-ms "$latency" --log "$log" "$@" < "$run/in" > "$run/out" &
   proxy_pid=$!
   until grep -q '^listening on ' "$run/out" 2>/dev/null; do sleep 0.1; done
   proxy=$(sed -n 's/^listening on //p' "$run/out")

@@ -37,17 +37,8 @@ targets:
   - id: app
     ssm_parameter: { name: "/report/\${user}/aws" }
 YAML
-# The proxy dates moto's report now; its own script, since start_proxy
-# takes no options.
-run=$(mktemp -d)
-mkfifo "$run/in"
-sleep infinity > "$run/in" &
-proxy_holder=$!
-python3 scripts/aws-proxy.py --upstream "$emulator" --latency-ms "$latency" --report-now \
-  --log "$out/calls.jsonl" < "$run/in" > "$run/out" &
-proxy_pid=$!
-until grep -q '^listening on ' "$run/out" 2>/dev/null; do sleep 0.1; done
-proxy=$(sed -n 's/^listening on //p' "$run/out")
+# The proxy dates moto's report now.
+start_proxy "$latency" "$out/calls.jsonl" --report-now
 
 printf '\n%-24s %9s %7s  %s\n' plan seconds calls "rotate/unchanged"
 for mode in report no-report; do

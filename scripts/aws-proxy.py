@@ -29,7 +29,7 @@ the log line of an AssumeRole names its role. --report-now rewrites the
 GeneratedTime of GetCredentialReport answers to the present: moto builds
 the report live but dates it 2015, which no report-based plan would trust. One JSON line per request goes
 to the log: {"service": "iam", "action": "ListUsers", "status": 200,
-"fault": null}. The service comes from the SigV4 credential scope, the
+"fault": null, "t": 1700000000.123} (t: when the answer went back). The service comes from the SigV4 credential scope, the
 action from X-Amz-Target (JSON protocols), the `Action` form field (query
 protocols), or for S3 (a REST protocol) the method, path and query:
 PutObject, GetObject, HeadObject, DeleteObject, ListObjectsV2, CreateBucket... Uses only the standard library, so it runs under any python3.
@@ -127,7 +127,8 @@ class Proxy(BaseHTTPRequestHandler):
 
     def record(self, service, action, status, fault, role=None):
         if self.log:
-            entry = {"service": service, "action": action, "status": status, "fault": fault}
+            entry = {"service": service, "action": action, "status": status, "fault": fault,
+                     "t": round(time.time(), 3)}
             if role:
                 entry["role"] = role
             line = json.dumps(entry)

@@ -1079,9 +1079,11 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
     let (result, calls) = runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
         let planned = match &checked.workflow.fleet {
-            Some(fleet) => crate::plan::accounts::plan_fleet(&request, fleet, &aws, &[])
-                .await
-                .map(|(plan, _)| plan),
+            Some(fleet) => {
+                crate::plan::accounts::plan_fleet(&request, fleet, &aws, &[], &[], &|_, _| false)
+                    .await
+                    .map(|(plan, _)| plan)
+            }
             None => crate::plan::plan(&request, &aws).await,
         };
         let result = match planned {

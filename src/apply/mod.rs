@@ -499,8 +499,19 @@ impl Session {
     ) -> Result<(Plan, Vec<Reached<'a, P>>), ApplyError> {
         let request = self.request(prepared, as_of, parallelism)?;
         let also = self.target_accounts_in_progress();
+        // Kept for apply: the accounts with a rotation to begin or resume.
+        let resumed: Vec<String> = self
+            .in_progress
+            .iter()
+            .filter_map(|r| r.account().map(str::to_string))
+            .collect();
+        let keep = |account: &str, plan: &Plan| {
+            resumed.iter().any(|a| a == account)
+                || plan.users.iter().any(|u| u.decision == Decision::Rotate)
+        };
         let (plan, reached) =
-            crate::plan::accounts::plan_fleet(&request, fleet, base, &also).await?;
+            crate::plan::accounts::plan_fleet(&request, fleet, base, &also, &resumed, &keep)
+                .await?;
         Ok((self.mark(prepared, plan).await?, reached))
     }
 
@@ -522,8 +533,15 @@ impl Session {
             vars: prepared.vars.clone(),
             as_of,
             parallelism,
-            users: self.users.clone(),
-            accounts: self.accounts.clone(),
+            // A saved plan is observed again as it was narrowed.
+            users: prepared
+                .saved
+                .as_ref()
+                .map_or_else(|| self.users.clone(), |p| p.only_users.clone()),
+            accounts: prepared
+                .saved
+                .as_ref()
+                .map_or_else(|| self.accounts.clone(), |p| p.only_accounts.clone()),
             // A saved plan is observed again the way it was made.
             credential_report: prepared.saved.as_ref().map_or(self.credential_report, |p| {
                 p.credential_report.as_ref().is_some_and(|r| r.used)
@@ -1021,6 +1039,23 @@ pub fn mark_in_progress(
     }
     plan.users
         .sort_by(|a, b| (&a.account, &a.user).cmp(&(&b.account, &b.user)));
+    // Across accounts, a rotation in an account no longer selected is
+    // still listed under its account.
+    if !plan.accounts.is_empty() {
+        for user in &plan.users {
+            if !plan.accounts.iter().any(|a| a.account == user.account) {
+                plan.accounts.push(crate::plan::AccountPlan {
+                    account: user.account.clone(),
+                    role: None,
+                    summary: crate::plan::Summary::default(),
+                    error: None,
+                    fix: None,
+                    credential_report: None,
+                });
+            }
+        }
+        plan.accounts.sort_by(|a, b| a.account.cmp(&b.account));
+    }
     plan.summary = crate::plan::Summary::of(&plan.users);
     plan.summarize_accounts();
 }

@@ -145,105 +145,133 @@ pub fn session_name(workflow: &str) -> String {
     cleaned
 }
 
-/// Reaches every account: `account_concurrency` AssumeRoles at once. The
-/// credentials' own account (`caller`) is used as it is.
-pub async fn reach<'a, P: Reach>(
-    request: &PlanRequest<'_>,
-    fleet: &Fleet,
+/// How accounts are reached: the role, the external id, the session name.
+pub struct Reacher<'r, 'a, P> {
+    workflow: &'r crate::workflow::Workflow,
+    fleet: &'r Fleet,
+    base: &'a P,
+    caller: String,
+    params: BTreeMap<String, String>,
+    external_id: Option<String>,
+    session: String,
+}
+
+impl<'r, 'a, P: Reach> Reacher<'r, 'a, P> {
+    pub fn new(
+        request: &PlanRequest<'r>,
+        fleet: &'r Fleet,
+        base: &'a P,
+        caller: &str,
+    ) -> Result<Self, PlanError> {
+        let workflow = request.workflow;
+        let params = params::bind(workflow, &request.vars)?;
+        let values = Values {
+            params: &params,
+            user: None,
+            account: None,
+            new_key_id: None,
+        };
+        let external_id = fleet
+            .external_id
+            .as_ref()
+            .map(|t| {
+                t.expand(&values).map_err(|message| PlanError::Template {
+                    what: "accounts.external_id".into(),
+                    message,
+                })
+            })
+            .transpose()?;
+        Ok(Reacher {
+            workflow,
+            fleet,
+            base,
+            caller: caller.to_string(),
+            params,
+            external_id,
+            session: session_name(&workflow.name),
+        })
+    }
+
+    /// One account: refused when `accounts.allowed` does not list it, the
+    /// credentials' own account as it is, any other through the role.
+    pub async fn reach(&self, account: String) -> Reached<'a, P> {
+        let workflow = self.workflow;
+        let unreachable = |account: String, role: Option<String>, why: Unreachable| Reached {
+            account,
+            rotates: true,
+            role,
+            provider: Err(why),
+        };
+        if !workflow.accounts_allowed.is_empty() && !workflow.accounts_allowed.contains(&account) {
+            let why = Unreachable {
+                reason: format!(
+                    "`accounts.allowed` does not list {account} ({})",
+                    workflow.accounts_allowed.join(", ")
+                ),
+                fix: "add it to `accounts.allowed`, or to `accounts.exclude` if it must not be rotated in".into(),
+            };
+            return unreachable(account, None, why);
+        }
+        if account == self.caller {
+            return Reached {
+                account,
+                rotates: true,
+                role: None,
+                provider: Ok(Member::Own(self.base)),
+            };
+        }
+        let role = match role_arn(self.fleet, &self.params, &account) {
+            Ok(role) => role,
+            Err(message) => {
+                let why = Unreachable {
+                    reason: format!("accounts.role: {message}"),
+                    fix: "correct `accounts.role`".into(),
+                };
+                return unreachable(account, None, why);
+            }
+        };
+        let assumed = self
+            .base
+            .assume(&role, self.external_id.as_deref(), &self.session)
+            .await;
+        let provider = match assumed {
+            Ok(member) => match member.account_id().await {
+                Ok(answered) if answered == account => Ok(Member::Assumed(member)),
+                Ok(answered) => Err(Unreachable {
+                    reason: format!("{role} answers as account {answered}, not {account}"),
+                    fix: "make `accounts.role` name a role in each account (`arn:aws:iam::${account}:role/NAME`)".into(),
+                }),
+                Err(error) => Err(unreachable_by(&role, &error)),
+            },
+            Err(error) => Err(unreachable_by(&role, &error)),
+        };
+        Reached {
+            account,
+            rotates: true,
+            role: Some(role),
+            provider,
+        }
+    }
+}
+
+/// Reaches every account of `accounts`, `account_concurrency` at once.
+pub async fn reach<'r, 'a, P: Reach>(
+    request: &PlanRequest<'r>,
+    fleet: &'r Fleet,
     base: &'a P,
     caller: &str,
     accounts: Vec<String>,
 ) -> Result<Vec<Reached<'a, P>>, PlanError> {
-    let workflow = request.workflow;
-    let params = params::bind(workflow, &request.vars)?;
-    let external_id = fleet
-        .external_id
-        .as_ref()
-        .map(|t| {
-            let values = Values {
-                params: &params,
-                user: None,
-                account: None,
-                new_key_id: None,
-            };
-            t.expand(&values).map_err(|message| PlanError::Template {
-                what: "accounts.external_id".into(),
-                message,
-            })
-        })
-        .transpose()?;
-    let session = session_name(&workflow.name);
-    let concurrency = workflow.policy.account_concurrency.max(1) as usize;
-    let reached = stream::iter(accounts)
-        .map(|account| {
-            let params = &params;
-            let external_id = external_id.as_deref();
-            let session = &session;
-            async move {
-                if !workflow.accounts_allowed.is_empty()
-                    && !workflow.accounts_allowed.contains(&account)
-                {
-                    return Reached {
-                        rotates: true,
-                        provider: Err(Unreachable {
-                            reason: format!(
-                                "`accounts.allowed` does not list {account} ({})",
-                                workflow.accounts_allowed.join(", ")
-                            ),
-                            fix: "add it to `accounts.allowed`, or to `accounts.exclude` if it must not be rotated in".into(),
-                        }),
-                        account,
-                        role: None,
-                    };
-                }
-                if account == caller {
-                    return Reached {
-                        account,
-                        rotates: true,
-                        role: None,
-                        provider: Ok(Member::Own(base)),
-                    };
-                }
-                let role = match role_arn(fleet, params, &account) {
-                    Ok(role) => role,
-                    Err(message) => {
-                        return Reached {
-                            account,
-                            rotates: true,
-                            role: None,
-                            provider: Err(Unreachable {
-                                reason: format!("accounts.role: {message}"),
-                                fix: "correct `accounts.role`".into(),
-                            }),
-                        };
-                    }
-                };
-                let provider = match base.assume(&role, external_id, session).await {
-                    Ok(member) => match member.account_id().await {
-                        Ok(answered) if answered == account => Ok(Member::Assumed(member)),
-                        Ok(answered) => Err(Unreachable {
-                            reason: format!("{role} answers as account {answered}, not {account}"),
-                            fix: "make `accounts.role` name a role in each account (`arn:aws:iam::${account}:role/NAME`)".into(),
-                        }),
-                        Err(error) => Err(unreachable(&role, &error)),
-                    },
-                    Err(error) => Err(unreachable(&role, &error)),
-                };
-                Reached {
-                    account,
-                    rotates: true,
-                    role: Some(role),
-                    provider,
-                }
-            }
-        })
+    let reacher = Reacher::new(request, fleet, base, caller)?;
+    let concurrency = request.workflow.policy.account_concurrency.max(1) as usize;
+    Ok(stream::iter(accounts)
+        .map(|account| reacher.reach(account))
         .buffered(concurrency)
         .collect()
-        .await;
-    Ok(reached)
+        .await)
 }
 
-fn unreachable(role: &str, error: &ProviderError) -> Unreachable {
+fn unreachable_by(role: &str, error: &ProviderError) -> Unreachable {
     let fix = match &error.kind {
         ErrorKind::AccessDenied(_) | ErrorKind::NotFound => format!(
             "create {role} in that account, with a trust policy that lets rekey's own principal assume it (and the external id, if `accounts.external_id` is set); or add the account to `accounts.exclude`"
@@ -257,64 +285,127 @@ fn unreachable(role: &str, error: &ProviderError) -> Unreachable {
     }
 }
 
-/// One plan over every account reached: users sorted by account and name;
-/// per account its summary and credential report, or why it was not
-/// planned. A failure in one account never stops another.
-pub async fn plan_accounts<P: Reach>(
+/// One account planned: its line, its plan (when it could be made), and
+/// what reached it.
+type Planned<'a, P> = (AccountPlan, Option<Plan>, Reached<'a, P>);
+
+/// Plans one account reached.
+async fn plan_account<'a, P: Reach>(
     request: &PlanRequest<'_>,
-    caller: &str,
-    reached: &[Reached<'_, P>],
-) -> Result<Plan, PlanError> {
-    let concurrency = request.workflow.policy.account_concurrency.max(1) as usize;
-    let elsewhere = elsewhere(reached);
-    let elsewhere = &elsewhere;
-    let planned: Vec<(AccountPlan, Option<Plan>)> = stream::iter(reached.iter().filter(|r| r.rotates))
-        .map(|reach| async move {
-            let mut view = AccountPlan {
-                account: reach.account.clone(),
-                role: reach.role.clone(),
-                summary: Summary::default(),
-                error: None,
-                fix: None,
-                credential_report: None,
-            };
-            let provider = match &reach.provider {
-                Ok(provider) => provider,
-                Err(unreachable) => {
-                    view.error = Some(unreachable.reason.clone());
-                    view.fix = Some(unreachable.fix.clone());
-                    return (view, None);
-                }
-            };
-            match super::plan_in(request, &**provider, &reach.account, elsewhere).await {
-                Ok(plan) => {
-                    view.summary = plan.summary;
-                    view.credential_report = plan.credential_report.clone();
-                    (view, Some(plan))
-                }
-                Err(error) => {
-                    view.fix = Some(match &error {
-                        PlanError::Provider(_) => format!(
-                            "give {} the read permissions of docs/SECURITY.md in {}, or add the account to `accounts.exclude`",
-                            reach.role.as_deref().unwrap_or("rekey's credentials"),
-                            reach.account
-                        ),
-                        _ => "correct the workflow, then plan again".into(),
-                    });
-                    view.error = Some(error.to_string());
-                    (view, None)
-                }
-            }
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
+    reach: Reached<'a, P>,
+    elsewhere: &super::Elsewhere<'_, P>,
+) -> Planned<'a, P> {
+    let mut view = AccountPlan {
+        account: reach.account.clone(),
+        role: reach.role.clone(),
+        summary: Summary::default(),
+        error: None,
+        fix: None,
+        credential_report: None,
+    };
+    let provider = match &reach.provider {
+        Ok(provider) => provider,
+        Err(unreachable) => {
+            view.error = Some(unreachable.reason.clone());
+            view.fix = Some(unreachable.fix.clone());
+            return (view, None, reach);
+        }
+    };
+    match super::plan_in(request, &**provider, &reach.account, elsewhere).await {
+        Ok(plan) => {
+            view.summary = plan.summary;
+            view.credential_report = plan.credential_report.clone();
+            (view, Some(plan), reach)
+        }
+        Err(error) => {
+            view.fix = Some(match &error {
+                PlanError::Provider(_) => format!(
+                    "give {} the read permissions of docs/SECURITY.md in {}, or add the account to `accounts.exclude`",
+                    reach.role.as_deref().unwrap_or("rekey's credentials"),
+                    reach.account
+                ),
+                _ => "correct the workflow, then plan again".into(),
+            });
+            view.error = Some(error.to_string());
+            (view, None, reach)
+        }
+    }
+}
+
+/// One plan over every account, `policy.account_concurrency` at a time,
+/// each reached, planned and let go (unless `keep` says apply needs it):
+/// memory does not grow with the number of accounts. Users are sorted by
+/// account and name; per account its summary and credential report, or why
+/// it was not planned. A failure in one account never stops another.
+/// Accounts that targets live in (the workflow's, and `also`: those of
+/// rotations in progress) are reached first and kept. So are the accounts
+/// of `resume` (rotations in progress) that the workflow no longer selects:
+/// a rotation begun is finished, but nothing new begins there.
+pub async fn plan_fleet<'r, 'a, P: Reach>(
+    request: &PlanRequest<'r>,
+    fleet: &'r Fleet,
+    base: &'a P,
+    also: &[String],
+    resume: &[String],
+    keep: &(dyn Fn(&str, &Plan) -> bool + Sync),
+) -> Result<(Plan, Vec<Reached<'a, P>>), PlanError> {
+    let caller = base.account_id().await?;
+    let accounts = accounts(fleet, base, &request.accounts).await?;
+    let reacher = Reacher::new(request, fleet, base, &caller)?;
+    let mut homes: Vec<String> = target_accounts(&request.workflow.targets);
+    homes.extend(also.iter().cloned());
+    homes.sort();
+    homes.dedup();
+    let mut kept: Vec<Reached<'a, P>> = Vec::new();
+    for account in homes {
+        let mut reached = reacher.reach(account).await;
+        reached.rotates = false;
+        kept.push(reached);
+    }
+    let planned: Vec<(AccountPlan, Option<Plan>, Option<Reached<'a, P>>)> = {
+        let elsewhere = elsewhere(&kept);
+        let elsewhere = &elsewhere;
+        let reacher = &reacher;
+        let concurrency = request.workflow.policy.account_concurrency.max(1) as usize;
+        stream::iter(accounts)
+            .map(|account| async move {
+                let reached = reacher.reach(account).await;
+                let (view, plan, reached) = plan_account(request, reached, elsewhere).await;
+                let needed = reached.provider.is_err()
+                    || plan.as_ref().is_some_and(|p| keep(&reached.account, p));
+                (view, plan, needed.then_some(reached))
+            })
+            .buffered(concurrency)
+            .collect()
+            .await
+    };
     let mut users: Vec<UserPlan> = Vec::new();
-    let mut accounts = Vec::new();
+    let mut views = Vec::new();
+    let mut rotating = Vec::new();
+    let mut left: Vec<String> = resume
+        .iter()
+        .filter(|a| !planned.iter().any(|(view, ..)| view.account == **a))
+        .cloned()
+        .collect();
+    left.sort();
+    left.dedup();
+    for account in left {
+        let reached = reacher.reach(account).await;
+        views.push(AccountPlan {
+            account: reached.account.clone(),
+            role: reached.role.clone(),
+            summary: Summary::default(),
+            error: reached.provider.as_ref().err().map(|u| u.reason.clone()),
+            fix: reached.provider.as_ref().err().map(|u| u.fix.clone()),
+            credential_report: None,
+        });
+        rotating.push(reached);
+    }
     let mut unmatched: Option<Vec<String>> = None;
     let mut template: Option<Plan> = None;
-    for (view, plan) in planned {
-        accounts.push(view);
+    for (view, plan, reached) in planned {
+        views.push(view);
+        rotating.extend(reached);
         if let Some(mut plan) = plan {
             users.append(&mut plan.users);
             unmatched = Some(match unmatched {
@@ -328,7 +419,7 @@ pub async fn plan_accounts<P: Reach>(
         }
     }
     if let Some(name) = request.missing_user(&users)
-        && accounts.iter().all(|a| a.error.is_none())
+        && views.iter().all(|a| a.error.is_none())
     {
         return Err(PlanError::NotSelected(name.clone()));
     }
@@ -338,38 +429,19 @@ pub async fn plan_accounts<P: Reach>(
         Some(plan) => plan,
         None => super::empty_plan(request),
     };
-    plan.account = caller.to_string();
+    plan.account = caller;
     plan.observed_sha256 = super::observed_sha256(&users);
     plan.summary = Summary::of(&users);
     plan.unmatched = unmatched.unwrap_or_default();
     plan.credential_report = None;
-    plan.accounts = accounts;
+    views.sort_by(|a, b| a.account.cmp(&b.account));
+    plan.accounts = views;
     plan.users = users;
-    Ok(plan)
-}
-
-/// The whole fan-out: accounts listed, reached and planned. Accounts that
-/// targets live in (the workflow's, and `also`: those of rotations in
-/// progress) are reached too, and not planned.
-pub async fn plan_fleet<'a, P: Reach>(
-    request: &PlanRequest<'_>,
-    fleet: &Fleet,
-    base: &'a P,
-    also: &[String],
-) -> Result<(Plan, Vec<Reached<'a, P>>), PlanError> {
-    let caller = base.account_id().await?;
-    let accounts = accounts(fleet, base, &request.accounts).await?;
-    let mut all = accounts.clone();
-    all.extend(target_accounts(&request.workflow.targets));
-    all.extend(also.iter().cloned());
-    all.sort();
-    all.dedup();
-    let mut reached = reach(request, fleet, base, &caller, all).await?;
-    for reach in &mut reached {
-        reach.rotates = accounts.contains(&reach.account);
-    }
-    let plan = plan_accounts(request, &caller, &reached).await?;
-    Ok((plan, reached))
+    // A rotated account that is also a target's home is kept once: as the
+    // rotated one.
+    kept.retain(|k| !rotating.iter().any(|r| r.account == k.account));
+    rotating.extend(kept);
+    Ok((plan, rotating))
 }
 
 /// The accounts `targets` name (`account:`).

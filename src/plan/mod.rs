@@ -72,6 +72,12 @@ pub struct Plan {
     /// How the credential report was used (absent: not asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_report: Option<ReportUse>,
+    /// `--user` and `--account`, as the plan was narrowed: apply of the
+    /// saved plan observes the same users again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_accounts: Vec<String>,
     /// With `accounts.ids` or `accounts.organization`: every account, as
     /// reached or not, with its own summary and credential report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -470,6 +476,8 @@ pub async fn plan_in<P: Iam + TargetReader>(
         summary,
         unmatched,
         state: None,
+        only_users: request.users.clone(),
+        only_accounts: request.accounts.clone(),
         accounts: vec![AccountPlan {
             account: context.account.clone(),
             role: None,
@@ -505,6 +513,8 @@ pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
         unmatched: Vec::new(),
         state: None,
         credential_report: None,
+        only_users: request.users.clone(),
+        only_accounts: request.accounts.clone(),
         accounts: Vec::new(),
         users: Vec::new(),
     }

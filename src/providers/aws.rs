@@ -16,6 +16,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use futures_util::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use super::{
@@ -332,28 +333,39 @@ impl super::Reach for Aws {
         if tags.is_empty() {
             return Ok(accounts);
         }
-        let mut tagged = Vec::new();
-        for account in accounts {
-            let pages = client
-                .list_tags_for_resource()
-                .resource_id(&account)
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| {
-                    provider_error("organizations:ListTagsForResource", Some(&account), e)
-                })?;
-            self.calls.add(&self.calls.organizations, pages.len());
-            let have: BTreeMap<String, String> = pages
-                .into_iter()
-                .flat_map(|p| p.tags.unwrap_or_default())
-                .map(|t| (t.key, t.value))
-                .collect();
-            if tags.iter().all(|(k, v)| have.get(k) == Some(v)) {
-                tagged.push(account);
-            }
-        }
+        // One listing per account: eight at once (Organizations allows
+        // a few requests per second per account, and retries throttling).
+        let tagged: Vec<Option<String>> = futures_util::stream::iter(accounts)
+            .map(|account| {
+                let client = &client;
+                async move {
+                    let pages = client
+                        .list_tags_for_resource()
+                        .resource_id(&account)
+                        .into_paginator()
+                        .send()
+                        .try_collect()
+                        .await
+                        .map_err(|e| {
+                            provider_error("organizations:ListTagsForResource", Some(&account), e)
+                        })?;
+                    self.calls.add(&self.calls.organizations, pages.len());
+                    let have: BTreeMap<String, String> = pages
+                        .into_iter()
+                        .flat_map(|p| p.tags.unwrap_or_default())
+                        .map(|t| (t.key, t.value))
+                        .collect();
+                    Ok::<_, ProviderError>(
+                        tags.iter()
+                            .all(|(k, v)| have.get(k) == Some(v))
+                            .then_some(account),
+                    )
+                }
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        let tagged: Vec<String> = tagged.into_iter().flatten().collect();
         Ok(tagged)
     }
 

@@ -68,11 +68,11 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
             .iter()
             .filter(|u| u.account == account.account)
             .collect();
-        let role = account
-            .role
-            .as_deref()
-            .map(|r| format!(" through {r}"))
-            .unwrap_or_else(|| " (rekey's own credentials)".into());
+        let role = match account.role.as_deref() {
+            Some(role) => format!(" through {role}"),
+            None if account.account == plan.account => " (rekey's own credentials)".into(),
+            None => " (no longer selected: only its rotations in progress go on)".into(),
+        };
         match &account.error {
             Some(error) => {
                 let _ = writeln!(
@@ -412,11 +412,16 @@ pub fn json(plan: &Plan) -> String {
 fn observed_lines(plan: &Plan) -> String {
     let mut out = String::new();
     for user in &plan.users {
+        let who = if plan.accounts.is_empty() {
+            user.user.clone()
+        } else {
+            format!("{}/{}", user.account, user.user)
+        };
         for key in &user.keys {
             let _ = writeln!(
                 out,
-                "{}: key {} {} created {}",
-                user.user, key.id, key.status, key.created
+                "{who}: key {} {} created {}",
+                key.id, key.status, key.created
             );
         }
         for target in &user.targets {
@@ -431,8 +436,8 @@ fn observed_lines(plan: &Plan) -> String {
             };
             let _ = writeln!(
                 out,
-                "{}: target {} {}: {state}",
-                user.user, target.id, target.resource
+                "{who}: target {} {}: {state}",
+                target.id, target.resource
             );
         }
     }

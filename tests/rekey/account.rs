@@ -155,6 +155,20 @@ impl Account {
         format!("{short}-{}", self.id)
     }
 
+    /// Creates a user named exactly `name` under `path()`.
+    pub fn user_named(&self, name: &str) -> String {
+        self.runtime
+            .block_on(
+                self.iam
+                    .create_user()
+                    .user_name(name)
+                    .path(self.path())
+                    .send(),
+            )
+            .unwrap();
+        name.to_string()
+    }
+
     /// Creates a user under `path()` + `subpath` with tags; returns its name.
     pub fn user(&self, short: &str, subpath: &str, tags: &[(&str, &str)]) -> String {
         let name = self.name(short);

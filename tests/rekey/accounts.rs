@@ -38,6 +38,12 @@ fn fresh_account_id() -> String {
 
 impl Org {
     fn new() -> Self {
+        Self::seeded(false)
+    }
+
+    /// With `same_names`, every account's users are `deploy` and `ci`, as
+    /// in real Organizations: the same name is a different user in each.
+    fn seeded(same_names: bool) -> Self {
         let management_id = fresh_account_id();
         let management = Account::assumed(&management_id);
         let org = management.organizations();
@@ -104,7 +110,11 @@ impl Org {
         let mut users = Vec::new();
         let mut seed = |account_id: &str, account: &Account| {
             for short in ["app", "ci"] {
-                let user = account.user(short, "", &[]);
+                let user = if same_names {
+                    account.user_named(short)
+                } else {
+                    account.user(short, "", &[])
+                };
                 let (key, _) = account.key(&user);
                 account.ssm_json(&format!("/org-test/{user}"), &key);
                 users.push((account_id.to_string(), user, key));
@@ -430,6 +440,17 @@ fn account_and_user_narrow_a_fanned_out_run() {
             assert_eq!(org.account(id).keys(other), vec![(old.clone(), true)]);
         }
     }
+    // A plan saved with --account is applied as it was narrowed.
+    let b = org.id("b").to_string();
+    org.rekey(
+        emulator(),
+        &["plan", "workflow.yaml", "--account", &b, "--out", "b.json"],
+    )
+    .exits(0);
+    let applied = org.rekey(emulator(), &["apply", "b.json"]);
+    applied.exits(0);
+    org.assert_users(&b, true);
+    org.assert_users(&org.management_id, false);
 }
 
 fn validate(dir: &std::path::Path) -> crate::support::Run {
@@ -583,4 +604,138 @@ fn a_target_in_a_central_account_and_commands_as_the_role_of_each_account() {
         assert_eq!(Account::identity_of(fields[1], fields[2], fields[3]), *id);
         let _ = account;
     }
+}
+
+#[test]
+fn the_same_user_name_in_every_account_survives_a_kill_and_a_saved_plan() {
+    let org = Org::seeded(true);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let saved = org.dir.path().join("plan.json");
+    org.rekey(
+        emulator(),
+        &["plan", "workflow.yaml", "--out", saved.to_str().unwrap()],
+    )
+    .exits(0);
+    // Killed in the middle of distributing: rotations in three accounts,
+    // all of users named `app` and `ci`, stop wherever they were.
+    let mut killed = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"));
+    killed
+        .args(["apply", "plan.json"])
+        .current_dir(org.dir.path())
+        .env("NO_COLOR", "1")
+        .env("REKEY_CLAIMS_DIR", crate::support::claims_dir())
+        .env("REKEY_CRASH_AT", "distribute:app")
+        .env("AWS_ENDPOINT_URL", emulator())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    for (name, value) in org.management.env() {
+        killed.env(name, value);
+    }
+    let killed = killed.output().unwrap();
+    assert_eq!(
+        killed.status.code(),
+        None,
+        "{}",
+        String::from_utf8_lossy(&killed.stdout)
+    );
+    let status = org.rekey(emulator(), &["status", "workflow.yaml"]);
+    status.exits(0);
+    assert!(status.stdout.contains("account "), "{}", status.stdout);
+    // The saved plan is stale now (keys were created): refused.
+    let stale = org.rekey(emulator(), &["apply", "plan.json"]);
+    stale.exits(1);
+    // The next apply finishes every rotation, each in its own account.
+    let resumed = org.rekey(emulator(), &["apply", "workflow.yaml", "--auto-approve"]);
+    resumed.exits(0);
+    for id in [&org.management_id, org.id("a"), org.id("b")] {
+        org.assert_users(id, true);
+        assert!(
+            resumed.stdout.contains(&format!("account {id}:")),
+            "{}",
+            resumed.stdout
+        );
+    }
+    org.assert_users(org.id("untagged"), false);
+    org.assert_users(org.id("excluded"), false);
+    // Nothing staged is left, and no claim.
+    let staged = org.dir.path().join(".rekey/org/staging");
+    let left: Vec<_> = std::fs::read_dir(&staged)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // Nothing is left in progress (new keys are due again: max_key_age 1s).
+    let again = org.rekey(emulator(), &["plan", "workflow.yaml", "--json"]);
+    again.exits(0);
+    assert_eq!(json(&again.stdout)["summary"]["in_progress"], 0);
+    org.assert_no_secret(&[
+        &String::from_utf8_lossy(&killed.stdout),
+        &resumed.stdout,
+        &resumed.stderr,
+        &std::fs::read_to_string(&saved).unwrap(),
+        &std::fs::read_to_string(org.dir.path().join(".rekey/org/journal.jsonl")).unwrap(),
+    ]);
+}
+
+#[test]
+fn a_rotation_in_an_account_no_longer_selected_is_finished_and_nothing_new_begins_there() {
+    let org = Org::new();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let a = org.id("a").to_string();
+    let (_, app, _) = org.users.iter().find(|(id, ..)| *id == a).unwrap().clone();
+    let one = format!("{a}/{app}");
+    org.rekey(
+        emulator(),
+        &[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--user",
+            &one,
+            "--until",
+            "distribute",
+        ],
+    )
+    .exits(0);
+    // The workflow is edited: account `a` is excluded now.
+    let path = org.dir.path().join("workflow.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let excluded = org.id("excluded");
+    std::fs::write(
+        &path,
+        text.replace(
+            &format!("exclude: [\"{excluded}\"]"),
+            &format!("exclude: [\"{excluded}\", \"{a}\"]"),
+        ),
+    )
+    .unwrap();
+    let plan = org.rekey(emulator(), &["plan", "workflow.yaml"]);
+    plan.exits(0);
+    assert!(
+        plan.stdout.contains(&format!(
+            "Account {a} (no longer selected: only its rotations in progress go on)"
+        )),
+        "{}",
+        plan.stdout
+    );
+    let applied = org.rekey(emulator(), &["apply", "workflow.yaml", "--auto-approve"]);
+    applied.exits(0);
+    let account = org.account(&a);
+    let issued = account.issued_secrets();
+    for (id, user, old) in org.users.iter().filter(|(id, ..)| *id == a) {
+        let keys = account.keys(user);
+        if *user == app {
+            assert_eq!(keys.len(), 1, "{id}/{user}: {keys:?}");
+            assert_ne!(&keys[0].0, old);
+            let param = format!("/org-test/{user}");
+            assert_eq!(
+                account.param_secret(&param).as_ref(),
+                issued.get(&keys[0].0)
+            );
+        } else {
+            assert_eq!(keys, vec![(old.clone(), true)], "{id}/{user}: nothing new");
+        }
+    }
+    org.assert_users(&org.management_id, true);
+    org.assert_users(org.id("b"), true);
 }
