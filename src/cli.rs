@@ -782,7 +782,7 @@ async fn apply_open(
     );
     if !session.has_work(&plan) {
         println!("Nothing to do.");
-        return Exit::Success.into();
+        return unplanned_accounts(&plan).into();
     }
     if prepared.saved.is_none()
         && !args.auto_approve
@@ -899,7 +899,7 @@ async fn abort_open(
         let steps: Vec<String> = steps.iter().map(ToString::to_string).collect();
         println!(
             "  {}: {}\n    undo: {}",
-            record.user,
+            record.who(workflow.fleet.is_some()),
             prepared
                 .sensitive
                 .redact(&apply::describe_progress(record, workflow)),
@@ -1080,9 +1080,12 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         let aws = Aws::connect(&aws_options(global)).await;
         let planned = match &checked.workflow.fleet {
             Some(fleet) => {
-                crate::plan::accounts::plan_fleet(&request, fleet, &aws, &[], &[], &|_, _| false)
-                    .await
-                    .map(|(plan, _)| plan)
+                let resume = resume_accounts(global, &aws, &args.workflow, &checked.workflow).await;
+                crate::plan::accounts::plan_fleet(&request, fleet, &aws, &[], &resume, &|_, _| {
+                    false
+                })
+                .await
+                .map(|(plan, _)| plan)
             }
             None => crate::plan::plan(&request, &aws).await,
         };
@@ -1141,11 +1144,53 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
             started.elapsed()
         );
     }
-    if args.detailed_exitcode && plan.summary.rotate + plan.summary.in_progress > 0 {
+    if unplanned_accounts(&plan) == Exit::Error {
+        Exit::Error.into()
+    } else if args.detailed_exitcode && plan.summary.rotate + plan.summary.in_progress > 0 {
         Exit::Changes.into()
     } else {
         Exit::Success.into()
     }
+}
+
+/// An account that could not be planned is an error: said on stderr, after
+/// everything else.
+fn unplanned_accounts(plan: &crate::plan::Plan) -> Exit {
+    let failed: Vec<&str> = plan
+        .accounts
+        .iter()
+        .filter(|a| a.error.is_some())
+        .map(|a| a.account.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Exit::Success;
+    }
+    eprintln!(
+        "error: {} {} not planned ({}): see each account's reason and fix above",
+        failed.len(),
+        plural(failed.len(), "account"),
+        failed.join(", ")
+    );
+    Exit::Error
+}
+
+/// The accounts of this workflow's rotations in progress (a fanned-out
+/// plan reaches them even when the workflow no longer selects them).
+async fn resume_accounts(
+    global: &Global,
+    aws: &Aws,
+    path: &Path,
+    workflow: &crate::workflow::Workflow,
+) -> Vec<String> {
+    let Ok(state) = state_to_read(global, path, workflow, aws) else {
+        return Vec::new();
+    };
+    let entries = state.read().await.unwrap_or_default();
+    apply::journal::rotations(&entries)
+        .iter()
+        .filter(|r| r.in_progress() && r.belongs_to(&workflow.name))
+        .filter_map(|r| r.account().map(str::to_string))
+        .collect()
 }
 
 /// Tells the truth about rotations in progress: the journal's own (read,
@@ -1173,10 +1218,21 @@ async fn mark_journal(
         eprintln!("note: {message}\n");
     }
     let entries = state.read().await.map_err(|e| e.to_string())?;
-    let (mine, others): (Vec<_>, Vec<_>) = apply::journal::rotations(&entries)
+    let (mut mine, others): (Vec<_>, Vec<_>) = apply::journal::rotations(&entries)
         .into_iter()
         .filter(apply::journal::RotationRecord::in_progress)
         .partition(|r| r.belongs_to(&workflow.name));
+    // Narrowed as the plan is: `--account`, `--user`.
+    let caller = plan.account.clone();
+    mine.retain(|r| {
+        let account = r.account().unwrap_or(&caller);
+        (plan.only_accounts.is_empty() || plan.only_accounts.iter().any(|a| a == account))
+            && (plan.only_users.is_empty()
+                || plan
+                    .only_users
+                    .iter()
+                    .any(|u| *u == r.user || *u == format!("{account}/{}", r.user)))
+    });
     let params = crate::workflow::params::bind(workflow, vars).unwrap_or_default();
     apply::mark_in_progress(plan, &mine, workflow, &params);
     apply::mark_claimed(plan, state.claims(), &state.location()).await;

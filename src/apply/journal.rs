@@ -423,6 +423,15 @@ impl RotationRecord {
         self.begin.snapshot.as_ref().map(|s| s.account.as_str())
     }
 
+    /// How reports name it: `ACCOUNT/NAME` across accounts (`many`), the
+    /// user's name otherwise.
+    pub fn who(&self, many: bool) -> String {
+        match self.account() {
+            Some(account) if many => format!("{account}/{}", self.user),
+            _ => self.user.clone(),
+        }
+    }
+
     /// Whether it rotates `user` of `account` (`default` when it does not
     /// say its account).
     pub fn rotates(&self, account: &str, user: &str, default: &str) -> bool {

@@ -224,13 +224,7 @@ impl Prepared {
     }
 }
 
-/// The folder a workflow's relative paths start from.
-pub fn workflow_dir(workflow: &Path) -> &Path {
-    workflow
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
+pub use crate::workflow::source::workflow_dir;
 
 /// The state directory: `--state-dir`, or `.rekey/<workflow name>` next
 /// to the workflow, so that two workflows in one folder never share one.
@@ -407,7 +401,10 @@ impl Session {
                 .partition(|r| r.belongs_to(name));
         if prepared.saved.is_some() && !in_progress.is_empty() {
             return Err(ApplyError::InProgress {
-                users: in_progress.iter().map(|r| r.user.clone()).collect(),
+                users: in_progress
+                    .iter()
+                    .map(|r| r.who(prepared.checked.workflow.fleet.is_some()))
+                    .collect(),
                 workflow: prepared.workflow_path.clone(),
             });
         }
@@ -866,6 +863,7 @@ impl<'a> Shared<'a> {
             outcomes,
             phase_times: self.timings.into_inner().expect("timings"),
             accounts,
+            signal: self.stop.requested(),
         }
     }
 }
@@ -938,16 +936,23 @@ pub struct Report {
     pub phase_times: BTreeMap<Phase, StdDuration>,
     /// Across accounts: each account's outcomes, or why it was not reached.
     pub accounts: Vec<AccountReport>,
+    /// The signal that asked the run to stop, if one did (rotations not
+    /// yet begun then were left for the next apply).
+    pub signal: Option<i32>,
 }
 
 impl Report {
     /// Done; an error; a verification failed; paused: the worst wins.
     pub fn exit(&self) -> Exit {
         let any = |f: fn(&Outcome) -> bool| self.outcomes.iter().any(|(_, o)| f(o));
-        let signal = self.outcomes.iter().find_map(|(_, o)| match o {
-            Outcome::Interrupted { signal, .. } => Some(*signal),
-            _ => None,
-        });
+        let signal = self
+            .outcomes
+            .iter()
+            .find_map(|(_, o)| match o {
+                Outcome::Interrupted { signal, .. } => Some(*signal),
+                _ => None,
+            })
+            .or(self.signal);
         if let Some(signal) = signal {
             if signal == libc::SIGTERM {
                 Exit::Terminated
@@ -1051,6 +1056,7 @@ pub fn mark_in_progress(
                     error: None,
                     fix: None,
                     credential_report: None,
+                    resumed_only: true,
                 });
             }
         }
@@ -1273,6 +1279,11 @@ pub async fn run<P: Provider>(
         .map(|start| async move {
             // `policy.concurrency` holds over every account of the run.
             let _slot = runner.slots.acquire().await.expect("slots");
+            // Asked to stop while waiting for a slot: a rotation not begun
+            // is not begun now (it would be bound to the workflow as it is).
+            if runner.stop.requested().is_some() && matches!(start, Start::Begin(_)) {
+                return None;
+            }
             let (user, rotation): (String, Started) = match start {
                 Start::Resume(record) => {
                     let user = record.user.clone();
@@ -1302,7 +1313,7 @@ pub async fn run<P: Provider>(
                     )
                 }
             };
-            match rotation {
+            Some(match rotation {
                 Ok(rotation) => (user, runner.run(rotation).await),
                 Err((step, error)) => (
                     user,
@@ -1311,9 +1322,10 @@ pub async fn run<P: Provider>(
                         error: error.to_string(),
                     },
                 ),
-            }
+            })
         })
         .buffer_unordered(concurrency)
+        .filter_map(|outcome| async move { outcome })
         .collect()
         .await;
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));

@@ -184,7 +184,8 @@ impl<P: Provider> Runner<'_, P> {
             make_room: make_room.map(str::to_string),
             snapshot: Some(Box::new(snapshot)),
         };
-        let id = format!("{user}@{now}");
+        // The account too: a user name recurs across accounts.
+        let id = format!("{user}@{}@{now}", self.account);
         self.claim(user, &id).await?;
         let mut live: Vec<(String, KeyStatus)> = match self.provider.access_keys(user).await {
             Ok(keys) => keys.into_iter().map(|k| (k.id, k.status)).collect(),

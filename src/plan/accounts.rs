@@ -71,6 +71,8 @@ pub enum AccountsError {
     NoFleet(String),
     #[error("accounts: the fan-out gives no account (ids, organization, exclude)")]
     Empty,
+    #[error("--account {0}: not an AWS account id (12 digits)")]
+    NotAnAccount(String),
 }
 
 /// The accounts `fleet` gives, narrowed to `only` (`--account`), sorted.
@@ -78,7 +80,14 @@ pub async fn accounts<P: Reach>(
     fleet: &Fleet,
     base: &P,
     only: &[String],
+    resume: &[String],
 ) -> Result<Vec<String>, AccountsError> {
+    if let Some(bad) = only
+        .iter()
+        .find(|a| !crate::workflow::validate::is_account_id(a))
+    {
+        return Err(AccountsError::NotAnAccount(bad.clone()));
+    }
     let mut accounts: Vec<String> = fleet.ids.clone();
     if let Some(organization) = &fleet.organization {
         accounts.extend(
@@ -93,7 +102,12 @@ pub async fn accounts<P: Reach>(
     if accounts.is_empty() {
         return Err(AccountsError::Empty);
     }
-    if let Some(missing) = only.iter().find(|a| !accounts.contains(a)) {
+    // An account no longer selected but with rotations in progress may be
+    // named: its rotations are finished.
+    if let Some(missing) = only
+        .iter()
+        .find(|a| !accounts.contains(a) && !resume.contains(a))
+    {
         return Err(AccountsError::NotSelected(
             missing.clone(),
             accounts.join(", "),
@@ -119,14 +133,18 @@ pub fn role_arn(
         new_key_id: None,
     };
     let role = fleet.role.expand(&values)?;
-    Ok(if role.starts_with("arn:") {
+    let arn = if role.starts_with("arn:") {
         role
     } else {
         format!(
             "arn:aws:iam::{account}:role/{}",
             role.trim_start_matches('/')
         )
-    })
+    };
+    if !crate::workflow::validate::role_is_valid(&arn) {
+        return Err(format!("`{arn}` is not a role ARN"));
+    }
+    Ok(arn)
 }
 
 /// `rekey-<workflow>`, as STS allows a session name: `[\w+=,.@-]`, 2–64.
@@ -302,6 +320,7 @@ async fn plan_account<'a, P: Reach>(
         error: None,
         fix: None,
         credential_report: None,
+        resumed_only: false,
     };
     let provider = match &reach.provider {
         Ok(provider) => provider,
@@ -350,7 +369,7 @@ pub async fn plan_fleet<'r, 'a, P: Reach>(
     keep: &(dyn Fn(&str, &Plan) -> bool + Sync),
 ) -> Result<(Plan, Vec<Reached<'a, P>>), PlanError> {
     let caller = base.account_id().await?;
-    let accounts = accounts(fleet, base, &request.accounts).await?;
+    let accounts = accounts(fleet, base, &request.accounts, resume).await?;
     let reacher = Reacher::new(request, fleet, base, &caller)?;
     let mut homes: Vec<String> = target_accounts(&request.workflow.targets);
     homes.extend(also.iter().cloned());
@@ -384,6 +403,7 @@ pub async fn plan_fleet<'r, 'a, P: Reach>(
     let mut rotating = Vec::new();
     let mut left: Vec<String> = resume
         .iter()
+        .filter(|a| request.accounts.is_empty() || request.accounts.contains(a))
         .filter(|a| !planned.iter().any(|(view, ..)| view.account == **a))
         .cloned()
         .collect();
@@ -398,6 +418,7 @@ pub async fn plan_fleet<'r, 'a, P: Reach>(
             error: reached.provider.as_ref().err().map(|u| u.reason.clone()),
             fix: reached.provider.as_ref().err().map(|u| u.fix.clone()),
             credential_report: None,
+            resumed_only: true,
         });
         rotating.push(reached);
     }

@@ -116,6 +116,10 @@ pub struct AccountPlan {
     pub fix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_report: Option<ReportUse>,
+    /// The workflow no longer selects it: only its rotations in progress
+    /// go on, nothing new begins there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed_only: bool,
 }
 
 /// What the account's credential report did for the plan: which users it
@@ -279,7 +283,7 @@ pub enum PlanError {
     )]
     NotSelected(String),
     #[error(
-        "{first} and {second} would both write {resource}: each write would undo the other, and the keys it held would be deleted; give each its own (e.g. with ${{user}} in the name)"
+        "{first} and {second} would both write {resource}: each write would undo the other, and the keys it held would be deleted; give each its own (e.g. with ${{user}} in the name, and ${{account}} when users of several accounts write it)"
     )]
     Collision {
         resource: String,
@@ -410,11 +414,7 @@ pub async fn plan_in<P: Iam + TargetReader>(
     };
     let context = Context {
         workflow,
-        base_dir: request
-            .workflow_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
+        base_dir: crate::workflow::source::workflow_dir(request.workflow_path).to_path_buf(),
         params,
         account,
         as_of: request.as_of,
@@ -485,6 +485,7 @@ pub async fn plan_in<P: Iam + TargetReader>(
             error: None,
             fix: None,
             credential_report: report_use.clone(),
+            resumed_only: false,
         }],
         credential_report: report_use,
         users,
@@ -664,11 +665,7 @@ impl ReportUse {
 pub fn collisions_across(request: &PlanRequest<'_>, users: &[UserPlan]) -> Result<(), PlanError> {
     let context = Context {
         workflow: request.workflow,
-        base_dir: request
-            .workflow_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
+        base_dir: crate::workflow::source::workflow_dir(request.workflow_path).to_path_buf(),
         params: params::bind(request.workflow, &request.vars)?,
         account: String::new(),
         as_of: request.as_of,
@@ -718,9 +715,11 @@ fn collisions(context: &Context<'_>, users: &[(&str, &str)]) -> Result<(), PlanE
                 what: &what,
             };
             if let Ok(resolved) = target.kind.resolve(&resolve) {
+                // A parameter or secret is its account's; a file or a
+                // command is this machine's, whatever the user's account.
                 let home = target.account.as_deref().unwrap_or(account);
                 writes.extend(resolved.writes().into_iter().map(|w| {
-                    let w = if home == context.account {
+                    let w = if home == context.account || !target.kind.in_account() {
                         w
                     } else {
                         format!("{w} in account {home}")
@@ -879,7 +878,36 @@ async fn plan_user<P: Iam + TargetReader>(
             )
         })
         .collect();
-    match decide::held_inactive_key(verdict, &holders) {
+    let verdict = decide::held_inactive_key(verdict, &holders);
+    // A target in another account that holds a key which is none of this
+    // user's may be another user's (of that account, or of another): the
+    // write would take it from its application.
+    let verdict = match plan.targets.iter().find(|t| {
+        t.account.is_some()
+            && t.before
+                .as_ref()
+                .and_then(|b| b.key_id.as_ref())
+                .is_some_and(|held| !keys.iter().any(|k| &k.id == held))
+    }) {
+        Some(foreign) if matches!(verdict, Verdict::Rotate { .. }) => Verdict::Blocked {
+            reason: format!(
+                "target `{}` ({} in account {}) holds {}, which is not a key of this user: it may be another user's",
+                foreign.id,
+                foreign.resource,
+                foreign.account.as_deref().unwrap_or_default(),
+                short_id(
+                    foreign
+                        .before
+                        .as_ref()
+                        .and_then(|b| b.key_id.as_deref())
+                        .unwrap_or_default()
+                )
+            ),
+            fix: "give each user its own name there (with ${user} and ${account}); if the key is truly this user's old one, delete that parameter or secret first".into(),
+        },
+        _ => verdict,
+    };
+    match verdict {
         Verdict::Rotate {
             old_key,
             make_room,

@@ -30,8 +30,14 @@ pub fn report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
         }
         outcomes(&mut out, &account.outcomes, "    ");
     }
-    if report.outcomes.is_empty() && report.accounts.is_empty() {
+    if report.outcomes.is_empty() && report.accounts.is_empty() && report.signal.is_none() {
         let _ = writeln!(out, "  nothing to do");
+    }
+    if report.signal.is_some() {
+        let _ = writeln!(
+            out,
+            "  stopped by a signal: rotations not yet begun were left for the next apply"
+        );
     }
     let phases: Vec<String> = report
         .phase_times
@@ -163,7 +169,7 @@ fn status_lines(out: &mut String, records: &[&RotationRecord], indent: &str) {
                 format!("interrupted during {step} (apply again reconciles it)")
             }
             _ => format!(
-                "running or interrupted after {}",
+                "stopped after {} (by --until, or its runner is at work or was killed); apply again goes on",
                 if step.is_empty() {
                     "its start".into()
                 } else {

@@ -35,8 +35,13 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
         format!("account {}", plan.account)
     } else {
         format!(
-            "{} accounts reached from account {}",
+            "{} {}, run from account {}",
             plan.accounts.len(),
+            if plan.accounts.len() == 1 {
+                "account"
+            } else {
+                "accounts"
+            },
             plan.account
         )
     };
@@ -60,6 +65,7 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
             plan.credential_report.as_ref(),
             style,
             list_all_unchanged,
+            false,
         );
     }
     for account in &plan.accounts {
@@ -68,11 +74,14 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
             .iter()
             .filter(|u| u.account == account.account)
             .collect();
-        let role = match account.role.as_deref() {
+        let mut role = match account.role.as_deref() {
             Some(role) => format!(" through {role}"),
             None if account.account == plan.account => " (rekey's own credentials)".into(),
-            None => " (no longer selected: only its rotations in progress go on)".into(),
+            None => String::new(),
         };
+        if account.resumed_only {
+            role.push_str(" (no longer selected: only its rotations in progress go on)");
+        }
         match &account.error {
             Some(error) => {
                 let _ = writeln!(
@@ -101,6 +110,7 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
                     account.credential_report.as_ref(),
                     style,
                     list_all_unchanged,
+                    true,
                 );
             }
         }
@@ -112,7 +122,7 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
             style.blocked("!")
         );
     }
-    if plan.users.is_empty() {
+    if plan.users.is_empty() && plan.accounts.iter().all(|a| a.error.is_none()) {
         let _ = writeln!(out, "No IAM user matches `select`.\n");
     }
     let unreachable = plan.accounts.iter().filter(|a| a.error.is_some()).count();
@@ -150,6 +160,7 @@ fn users_section(
     report: Option<&ReportUse>,
     style: Style,
     list_all_unchanged: bool,
+    many_accounts: bool,
 ) {
     for user in users
         .iter()
@@ -183,15 +194,22 @@ fn users_section(
         .copied()
         .filter(|u| u.decision == Decision::Unchanged)
         .collect();
-    let listed = if list_all_unchanged {
-        unchanged.len()
-    } else {
-        UNCHANGED_LISTED
+    let listed = match (list_all_unchanged, many_accounts) {
+        (true, _) => unchanged.len(),
+        // Across accounts, each account's line already counts them.
+        (false, true) => 0,
+        (false, false) => UNCHANGED_LISTED,
     };
     for user in unchanged.iter().take(listed) {
         let _ = writeln!(out, "  {}: unchanged, {}", user.user, user.reason);
     }
-    if unchanged.len() > listed {
+    if unchanged.len() > listed && listed == 0 {
+        let _ = writeln!(
+            out,
+            "  {} unchanged (rekey plan -v lists every one)",
+            unchanged.len()
+        );
+    } else if unchanged.len() > listed {
         let _ = writeln!(
             out,
             "  ... and {} more unchanged (rekey plan -v lists every one)",

@@ -127,9 +127,9 @@ pub struct AccountsDoc {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationDoc {
-    /// OU ids (`ou-abcd-12345678`) or the root (`r-abcd`).
-    #[serde(default)]
-    pub ous: Vec<String>,
+    /// OU ids (`ou-abcd-12345678`) or the root (`r-abcd`); absent: the
+    /// whole Organization.
+    pub ous: Option<Vec<String>>,
     /// Account tags that must all match.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

@@ -430,6 +430,14 @@ impl Origin {
     }
 }
 
+/// The folder a workflow's relative paths start from.
+pub fn workflow_dir(workflow: &Path) -> &Path {
+    workflow
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

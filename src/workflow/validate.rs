@@ -300,8 +300,16 @@ impl Checker<'_> {
             }
         }
         if let Some(organization) = &doc.organization {
-            for (i, ou) in organization.ous.iter().enumerate() {
-                if !(ou.starts_with("ou-") || ou.starts_with("r-")) {
+            if organization.ous.as_ref().is_some_and(Vec::is_empty) {
+                self.error(
+                    &at.key("organization").key("ous"),
+                    Part::Value,
+                    "`ous` lists no OU",
+                    Some("name the OUs to rotate in, or remove `ous` to rotate in the whole Organization".into()),
+                );
+            }
+            for (i, ou) in organization.ous.iter().flatten().enumerate() {
+                if !is_ou_id(ou) {
                     self.error(
                         &at.key("organization").key("ous").index(i),
                         Part::Value,
@@ -339,25 +347,25 @@ impl Checker<'_> {
             return (doc.allowed.clone(), None);
         };
         let text = role.as_str();
-        if text.starts_with("arn:") && !text.contains("${account}") {
-            self.error(
-                &at.key("role"),
-                Part::Value,
-                "`accounts.role` is an ARN without `${account}`: every account would assume the same role",
-                Some("write `arn:aws:iam::${account}:role/NAME`, or just the role's name".into()),
-            );
-        } else if !text.starts_with("arn:") && (text.contains(':') || text.is_empty()) {
+        if !role_is_valid(&text.replace("${account}", "123456789012")) {
             self.error(
                 &at.key("role"),
                 Part::Value,
                 format!("`{text}` is neither a role name nor a role ARN"),
                 Some("write the role's name (`RekeyRotation`, or with its path `team/RekeyRotation`) or `arn:aws:iam::${account}:role/NAME`".into()),
             );
+        } else if text.starts_with("arn:") && !text.contains("${account}") {
+            self.error(
+                &at.key("role"),
+                Part::Value,
+                "`accounts.role` is an ARN without `${account}`: every account would assume the same role",
+                Some("write `arn:aws:iam::${account}:role/NAME`, or just the role's name".into()),
+            );
         }
         let fleet = Fleet {
             ids: doc.ids.clone(),
             organization: doc.organization.as_ref().map(|o| Organization {
-                ous: o.ous.clone(),
+                ous: o.ous.clone().unwrap_or_default(),
                 tags: o.tags.clone(),
             }),
             exclude: doc.exclude.clone(),
@@ -832,8 +840,51 @@ fn file_stem(sources: &Sources, root: &Origin) -> String {
         .map_or_else(|| "workflow".into(), |s| s.to_string_lossy().into_owned())
 }
 
-fn is_account_id(id: &str) -> bool {
+/// Whether `id` is an AWS account id: 12 digits.
+pub fn is_account_id(id: &str) -> bool {
     id.len() == 12 && id.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Whether `id` is an OU id (`ou-abcd-12345678`) or a root's (`r-abcd`).
+fn is_ou_id(id: &str) -> bool {
+    let lower = |s: &str, min: usize| {
+        (min..=32).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+    };
+    match id.strip_prefix("ou-").map(|rest| rest.split_once('-')) {
+        Some(Some((root, ou))) => lower(root, 4) && lower(ou, 8),
+        Some(None) => false,
+        None => id.strip_prefix("r-").is_some_and(|root| lower(root, 4)),
+    }
+}
+
+/// Whether a role, written as a name (with its path) or an ARN, once
+/// `${account}` is filled in, is one that can be assumed. A role still
+/// naming a param is judged when the param is known.
+pub fn role_is_valid(role: &str) -> bool {
+    if role.contains("${") {
+        return true;
+    }
+    let name_ok = |name: &str| {
+        let parts: Vec<&str> = name.split('/').collect();
+        parts.iter().all(|p| {
+            !p.is_empty()
+                && *p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+        }) && parts.last().is_some_and(|n| n.len() <= 64)
+    };
+    match role.strip_prefix("arn:") {
+        Some(rest) => {
+            let fields: Vec<&str> = rest.splitn(5, ':').collect();
+            matches!(fields.as_slice(), [partition, "iam", "", account, resource]
+                if partition.starts_with("aws")
+                    && is_account_id(account)
+                    && resource.strip_prefix("role/").is_some_and(name_ok))
+        }
+        None => name_ok(role),
+    }
 }
 
 #[cfg(test)]

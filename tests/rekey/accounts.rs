@@ -243,8 +243,16 @@ fn an_organization_is_planned_and_rotated_in_every_account_one_unreachable_accou
 
     // Plan: exactly the selected accounts and users; `b` listed as not
     // reached, with the reason and the fix.
+    // The plan is printed whole; the account not planned makes it exit 1.
     let planned = org.rekey(&proxy.endpoint, &["plan", "workflow.yaml", "--json"]);
-    planned.exits(0);
+    planned.exits(1);
+    assert!(
+        planned
+            .stderr
+            .contains(&format!("error: 1 account not planned ({})", org.id("b"))),
+        "{}",
+        planned.stderr
+    );
     // Plan only reads: AssumeRole (to read as the role) and
     // GenerateCredentialReport (IAM's report refreshed) are the only calls
     // that are not List, Get or Describe.
@@ -314,7 +322,7 @@ fn an_organization_is_planned_and_rotated_in_every_account_one_unreachable_accou
     want.sort();
     assert_eq!(users, want);
     let text = org.rekey(&proxy.endpoint, &["plan", "workflow.yaml"]);
-    text.exits(0);
+    text.exits(1);
     assert!(
         text.stdout.contains(&format!(
             "! Account {} through {}",
@@ -365,6 +373,19 @@ fn an_organization_is_planned_and_rotated_in_every_account_one_unreachable_accou
     again.exits(0);
     org.assert_users(org.id("b"), true);
     org.assert_users(org.id("a"), true);
+    // Nothing left to do, but an account not reached is still an error.
+    let idle = org.rekey(
+        &proxy.endpoint,
+        &[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--as-of",
+            "2020-01-01",
+        ],
+    );
+    idle.exits(1);
+    assert!(idle.stdout.contains("Nothing to do."), "{}", idle.stdout);
     let status = org.rekey(emulator(), &["status", "workflow.yaml"]);
     status.exits(0);
     assert!(
@@ -512,6 +533,34 @@ targets:
         "{}",
         run.stderr
     );
+    // An empty OU list would silently mean the whole Organization; roles
+    // that cannot be assumed are named.
+    for (role, ous) in [
+        ("arn:aws:iam::${account}:user/bob", "[]"),
+        ("Rekey Rotation", "[ou-ABCD-12345678]"),
+        ("RekeyRotation/../x", "[r-abcd]"),
+    ] {
+        std::fs::write(
+            dir.path().join("workflow.yaml"),
+            format!(
+                "version: 1\nselect:\n  users: [app]\naccounts:\n  organization: {{ ous: {ous} }}\n  role: \"{role}\"\ntargets:\n  - id: app\n    ssm_parameter: {{ name: \"/app/${{user}}\" }}\n"
+            ),
+        )
+        .unwrap();
+        let run = validate(dir.path());
+        assert!(
+            run.stderr
+                .contains(&format!("`{role}` is neither a role name nor a role ARN")),
+            "{role}: {}",
+            run.stderr
+        );
+        if ous == "[]" {
+            assert!(run.stderr.contains("`ous` lists no OU"), "{}", run.stderr);
+        }
+        if ous.contains("ABCD") {
+            assert!(run.stderr.contains("is not an OU id"), "{}", run.stderr);
+        }
+    }
     // A target's `account:`: only kinds that live in an account, and only
     // with a role to reach it.
     std::fs::write(
@@ -713,11 +762,16 @@ fn a_rotation_in_an_account_no_longer_selected_is_finished_and_nothing_new_begin
     plan.exits(0);
     assert!(
         plan.stdout.contains(&format!(
-            "Account {a} (no longer selected: only its rotations in progress go on)"
+            "Account {a} through arn:aws:iam::{a}:role/RekeyRotation (no longer selected: only its rotations in progress go on)"
         )),
         "{}",
         plan.stdout
     );
+    // Narrowed to another account, the plan leaves `a` out.
+    let b = org.id("b").to_string();
+    let narrowed = org.rekey(emulator(), &["plan", "workflow.yaml", "--account", &b]);
+    narrowed.exits(0);
+    assert!(!narrowed.stdout.contains(&a), "{}", narrowed.stdout);
     let applied = org.rekey(emulator(), &["apply", "workflow.yaml", "--auto-approve"]);
     applied.exits(0);
     let account = org.account(&a);
@@ -738,4 +792,78 @@ fn a_rotation_in_an_account_no_longer_selected_is_finished_and_nothing_new_begin
     }
     org.assert_users(&org.management_id, true);
     org.assert_users(org.id("b"), true);
+}
+
+#[test]
+fn one_file_written_for_namesakes_of_two_accounts_is_refused() {
+    let org = Org::seeded(true);
+    org.write_workflow(
+        "  - id: profile\n    credentials_file: { path: ./credentials, profile: \"${user}\" }\n",
+        "",
+    );
+    let plan = org.rekey(
+        emulator(),
+        &["plan", "workflow.yaml", "--as-of", "2030-01-01"],
+    );
+    plan.exits(1);
+    assert!(
+        plan.stderr.contains("would both write") && plan.stderr.contains("${account}"),
+        "{}",
+        plan.stderr
+    );
+    // --account with a bad id is named as such.
+    let bad = org.rekey(emulator(), &["plan", "workflow.yaml", "--account", "abc"]);
+    bad.exits(1);
+    assert!(
+        bad.stderr.contains("--account abc: not an AWS account id"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn a_central_target_holding_another_users_key_blocks_even_a_narrowed_run() {
+    // Account `a`'s own parameters `/org-test/<user>` are also what the
+    // central target names for every account's namesake in `a`.
+    let org = Org::seeded(true);
+    let a = org.id("a").to_string();
+    org.write_workflow(
+        &format!(
+            "  - id: central\n    account: \"{a}\"\n    ssm_parameter: {{ name: \"/org-test/${{user}}\" }}\n"
+        ),
+        "",
+    );
+    let whole = org.rekey(
+        emulator(),
+        &["plan", "workflow.yaml", "--as-of", "2030-01-01"],
+    );
+    whole.exits(1);
+    assert!(
+        whole.stderr.contains("would both write"),
+        "{}",
+        whole.stderr
+    );
+    // Narrowed to the management account, the collision with `a`'s own
+    // users is out of sight: the parameter holding a key of another user
+    // blocks the rotation instead, and nothing in `a` is written.
+    let only = org.rekey(
+        emulator(),
+        &[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--as-of",
+            "2030-01-01",
+            "--account",
+            &org.management_id,
+        ],
+    );
+    only.exits(0);
+    assert!(
+        only.stdout.contains("which is not a key of this user"),
+        "{}",
+        only.stdout
+    );
+    org.assert_users(&a, false);
+    org.assert_users(&org.management_id, false);
 }

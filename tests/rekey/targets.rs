@@ -248,3 +248,22 @@ fn ssm_formats_types_and_tags() {
         "a key id alone is not secret"
     );
 }
+
+#[test]
+fn a_missing_folder_under_the_workflows_is_made_when_the_workflow_is_named_bare() {
+    // `rekey apply workflow.yaml` from the workflow's own folder: its folder
+    // is `.`, not an empty path.
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: nested\n    env_file: { path: \"out/deep/${user}.env\" }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    setup.apply().exits(0);
+    assert_rotated(&account, &setup, &users);
+    let env =
+        std::fs::read_to_string(setup.path().join(format!("out/deep/{}.env", users[0].0))).unwrap();
+    assert!(env.contains(&account.keys(&users[0].0)[0].0), "{env}");
+}
