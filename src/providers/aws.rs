@@ -188,6 +188,9 @@ struct AssumedRole {
     role_arn: String,
     external_id: Option<String>,
     session_name: String,
+    /// How long each session lasts (`REKEY_ROLE_SESSION`, e.g. `1h`; the
+    /// role's default, one hour, when unset). STS allows 15 min to 12 h.
+    session: Option<Duration>,
     calls: std::sync::Arc<Calls>,
     current: tokio::sync::Mutex<Option<aws_credential_types::Credentials>>,
 }
@@ -195,9 +198,14 @@ struct AssumedRole {
 impl AssumedRole {
     async fn credentials(&self) -> Result<aws_credential_types::Credentials, ProviderError> {
         let mut current = self.current.lock().await;
+        // Asked again five minutes before they expire (a quarter of a
+        // shorter session).
+        let margin = self.session.map_or(Duration::from_secs(300), |s| {
+            (s / 4).min(Duration::from_secs(300))
+        });
         let fresh = |c: &aws_credential_types::Credentials| {
             c.expiry()
-                .is_none_or(|at| at > std::time::SystemTime::now() + Duration::from_secs(300))
+                .is_none_or(|at| at > std::time::SystemTime::now() + margin)
         };
         if let Some(credentials) = current.as_ref().filter(|c| fresh(c)) {
             return Ok(credentials.clone());
@@ -209,6 +217,7 @@ impl AssumedRole {
             .role_arn(&self.role_arn)
             .role_session_name(&self.session_name)
             .set_external_id(self.external_id.clone())
+            .set_duration_seconds(self.session.map(|s| s.as_secs() as i32))
             .send()
             .await
             .map_err(|e| provider_error("sts:AssumeRole", Some(&self.role_arn), e))?;
@@ -380,6 +389,7 @@ impl super::Reach for Aws {
             role_arn: role_arn.to_string(),
             external_id: external_id.map(str::to_string),
             session_name: session_name.to_string(),
+            session: env_duration("REKEY_ROLE_SESSION"),
             calls: self.calls.clone(),
             current: tokio::sync::Mutex::new(None),
         });

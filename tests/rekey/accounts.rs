@@ -178,10 +178,23 @@ targets:
 
     /// `rekey ARGS` as the management account, through `endpoint`.
     fn rekey(&self, endpoint: &str, args: &[&str]) -> crate::support::Run {
+        self.rekey_with(endpoint, &[], args)
+    }
+
+    /// The same, with more environment variables.
+    fn rekey_with(
+        &self,
+        endpoint: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> crate::support::Run {
         let mut rekey = Rekey::new()
             .aws(endpoint)
             .current_dir(self.dir.path())
             .args(args);
+        for (name, value) in env {
+            rekey = rekey.env(name, value);
+        }
         for (name, value) in self.management.env() {
             rekey = rekey.env(name, &value);
         }
@@ -866,4 +879,48 @@ fn a_central_target_holding_another_users_key_blocks_even_a_narrowed_run() {
     );
     org.assert_users(&a, false);
     org.assert_users(&org.management_id, false);
+}
+
+#[test]
+fn a_roles_credentials_are_asked_for_again_before_they_expire() {
+    let org = Org::new();
+    org.write_workflow(
+        "",
+        "hooks:\n  verify:\n    - id: slow\n      exec: { command: [sleep, \"9\"], timeout: 30s }\n",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let a = org.id("a").to_string();
+    let (_, user, _) = org.users.iter().find(|(id, ..)| *id == a).unwrap().clone();
+    let log = org.dir.path().join("calls.jsonl");
+    let proxy = crate::emulator::recording_proxy(&log, 0);
+    // Sessions of 12 s, asked for again 3 s before they end: the hook's
+    // 9 s outlast the first one.
+    let one = format!("{a}/{user}");
+    org.rekey_with(
+        &proxy.endpoint,
+        &[("REKEY_ROLE_SESSION", "12s")],
+        &[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--account",
+            &a,
+            "--user",
+            &one,
+        ],
+    )
+    .exits(0);
+    let assumed = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| json(l)["role"] == org.role("a").as_str())
+        .count();
+    assert!(assumed >= 2, "the role was assumed {assumed} time(s)");
+    let account = org.account(&a);
+    let keys = account.keys(&user);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        account.param_secret(&format!("/org-test/{user}")).as_ref(),
+        account.issued_secrets().get(&keys[0].0)
+    );
 }
