@@ -120,7 +120,7 @@ pub enum StepError {
     )]
     NotOurs(Vec<String>),
     #[error(
-        "the rotation began in account {began}, and this apply runs in {now}: it never continues in another account; run it with credentials for {began}"
+        "the rotation began in account {began}, and this apply runs in {now}: it never continues in another account; run it with credentials for {began}, or with `accounts:` that reaches {began} (as when it began)"
     )]
     OtherAccount { began: String, now: String },
     #[error("cannot take the rotation's snapshot: {0}")]
@@ -182,6 +182,10 @@ pub enum ApplyError {
         "--account with a saved plan: the plan fixes its accounts; make a plan with --account instead"
     )]
     AccountsOfSavedPlan,
+    #[error(
+        "the saved plan cannot be checked: {0}; apply it once the account can be reached, or make a new plan"
+    )]
+    SavedPlanUnreachable(String),
     #[error(
         "the saved plan does not keep the sensitive param `{0}`: give it again with --var {0}=VALUE"
     )]
@@ -461,6 +465,17 @@ impl Session {
                     .into(),
             );
         }
+        if let Some(bad) = accounts
+            .iter()
+            .find(|a| !crate::workflow::validate::is_account_id(a))
+        {
+            return Err(
+                PlanError::from(crate::plan::accounts::AccountsError::NotAnAccount(
+                    bad.clone(),
+                ))
+                .into(),
+            );
+        }
         if prepared.saved.is_some() {
             return Err(ApplyError::AccountsOfSavedPlan);
         }
@@ -553,6 +568,17 @@ impl Session {
     /// Checks a saved plan against the fresh one, and marks the users
     /// whose rotation is in progress, claimed or held.
     async fn mark(&self, prepared: &Prepared, mut plan: Plan) -> Result<Plan, ApplyError> {
+        // An account out of reach now cannot be compared: say so, rather
+        // than call the plan stale.
+        if prepared.saved.is_some()
+            && let Some(account) = plan.accounts.iter().find(|a| a.error.is_some())
+        {
+            return Err(ApplyError::SavedPlanUnreachable(format!(
+                "account {} cannot be reached ({})",
+                account.account,
+                account.error.as_deref().unwrap_or_default()
+            )));
+        }
         if let Some(saved) = &prepared.saved
             && saved.observed_sha256 != plan.observed_sha256
         {
@@ -1004,7 +1030,8 @@ pub fn mark_in_progress(
     let account = plan.account.clone();
     for record in in_progress {
         let mut reason = describe_progress(record, workflow);
-        if let Some(changed) = changes_since(record, workflow, params, &account) {
+        let began_in = record.account().unwrap_or(&account);
+        if let Some(changed) = changes_since(record, workflow, params, began_in) {
             reason.push_str(&format!(
                 ". The workflow changed since it began ({changed}): this rotation goes on as it began; the change applies to the next one"
             ));

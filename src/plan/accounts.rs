@@ -73,6 +73,8 @@ pub enum AccountsError {
     Empty,
     #[error("--account {0}: not an AWS account id (12 digits)")]
     NotAnAccount(String),
+    #[error("--user {0}: its account is not one of those --account names")]
+    UserOutside(String),
 }
 
 /// The accounts `fleet` gives, narrowed to `only` (`--account`), sorted.
@@ -369,7 +371,31 @@ pub async fn plan_fleet<'r, 'a, P: Reach>(
     keep: &(dyn Fn(&str, &Plan) -> bool + Sync),
 ) -> Result<(Plan, Vec<Reached<'a, P>>), PlanError> {
     let caller = base.account_id().await?;
-    let accounts = accounts(fleet, base, &request.accounts, resume).await?;
+    // `--user ACCOUNT/NAME` alone narrows to those accounts, as --account.
+    let qualified: Vec<&str> = request
+        .users
+        .iter()
+        .filter_map(|u| u.split_once('/').map(|(account, _)| account))
+        .collect();
+    if let Some(user) = request.users.iter().find(|u| {
+        u.split_once('/').is_some_and(|(account, _)| {
+            !request.accounts.is_empty() && !request.accounts.iter().any(|a| a == account)
+        })
+    }) {
+        return Err(AccountsError::UserOutside(user.clone()).into());
+    }
+    let only: Vec<String> = if request.accounts.is_empty()
+        && !request.users.is_empty()
+        && qualified.len() == request.users.len()
+    {
+        let mut only: Vec<String> = qualified.iter().map(|a| a.to_string()).collect();
+        only.sort();
+        only.dedup();
+        only
+    } else {
+        request.accounts.clone()
+    };
+    let accounts = accounts(fleet, base, &only, resume).await?;
     let reacher = Reacher::new(request, fleet, base, &caller)?;
     let mut homes: Vec<String> = target_accounts(&request.workflow.targets);
     homes.extend(also.iter().cloned());
@@ -403,7 +429,7 @@ pub async fn plan_fleet<'r, 'a, P: Reach>(
     let mut rotating = Vec::new();
     let mut left: Vec<String> = resume
         .iter()
-        .filter(|a| request.accounts.is_empty() || request.accounts.contains(a))
+        .filter(|a| only.is_empty() || only.contains(a))
         .filter(|a| !planned.iter().any(|(view, ..)| view.account == **a))
         .cloned()
         .collect();
@@ -439,8 +465,13 @@ pub async fn plan_fleet<'r, 'a, P: Reach>(
             template.get_or_insert(plan);
         }
     }
+    // A user of an account only resumed is not planned: its rotation in
+    // progress is added from the journal.
     if let Some(name) = request.missing_user(&users)
         && views.iter().all(|a| a.error.is_none())
+        && !name
+            .split_once('/')
+            .is_some_and(|(account, _)| resume.iter().any(|r| r == account))
     {
         return Err(PlanError::NotSelected(name.clone()));
     }

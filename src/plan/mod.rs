@@ -879,11 +879,23 @@ async fn plan_user<P: Iam + TargetReader>(
         })
         .collect();
     let verdict = decide::held_inactive_key(verdict, &holders);
-    // A target in another account that holds a key which is none of this
-    // user's may be another user's (of that account, or of another): the
-    // write would take it from its application.
-    let verdict = match plan.targets.iter().find(|t| {
+    // A target shared across accounts (one in another account, or a file on
+    // this machine in a fanned-out workflow) that holds a key which is none
+    // of this user's may be another user's, of another account: the write
+    // would take it from its application. A run narrowed (`--account`,
+    // `--user`) or missing an account cannot see that other user to refuse
+    // the collision, so the key itself is the evidence.
+    let shared = |t: &TargetView| {
         t.account.is_some()
+            || (workflow.fleet.is_some()
+                && workflow
+                    .targets
+                    .iter()
+                    .find(|w| w.id == t.id)
+                    .is_some_and(|w| !w.kind.in_account()))
+    };
+    let verdict = match plan.targets.iter().find(|t| {
+        shared(t)
             && t.before
                 .as_ref()
                 .and_then(|b| b.key_id.as_ref())
@@ -891,10 +903,14 @@ async fn plan_user<P: Iam + TargetReader>(
     }) {
         Some(foreign) if matches!(verdict, Verdict::Rotate { .. }) => Verdict::Blocked {
             reason: format!(
-                "target `{}` ({} in account {}) holds {}, which is not a key of this user: it may be another user's",
+                "target `{}` ({}{}) holds {}, which is not a key of this user: it may be another account's user's",
                 foreign.id,
                 foreign.resource,
-                foreign.account.as_deref().unwrap_or_default(),
+                foreign
+                    .account
+                    .as_deref()
+                    .map(|a| format!(" in account {a}"))
+                    .unwrap_or_default(),
                 short_id(
                     foreign
                         .before
@@ -903,7 +919,7 @@ async fn plan_user<P: Iam + TargetReader>(
                         .unwrap_or_default()
                 )
             ),
-            fix: "give each user its own name there (with ${user} and ${account}); if the key is truly this user's old one, delete that parameter or secret first".into(),
+            fix: "give each account's user its own place (with ${account} in the name or path); if the key is truly this user's old one, remove it from the target first".into(),
         },
         _ => verdict,
     };

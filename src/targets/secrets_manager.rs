@@ -149,6 +149,10 @@ impl Resolved for Secret {
             .current_secret(id)
             .await?
             .map(|(version, _)| version);
+        // Already back (a restore whose answer was lost): nothing to move.
+        if current.as_deref() == Some(previous.as_str()) {
+            return Ok(());
+        }
         cx.provider
             .make_current(id, &previous, current.as_deref())
             .await?;

@@ -399,6 +399,23 @@ fn an_organization_is_planned_and_rotated_in_every_account_one_unreachable_accou
     );
     idle.exits(1);
     assert!(idle.stdout.contains("Nothing to do."), "{}", idle.stdout);
+    // A saved plan cannot be checked against an account out of reach: said
+    // as such, not called stale.
+    org.rekey(
+        emulator(),
+        &["plan", "workflow.yaml", "--out", "saved.json"],
+    )
+    .exits(0);
+    let unchecked = org.rekey(&proxy.endpoint, &["apply", "saved.json"]);
+    unchecked.exits(1);
+    assert!(
+        unchecked.stderr.contains(&format!(
+            "the saved plan cannot be checked: account {} cannot be reached",
+            org.id("b")
+        )),
+        "{}",
+        unchecked.stderr
+    );
     let status = org.rekey(emulator(), &["status", "workflow.yaml"]);
     status.exits(0);
     assert!(
@@ -451,14 +468,48 @@ fn account_and_user_narrow_a_fanned_out_run() {
         "{}",
         refused.stderr
     );
-    // ACCOUNT/NAME: one user of one account; its namesakes elsewhere wait.
+    // ACCOUNT/NAME: one user of one account; its namesakes elsewhere wait,
+    // and no other account is even reached.
     let (_, user, _) = org.users.iter().find(|(id, ..)| *id == a).unwrap().clone();
     let one = format!("{a}/{user}");
+    let outside = org.rekey(
+        emulator(),
+        &[
+            "plan",
+            "workflow.yaml",
+            "--account",
+            &org.management_id,
+            "--user",
+            &one,
+        ],
+    );
+    outside.exits(1);
+    assert!(
+        outside.stderr.contains(&format!(
+            "--user {one}: its account is not one of those --account names"
+        )),
+        "{}",
+        outside.stderr
+    );
     let applied = org.rekey(
         emulator(),
         &["apply", "workflow.yaml", "--auto-approve", "--user", &one],
     );
     applied.exits(0);
+    assert!(
+        !applied
+            .stdout
+            .contains(&format!("Account {}", org.management_id)),
+        "{}",
+        applied.stdout
+    );
+    let bad = org.rekey(emulator(), &["abort", "workflow.yaml", "--account", "abc"]);
+    bad.exits(1);
+    assert!(
+        bad.stderr.contains("not an AWS account id"),
+        "{}",
+        bad.stderr
+    );
     let account = org.account(&a);
     assert_eq!(account.keys(&user).len(), 1);
     assert_ne!(
@@ -632,6 +683,33 @@ fn a_target_in_a_central_account_and_commands_as_the_role_of_each_account() {
             .contains(&format!("in account {central}: will be created")),
         "{}",
         plan.stdout
+    );
+    // A rotation in progress whose targets name `${account}` is bound for
+    // its own account: nothing changed since it began.
+    let a = org.id("a").to_string();
+    let (_, first, _) = org.users.iter().find(|(id, ..)| *id == a).unwrap().clone();
+    org.rekey(
+        emulator(),
+        &[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--user",
+            &format!("{a}/{first}"),
+            "--until",
+            "distribute",
+        ],
+    )
+    .exits(0);
+    let midway = org.rekey(emulator(), &["plan", "workflow.yaml"]);
+    midway.exits(0);
+    assert!(midway.stdout.contains("in progress"), "{}", midway.stdout);
+    assert!(
+        !midway
+            .stdout
+            .contains("The workflow changed since it began"),
+        "{}",
+        midway.stdout
     );
     let applied = org.rekey(emulator(), &["apply", "workflow.yaml", "--auto-approve"]);
     applied.exits(0);
@@ -823,6 +901,49 @@ fn one_file_written_for_namesakes_of_two_accounts_is_refused() {
         plan.stderr.contains("would both write") && plan.stderr.contains("${account}"),
         "{}",
         plan.stderr
+    );
+    // Narrowed to one account, the collision is out of sight: a profile
+    // that already holds another account's namesake's key blocks the user.
+    let a = org.id("a").to_string();
+    let b = org.id("b").to_string();
+    let first = org.rekey(
+        emulator(),
+        &[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--as-of",
+            "2030-01-01",
+            "--account",
+            &a,
+        ],
+    );
+    first.exits(0);
+    org.assert_users(&a, true);
+    let profiles = std::fs::read_to_string(org.dir.path().join("credentials")).unwrap();
+    let second = org.rekey(
+        emulator(),
+        &[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--as-of",
+            "2030-01-01",
+            "--account",
+            &b,
+        ],
+    );
+    second.exits(0);
+    assert!(
+        second.stdout.contains("which is not a key of this user"),
+        "{}",
+        second.stdout
+    );
+    org.assert_users(&b, false);
+    assert_eq!(
+        std::fs::read_to_string(org.dir.path().join("credentials")).unwrap(),
+        profiles,
+        "account a's keys stay in the file"
     );
     // --account with a bad id is named as such.
     let bad = org.rekey(emulator(), &["plan", "workflow.yaml", "--account", "abc"]);

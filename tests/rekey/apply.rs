@@ -543,14 +543,29 @@ fn fifty_kills_at_random_instants_all_converge() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1100));
-    // How long a whole apply takes here bounds the kill times.
-    let probe_users = seed(&account, "probe/", 2);
-    let probe = Setup::new(&account, "probe/", extra);
+    // How long a whole apply takes here bounds the kill times: the faster
+    // of two probes (the first may pay for IAM's credential report, which
+    // the emulator then keeps).
+    let probes: Vec<_> = ["probe-a/", "probe-b/"]
+        .iter()
+        .map(|subpath| {
+            (
+                seed(&account, subpath, 2),
+                Setup::new(&account, subpath, extra),
+            )
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(1100));
-    let started = Instant::now();
-    probe.apply().exits(0);
-    assert_rotated(&account, &probe, &probe_users);
-    let full = started.elapsed().as_millis() as u64;
+    let full = probes
+        .iter()
+        .map(|(users, probe)| {
+            let started = Instant::now();
+            probe.apply().exits(0);
+            assert_rotated(&account, probe, users);
+            started.elapsed().as_millis() as u64
+        })
+        .min()
+        .unwrap();
     let mut seed_state = 0x005e_ed0f_2026_u64;
     let mut killed_mid_run = 0;
     for (users, setup) in &cases {
