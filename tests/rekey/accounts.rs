@@ -906,33 +906,24 @@ fn one_file_written_for_namesakes_of_two_accounts_is_refused() {
     // that already holds another account's namesake's key blocks the user.
     let a = org.id("a").to_string();
     let b = org.id("b").to_string();
-    let first = org.rekey(
-        emulator(),
-        &[
-            "apply",
-            "workflow.yaml",
-            "--auto-approve",
-            "--as-of",
-            "2030-01-01",
-            "--account",
-            &a,
-        ],
-    );
-    first.exits(0);
+    let apply_in = |account: &str| {
+        org.rekey(
+            emulator(),
+            &[
+                "apply",
+                "workflow.yaml",
+                "--auto-approve",
+                "--as-of",
+                "2030-01-01",
+                "--account",
+                account,
+            ],
+        )
+    };
+    apply_in(&a).exits(0);
     org.assert_users(&a, true);
     let profiles = std::fs::read_to_string(org.dir.path().join("credentials")).unwrap();
-    let second = org.rekey(
-        emulator(),
-        &[
-            "apply",
-            "workflow.yaml",
-            "--auto-approve",
-            "--as-of",
-            "2030-01-01",
-            "--account",
-            &b,
-        ],
-    );
+    let second = apply_in(&b);
     second.exits(0);
     assert!(
         second.stdout.contains("which is not a key of this user"),
