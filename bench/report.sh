@@ -26,7 +26,11 @@ scripts/emulator python bench/plan-seed.py "$due" /report/ 0 old > /dev/null
 middle=$(date +%s)
 sleep 2
 scripts/emulator python bench/plan-seed.py "$((users - due))" /report/ 0 new > /dev/null
-age=$(( $(date +%s) - middle ))
+# Judged at the end of seeding (both plans alike, however long they take):
+# the due users' keys are older than max_key_age, the others younger.
+now=$(date +%s)
+as_of=$(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ)
+age=$(( now - middle - 1 ))
 cat > "$out/workflow.yaml" <<YAML
 version: 1
 name: bench-report
@@ -46,7 +50,7 @@ for mode in report no-report; do
   [[ $mode == no-report ]] && flags=(--no-credential-report)
   : > "$out/calls.jsonl"
   start=$(date +%s%N)
-  AWS_ENDPOINT_URL=$proxy "$rekey" plan "$out/workflow.yaml" --json "${flags[@]}" > "$out/plan-$mode.json"
+  AWS_ENDPOINT_URL=$proxy "$rekey" plan "$out/workflow.yaml" --json --as-of "$as_of" "${flags[@]}" > "$out/plan-$mode.json"
   end=$(date +%s%N)
   cp "$out/calls.jsonl" "$out/calls-$mode.jsonl"
   decided=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(str(s["rotate"]) + "/" + str(s["unchanged"]))' "$out/plan-$mode.json")
