@@ -1078,30 +1078,41 @@ fn plan(global: &Global, args: PlanArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let (result, calls) = runtime.block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
-        let planned = match &checked.workflow.fleet {
-            Some(fleet) => {
-                let resume = resume_accounts(global, &aws, &args.workflow, &checked.workflow).await;
-                crate::plan::accounts::plan_fleet(&request, fleet, &aws, &[], &resume, &|_, _| {
-                    false
-                })
-                .await
-                .map(|(plan, _)| plan)
-            }
-            None => crate::plan::plan(&request, &aws).await,
-        };
-        let result = match planned {
-            Ok(mut plan) => mark_journal(
-                global,
-                &aws,
-                &args.workflow,
+        let result = async {
+            let (state, in_progress) =
+                journal_for_plan(global, &aws, &args.workflow, &checked.workflow).await?;
+            let planned = match &checked.workflow.fleet {
+                Some(fleet) => {
+                    let resume: Vec<String> = in_progress
+                        .iter()
+                        .filter(|r| r.belongs_to(&checked.workflow.name))
+                        .filter_map(|r| r.account().map(str::to_string))
+                        .collect();
+                    crate::plan::accounts::plan_fleet(
+                        &request,
+                        fleet,
+                        &aws,
+                        &[],
+                        &resume,
+                        &|_, _| false,
+                    )
+                    .await
+                    .map(|(plan, _)| plan)
+                }
+                None => crate::plan::plan(&request, &aws).await,
+            };
+            let mut plan = planned.map_err(|error| format!("cannot plan: {error}"))?;
+            mark_journal(
+                &state,
+                in_progress,
                 &checked.workflow,
                 &args.vars,
                 &mut plan,
             )
-            .await
-            .map(|()| plan),
-            Err(error) => Err(format!("cannot plan: {error}")),
-        };
+            .await;
+            Ok::<_, String>(plan)
+        }
+        .await;
         (result, aws.calls.by_service())
     });
     let plan = match result {
@@ -1174,37 +1185,17 @@ fn unplanned_accounts(plan: &crate::plan::Plan) -> Exit {
     Exit::Error
 }
 
-/// The accounts of this workflow's rotations in progress (a fanned-out
-/// plan reaches them even when the workflow no longer selects them).
-async fn resume_accounts(
+/// The state plan reads (never locks) and its rotations in progress, read
+/// once before planning: a fanned-out plan reaches the accounts of this
+/// workflow's even when the workflow no longer selects them. Rotations of
+/// the previous layout, or left in the local state directory, are named on
+/// stderr.
+async fn journal_for_plan(
     global: &Global,
     aws: &Aws,
     path: &Path,
     workflow: &crate::workflow::Workflow,
-) -> Vec<String> {
-    let Ok(state) = state_to_read(global, path, workflow, aws) else {
-        return Vec::new();
-    };
-    let entries = state.read().await.unwrap_or_default();
-    apply::journal::rotations(&entries)
-        .iter()
-        .filter(|r| r.in_progress() && r.belongs_to(&workflow.name))
-        .filter_map(|r| r.account().map(str::to_string))
-        .collect()
-}
-
-/// Tells the truth about rotations in progress: the journal's own (read,
-/// never locked) are marked in the plan, and users another workflow's
-/// rotation holds are blocked. Rotations of the previous layout are named
-/// on stderr.
-async fn mark_journal(
-    global: &Global,
-    aws: &Aws,
-    path: &Path,
-    workflow: &crate::workflow::Workflow,
-    vars: &[(String, String)],
-    plan: &mut crate::plan::Plan,
-) -> Result<(), String> {
+) -> Result<(apply::state::State, Vec<apply::journal::RotationRecord>), String> {
     if let Some((dir, users)) = global
         .state_dir
         .is_none()
@@ -1218,9 +1209,25 @@ async fn mark_journal(
         eprintln!("note: {message}\n");
     }
     let entries = state.read().await.map_err(|e| e.to_string())?;
-    let (mut mine, others): (Vec<_>, Vec<_>) = apply::journal::rotations(&entries)
+    let in_progress = apply::journal::rotations(&entries)
         .into_iter()
         .filter(apply::journal::RotationRecord::in_progress)
+        .collect();
+    Ok((state, in_progress))
+}
+
+/// Tells the truth about rotations in progress: the journal's own are
+/// marked in the plan (narrowed as the plan is), and users another
+/// workflow's rotation holds are blocked.
+async fn mark_journal(
+    state: &apply::state::State,
+    in_progress: Vec<apply::journal::RotationRecord>,
+    workflow: &crate::workflow::Workflow,
+    vars: &[(String, String)],
+    plan: &mut crate::plan::Plan,
+) {
+    let (mut mine, others): (Vec<_>, Vec<_>) = in_progress
+        .into_iter()
         .partition(|r| r.belongs_to(&workflow.name));
     // Narrowed as the plan is: `--account`, `--user`.
     let caller = plan.account.clone();
@@ -1238,7 +1245,6 @@ async fn mark_journal(
     apply::mark_claimed(plan, state.claims(), &state.location()).await;
     apply::mark_held(plan, &others);
     plan.state = state.shared().then(|| state.location());
-    Ok(())
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -685,35 +685,24 @@ impl Session {
                 let shared = &shared;
                 let elsewhere = &elsewhere;
                 async move {
-                    let in_progress = self.in_progress_in(&reach.account, &plan.account);
-                    let provider = match &reach.provider {
-                        Ok(provider) => provider,
-                        Err(unreachable) => {
-                            return AccountReport::unreachable(reach, unreachable, &in_progress);
-                        }
-                    };
-                    // Each line names its account: a user's name recurs.
-                    let progress =
-                        |line: &str| (shared.progress)(&format!("{}/{line}", reach.account));
-                    let runner = self.runner(
-                        prepared,
-                        &reach.account,
-                        &**provider,
-                        shared,
-                        elsewhere,
-                        &progress,
-                        until,
-                    );
                     let users: Vec<&UserPlan> = plan
                         .users
                         .iter()
                         .filter(|u| u.account == reach.account)
                         .collect();
-                    AccountReport {
-                        account: reach.account.clone(),
-                        error: None,
-                        outcomes: run(&runner, &users, in_progress).await,
-                    }
+                    let work = async |runner: &Runner<'_, _>, in_progress| {
+                        run(runner, &users, in_progress).await
+                    };
+                    self.in_account(
+                        prepared,
+                        reach,
+                        &plan.account,
+                        shared,
+                        elsewhere,
+                        until,
+                        work,
+                    )
+                    .await
                 }
             })
             .buffer_unordered(accounts)
@@ -814,31 +803,53 @@ impl Session {
         let shared = Shared::new(self, prepared, stop, progress);
         let mut reports = Vec::new();
         for reach in &reached {
-            let in_progress = self.in_progress_in(&reach.account, &caller);
-            let report = match &reach.provider {
-                Ok(provider) => {
-                    let progress =
-                        |line: &str| (shared.progress)(&format!("{}/{line}", reach.account));
-                    let runner = self.runner(
-                        prepared,
-                        &reach.account,
-                        &**provider,
-                        &shared,
-                        &elsewhere,
-                        &progress,
-                        None,
-                    );
-                    AccountReport {
-                        account: reach.account.clone(),
-                        error: None,
-                        outcomes: abort_all(&runner, in_progress).await,
-                    }
-                }
-                Err(unreachable) => AccountReport::unreachable(reach, unreachable, &in_progress),
-            };
-            reports.push(report);
+            let work =
+                async |runner: &Runner<'_, _>, in_progress| abort_all(runner, in_progress).await;
+            reports.push(
+                self.in_account(prepared, reach, &caller, &shared, &elsewhere, None, work)
+                    .await,
+            );
         }
         Ok(shared.report_accounts(reports))
+    }
+
+    /// One account's part of a fanned-out run: `work` on its rotations in
+    /// progress (`caller`: the account of those that do not say), with a
+    /// runner whose progress lines name the account (a user's name recurs);
+    /// or, when the account was not reached, why.
+    #[allow(clippy::too_many_arguments)]
+    async fn in_account<P: Reach>(
+        &self,
+        prepared: &Prepared,
+        reach: &Reached<'_, P>,
+        caller: &str,
+        shared: &Shared<'_>,
+        elsewhere: &Elsewhere<'_, P>,
+        until: Option<Phase>,
+        work: impl AsyncFnOnce(&Runner<'_, P>, Vec<RotationRecord>) -> Vec<(String, Outcome)>,
+    ) -> AccountReport {
+        let in_progress = self.in_progress_in(&reach.account, caller);
+        let provider = match &reach.provider {
+            Ok(provider) => provider,
+            Err(unreachable) => {
+                return AccountReport::unreachable(reach, unreachable, &in_progress);
+            }
+        };
+        let progress = |line: &str| (shared.progress)(&format!("{}/{line}", reach.account));
+        let runner = self.runner(
+            prepared,
+            &reach.account,
+            &**provider,
+            shared,
+            elsewhere,
+            &progress,
+            until,
+        );
+        AccountReport {
+            account: reach.account.clone(),
+            error: None,
+            outcomes: work(&runner, in_progress).await,
+        }
     }
 }
 
@@ -1051,11 +1062,7 @@ pub fn mark_in_progress(
                 user.old_key = Some(record.begin.old_key.clone());
             }
             None => plan.users.push(UserPlan {
-                account: record
-                    .begin
-                    .snapshot
-                    .as_ref()
-                    .map_or_else(|| plan.account.clone(), |s| s.account.clone()),
+                account: began_in.to_string(),
                 user: record.user.clone(),
                 arn: record.begin.arn.clone(),
                 decision: Decision::InProgress,

@@ -69,7 +69,7 @@ impl Calls {
     }
 
     /// Counts the pages a paginated listing read.
-    fn add(&self, counter: &AtomicU64, pages: usize) {
+    fn add(counter: &AtomicU64, pages: usize) {
         counter.fetch_add(pages as u64, Ordering::Relaxed);
     }
 }
@@ -264,12 +264,10 @@ impl super::Reach for Aws {
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<String>, ProviderError> {
         let client = aws_sdk_organizations::Client::new(&self.config);
-        let active = |account: &aws_sdk_organizations::types::Account| {
-            let state = account
-                .state()
-                .map(|s| s.as_str().to_string())
-                .or_else(|| account.status().map(|s| s.as_str().to_string()));
-            state.as_deref() == Some("ACTIVE")
+        // `State` (newer) or, from an older endpoint, `Status`.
+        let active = |account: &aws_sdk_organizations::types::Account| match account.state() {
+            Some(state) => state.as_str() == "ACTIVE",
+            None => account.status().is_some_and(|s| s.as_str() == "ACTIVE"),
         };
         let ids = |page: Vec<aws_sdk_organizations::types::Account>| {
             page.into_iter()
@@ -286,7 +284,7 @@ impl super::Reach for Aws {
                 .try_collect()
                 .await
                 .map_err(|e| provider_error("organizations:ListAccounts", None, e))?;
-            self.calls.add(&self.calls.organizations, pages.len());
+            Calls::add(&self.calls.organizations, pages.len());
             accounts.extend(
                 pages
                     .into_iter()
@@ -310,7 +308,7 @@ impl super::Reach for Aws {
                 .map_err(|e| {
                     provider_error("organizations:ListAccountsForParent", Some(&parent), e)
                 })?;
-            self.calls.add(&self.calls.organizations, here.len());
+            Calls::add(&self.calls.organizations, here.len());
             accounts.extend(
                 here.into_iter()
                     .flat_map(|p| ids(p.accounts.unwrap_or_default())),
@@ -329,7 +327,7 @@ impl super::Reach for Aws {
                         e,
                     )
                 })?;
-            self.calls.add(&self.calls.organizations, children.len());
+            Calls::add(&self.calls.organizations, children.len());
             parents.extend(
                 children
                     .into_iter()
@@ -358,7 +356,7 @@ impl super::Reach for Aws {
                         .map_err(|e| {
                             provider_error("organizations:ListTagsForResource", Some(&account), e)
                         })?;
-                    self.calls.add(&self.calls.organizations, pages.len());
+                    Calls::add(&self.calls.organizations, pages.len());
                     let have: BTreeMap<String, String> = pages
                         .into_iter()
                         .flat_map(|p| p.tags.unwrap_or_default())

@@ -137,6 +137,11 @@ impl Org {
         org
     }
 
+    /// Waits until the seeded keys are older than `max_key_age: 1s`.
+    fn wait_until_due(&self) {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+
     fn id(&self, name: &str) -> &str {
         &self.members[name].0
     }
@@ -231,9 +236,12 @@ targets:
     }
 
     /// Every output of the run is free of any issued secret and the canary.
+    /// The journal is searched too.
     fn assert_no_secret(&self, outputs: &[&str]) {
         let issued = self.management.issued_secrets();
-        for output in outputs {
+        let journal =
+            std::fs::read_to_string(self.dir.path().join(".rekey/org/journal.jsonl")).unwrap();
+        for output in outputs.iter().copied().chain([journal.as_str()]) {
             assert!(!output.contains(CANARY));
             for secret in issued.values() {
                 assert!(!output.contains(secret.as_str()), "a secret was printed");
@@ -249,8 +257,7 @@ fn json(text: &str) -> Value {
 #[test]
 fn an_organization_is_planned_and_rotated_in_every_account_one_unreachable_account_aside() {
     let org = Org::new();
-    // Keys older than `max_key_age: 1s`.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    org.wait_until_due();
     let log = org.dir.path().join("calls.jsonl");
     let proxy = fault_proxy(&log, &["--deny-role", &org.role("b")]);
 
@@ -431,14 +438,13 @@ fn an_organization_is_planned_and_rotated_in_every_account_one_unreachable_accou
         &again.stdout,
         &again.stderr,
         &status.stdout,
-        &std::fs::read_to_string(org.dir.path().join(".rekey/org/journal.jsonl")).unwrap(),
     ]);
 }
 
 #[test]
 fn account_and_user_narrow_a_fanned_out_run() {
     let org = Org::new();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    org.wait_until_due();
     let a = org.id("a").to_string();
     let only_a = org.rekey(
         emulator(),
@@ -654,7 +660,7 @@ targets:
 #[test]
 fn a_target_in_a_central_account_and_commands_as_the_role_of_each_account() {
     let org = Org::new();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    org.wait_until_due();
     // `untagged` is not rotated in: here it is the central secrets account.
     let central = org.id("untagged").to_string();
     let who = org.dir.path().join("who.txt");
@@ -749,7 +755,7 @@ fn a_target_in_a_central_account_and_commands_as_the_role_of_each_account() {
 #[test]
 fn the_same_user_name_in_every_account_survives_a_kill_and_a_saved_plan() {
     let org = Org::seeded(true);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    org.wait_until_due();
     let saved = org.dir.path().join("plan.json");
     org.rekey(
         emulator(),
@@ -813,14 +819,13 @@ fn the_same_user_name_in_every_account_survives_a_kill_and_a_saved_plan() {
         &resumed.stdout,
         &resumed.stderr,
         &std::fs::read_to_string(&saved).unwrap(),
-        &std::fs::read_to_string(org.dir.path().join(".rekey/org/journal.jsonl")).unwrap(),
     ]);
 }
 
 #[test]
 fn a_rotation_in_an_account_no_longer_selected_is_finished_and_nothing_new_begins_there() {
     let org = Org::new();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    org.wait_until_due();
     let a = org.id("a").to_string();
     let (_, app, _) = org.users.iter().find(|(id, ..)| *id == a).unwrap().clone();
     let one = format!("{a}/{app}");
@@ -1000,7 +1005,7 @@ fn a_roles_credentials_are_asked_for_again_before_they_expire() {
         "",
         "hooks:\n  verify:\n    - id: slow\n      exec: { command: [sleep, \"9\"], timeout: 30s }\n",
     );
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    org.wait_until_due();
     let a = org.id("a").to_string();
     let (_, user, _) = org.users.iter().find(|(id, ..)| *id == a).unwrap().clone();
     let log = org.dir.path().join("calls.jsonl");
