@@ -7,12 +7,11 @@
 //! ([`render`]). Target and hook kinds ([`targets`], [`hooks`]) are one
 //! module each behind a registry; the outside world is behind the traits of
 //! [`providers`]. The command line ([`cli`]) turns arguments into calls to
-//! these and maps results to exit codes ([`exit`]); the engine modules never
+//! these and maps results to exit codes ([`cli::exit`]); the engine modules never
 //! import clap. See ARCHITECTURE.md for the codemap.
 
 pub mod apply;
 pub mod cli;
-pub mod exit;
 pub mod hooks;
 pub mod plan;
 pub mod providers;

@@ -9,7 +9,7 @@
 
 pub use secrecy::{ExposeSecret, SecretString};
 
-use crate::workflow::document::SecretFormat;
+use crate::workflow::vocabulary::SecretFormat;
 
 /// The forms a secret can take in a command's output: as it is,
 /// URL-encoded, JSON-escaped, and base64 at each of the three alignments it
@@ -55,22 +55,8 @@ pub fn disguises(secret: &str) -> Vec<String> {
 
 /// Standard base64, padded.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The values of params marked `sensitive: true`, to be replaced by
@@ -81,15 +67,10 @@ fn base64(bytes: &[u8]) -> String {
 pub struct Sensitive(Vec<String>);
 
 impl Sensitive {
-    pub fn of(
-        workflow: &crate::workflow::Workflow,
-        params: &std::collections::BTreeMap<String, String>,
-    ) -> Self {
-        let mut values: Vec<String> = workflow
-            .params
-            .iter()
-            .filter(|(_, p)| p.sensitive)
-            .filter_map(|(name, _)| params.get(name))
+    /// Hides these values (those of params marked `sensitive: true`).
+    pub fn of<'v>(values: impl IntoIterator<Item = &'v String>) -> Self {
+        let mut values: Vec<String> = values
+            .into_iter()
             .filter(|v| v.chars().count() >= 4)
             .cloned()
             .collect();

@@ -423,6 +423,12 @@ impl RotationRecord {
         self.begin.snapshot.as_ref().map(|s| s.account.as_str())
     }
 
+    /// Whether `--user given` names its user: `NAME`, or `ACCOUNT/NAME` of
+    /// the account it began in (`caller`'s when its record does not say).
+    pub fn named_by(&self, given: &str, caller: Option<&str>) -> bool {
+        crate::plan::select::names_user(given, self.account().or(caller), &self.user)
+    }
+
     /// How reports name it: `ACCOUNT/NAME` across accounts (`many`), the
     /// user's name otherwise.
     pub fn who(&self, many: bool) -> String {

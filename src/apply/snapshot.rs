@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::workflow::document::{DocKind, Templates};
+use crate::workflow::document::DocKind;
 use crate::workflow::model::{Hook, Policy, Selection, Staging, Target, Workflow};
 use crate::workflow::source::DocPath;
 use crate::workflow::template::Template;
+use crate::workflow::vocabulary::Templates;
 
 /// What one rotation acts on, resolved when it began.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -32,7 +32,7 @@ pub enum StagingError {
     Provider(#[from] ProviderError),
 }
 use crate::secret::{ExposeSecret, SecretString, format_value, parse_staged};
-use crate::workflow::document::SecretFormat;
+use crate::workflow::vocabulary::SecretFormat;
 
 /// Where one user's new key is staged.
 #[derive(Debug, Clone, PartialEq, Eq)]

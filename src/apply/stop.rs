@@ -5,66 +5,71 @@
 //! exits at once. Commands run in their own process group (see
 //! `providers::exec`), so a Ctrl-C at the terminal reaches rekey, not them.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
 
-/// The signal the process received, 0 while none.
-static RECEIVED: AtomicI32 = AtomicI32::new(0);
+use tokio::sync::watch;
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    if RECEIVED.swap(signal, Ordering::SeqCst) != 0 {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(128 + signal) };
-    }
-    let message = b"\nrekey: stopping: steps under way finish, waits are cut short; send the signal again to exit at once\n";
-    // SAFETY: write is async-signal-safe; the buffer outlives the call.
-    unsafe {
-        libc::write(2, message.as_ptr().cast(), message.len());
-    }
-}
-
-/// Whether to stop, and on which signal.
-#[derive(Debug)]
+/// Whether to stop, and on which signal (0 while none).
+#[derive(Debug, Clone)]
 pub struct Stop {
-    flag: &'static AtomicI32,
+    signal: Arc<watch::Sender<i32>>,
 }
 
 impl Stop {
-    /// Stops on SIGINT and SIGTERM sent to this process.
+    /// Stops on SIGINT and SIGTERM sent to this process; a second one
+    /// exits at once. Must be called inside the tokio runtime.
     pub fn on_signals() -> Self {
-        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        // SAFETY: the handler only touches an atomic and async-signal-safe calls.
-        unsafe {
-            libc::signal(libc::SIGINT, handler);
-            libc::signal(libc::SIGTERM, handler);
+        use tokio::signal::unix::{SignalKind, signal};
+        let stop = Self::never();
+        for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+            let Ok(mut stream) = signal(kind) else {
+                continue;
+            };
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    stop.received(kind.as_raw_value());
+                }
+            });
         }
-        Self { flag: &RECEIVED }
+        stop
+    }
+
+    /// The first signal asks to stop; a second one exits at once.
+    fn received(&self, signal: i32) {
+        if self.requested().is_some() {
+            std::process::exit(128 + signal);
+        }
+        eprintln!(
+            "\nrekey: stopping: steps under way finish, waits are cut short; send the signal again to exit at once"
+        );
+        self.request(signal);
     }
 
     /// Never stops (tests set it by hand with [`Stop::request`]).
     pub fn never() -> Self {
         Self {
-            flag: Box::leak(Box::new(AtomicI32::new(0))),
+            signal: Arc::new(watch::Sender::new(0)),
         }
     }
 
     /// The signal that asked to stop, if one did.
     pub fn requested(&self) -> Option<i32> {
-        Some(self.flag.load(Ordering::SeqCst)).filter(|s| *s != 0)
+        Some(*self.signal.borrow()).filter(|s| *s != 0)
     }
 
     /// Asks to stop, as `signal` would.
     pub fn request(&self, signal: i32) {
-        self.flag.store(signal, Ordering::SeqCst);
+        self.signal.send_replace(signal);
     }
 
     /// Resolves once a stop is asked for, with the signal.
     pub async fn wait(&self) -> i32 {
-        loop {
-            if let Some(signal) = self.requested() {
-                return signal;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut receiver = self.signal.subscribe();
+        match receiver.wait_for(|s| *s != 0).await {
+            Ok(signal) => *signal,
+            // The sender lives as long as `self`: never reached.
+            Err(_) => std::future::pending().await,
         }
     }
 }

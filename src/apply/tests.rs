@@ -3,12 +3,19 @@
 //! issued; a call that fails at any step is finished by the next apply; a
 //! failed verification puts every target back; a journal of the first
 //! format is resumed.
+//!
+//! Longer than 800 lines: one scenario per test over one in-memory world
+//! (`World`), which every test builds the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use super::rotation::Outcome;
+use super::stop::Stop;
 use super::*;
+use crate::plan::Decision;
 use crate::providers::memory::Memory;
 use crate::providers::{IamWriter, KeyStatus};
+use crate::workflow::graph::Phase;
 
 const WORKFLOW: &str = "version: 1
 name: unit
@@ -200,7 +207,7 @@ fn a_rotation_converges_with_the_secret_iam_issued_in_every_target() {
     let world = World::new("");
     let report = world.apply(None);
     assert_eq!(outcome(&report), &Outcome::Finished, "{report:?}");
-    assert_eq!(report.exit(), Exit::Success);
+    assert_eq!(report.ending(), Ending::Done);
     world.assert_rotated();
     let again = world.apply(None);
     assert!(again.outcomes.is_empty(), "{again:?}");
@@ -221,7 +228,7 @@ fn a_call_that_fails_at_any_step_is_finished_by_the_next_apply() {
             matches!(outcome(&first), Outcome::Failed { .. }),
             "{action}: {first:?}"
         );
-        assert_eq!(first.exit(), Exit::Error);
+        assert_eq!(first.ending(), Ending::Failed);
         let second = world.apply(None);
         assert_eq!(outcome(&second), &Outcome::Finished, "{action}: {second:?}");
         world.assert_rotated();
@@ -288,7 +295,7 @@ fn a_failed_verification_puts_every_target_back() {
         panic!("{report:?}")
     };
     assert!(reason.contains("hook `health`"), "{reason}");
-    assert_eq!(report.exit(), Exit::VerifyFailed);
+    assert_eq!(report.ending(), Ending::VerifyFailed);
     world.assert_rolled_back();
 }
 
@@ -325,7 +332,7 @@ fn a_signal_stops_before_the_next_step_and_the_next_apply_goes_on() {
     // A rotation not begun when the signal came is not begun: no claim,
     // no snapshot of the workflow as it was.
     assert!(report.outcomes.is_empty(), "{report:?}");
-    assert_eq!(report.exit(), Exit::Terminated);
+    assert_eq!(report.ending(), Ending::Signalled(libc::SIGTERM));
     assert_eq!(world.account.keys_of("app-1").len(), 1, "nothing began");
     let journal =
         std::fs::read_to_string(world.state_dir().join("journal.jsonl")).unwrap_or_default();

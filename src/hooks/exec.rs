@@ -8,10 +8,10 @@ use super::{Kind, Resolved, Run, Verdict};
 use crate::providers::Provider;
 use crate::providers::exec;
 use crate::targets::{ActionError, Resolve};
-use crate::workflow::Duration;
+use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
-use crate::workflow::document::{Credentials, Templates, each};
-use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::{Credentials, Templates, each};
+use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 

@@ -10,10 +10,10 @@ use super::{Kind, Resolved, Run, Verdict};
 use crate::providers::Provider;
 use crate::providers::http::Check;
 use crate::targets::{ActionError, Resolve};
-use crate::workflow::Duration;
+use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
-use crate::workflow::document::{HttpMethod, Templates, each_value};
-use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::{HttpMethod, Templates, each_value};
+use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 

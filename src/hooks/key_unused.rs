@@ -12,10 +12,10 @@ use super::{Kind, Outcome, Resolved, Run, Verdict};
 use crate::providers::Provider;
 use crate::targets::{ActionError, Resolve};
 use crate::text::{rfc3339, short_id};
-use crate::workflow::Duration;
+use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
-use crate::workflow::document::Templates;
-use crate::workflow::model::{HookPhase, MAX_QUIET_FOR};
+use crate::workflow::vocabulary::Templates;
+use crate::workflow::vocabulary::{HookPhase, MAX_QUIET_FOR};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 

@@ -25,10 +25,10 @@ use crate::providers::Provider;
 use crate::secret::SecretString;
 use crate::targets::{ActionError, Resolve};
 use crate::workflow::diagnostic::Problems;
-use crate::workflow::document::Templates;
-use crate::workflow::model::HookPhase;
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
+use crate::workflow::vocabulary::HookPhase;
+use crate::workflow::vocabulary::Templates;
 
 /// Everything a hook needs to run for one rotation.
 pub struct Run<'a, P> {

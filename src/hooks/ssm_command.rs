@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::{Kind, Outcome, Resolved, Run, Verdict};
 use crate::providers::{Invocation, Provider};
 use crate::targets::{ActionError, Resolve};
-use crate::workflow::Duration;
+use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
-use crate::workflow::document::{Templates, each, each_value};
-use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::{Templates, each, each_value};
+use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 

@@ -12,10 +12,10 @@ use super::{Kind, Outcome, Resolved, Run, Verdict};
 use crate::providers::Provider;
 use crate::targets::{ActionError, Resolve};
 use crate::text::short_id;
-use crate::workflow::Duration;
+use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Problem, Problems};
-use crate::workflow::document::Templates;
-use crate::workflow::model::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::Templates;
+use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::providers::{AccessKey, KeyStatus};
 use crate::text::short_id;
-use crate::workflow::Duration;
 use crate::workflow::document::MakeRoom;
+use crate::workflow::duration::Duration;
 
 /// The verdict for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]

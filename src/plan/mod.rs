@@ -8,16 +8,28 @@
 //! the workflow and of the observed state so a saved plan can be checked for
 //! staleness. It never contains a secret: targets are observed only for the
 //! access key id they hold.
+//!
+//! About 800 lines: observing a user and describing its steps share the
+//! per-user `Context`; the document, the credential report and the
+//! collision check are their own modules.
 
 pub mod accounts;
+mod collisions;
+mod credential_report;
 pub mod decide;
+pub mod document;
 pub mod select;
+
+use collisions::collisions;
+pub use collisions::collisions_across;
+use credential_report::judge_report;
+pub use document::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -26,248 +38,13 @@ use crate::providers::{
 };
 use crate::targets::{ActionError, Resolve};
 use crate::text::{rfc3339, short_id};
-use crate::workflow::document::SecretFormat;
 use crate::workflow::graph::{MakeRoomStep, Phase, StepGraph};
 use crate::workflow::model::{Staging, Target, Workflow};
 use crate::workflow::params::{self, ParamError};
 use crate::workflow::template::{Template, Values};
+use crate::workflow::vocabulary::SecretFormat;
 use decide::Verdict;
 use select::Selector;
-
-/// The version of the plan document; bumped when its shape changes.
-pub const FORMAT_VERSION: u32 = 2;
-
-/// What `${new_key.id}` reads as before the key exists.
-pub const NEW_KEY_PLACEHOLDER: &str = "(new key id)";
-
-/// The plan document (`rekey plan --json`, `--out PLAN.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Plan {
-    pub format_version: u32,
-    pub rekey_version: String,
-    pub workflow: WorkflowRef,
-    /// The `--var` values the plan was made with.
-    pub vars: BTreeMap<String, String>,
-    /// The instant key ages were judged at (RFC 3339).
-    pub as_of: String,
-    pub account: String,
-    /// The region and endpoint the calls went to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// SHA-256 of what was observed (keys and target states, not last use) of
-    /// the users not left unchanged:
-    /// a saved plan is stale when a new observation hashes differently.
-    pub observed_sha256: String,
-    pub summary: Summary,
-    /// Exact names in `select.users` that match no IAM user (a typo, or a
-    /// user that was deleted or moved to another path).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unmatched: Vec<String>,
-    /// Where apply keeps the state, when it is shared (`s3://…`): apply of
-    /// a saved plan must use the same.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// How the credential report was used (absent: not asked for).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_report: Option<ReportUse>,
-    /// `--user` and `--account`, as the plan was narrowed: apply of the
-    /// saved plan observes the same users again.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub only_users: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub only_accounts: Vec<String>,
-    /// With `accounts.ids` or `accounts.organization`: every account, as
-    /// reached or not, with its own summary and credential report.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub accounts: Vec<AccountPlan>,
-    /// Every selected user, sorted by account and name.
-    pub users: Vec<UserPlan>,
-}
-
-impl Plan {
-    /// Counts each account's users again (after marks changed decisions).
-    pub fn summarize_accounts(&mut self) {
-        for view in &mut self.accounts {
-            view.summary = Summary::default();
-        }
-        for user in &self.users {
-            if let Some(view) = self.accounts.iter_mut().find(|a| a.account == user.account) {
-                view.summary.count(user.decision);
-            }
-        }
-    }
-}
-
-/// One account of a fanned-out plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountPlan {
-    pub account: String,
-    /// The role assumed there (absent: rekey's own credentials' account).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    pub summary: Summary,
-    /// Why the account could not be planned (it is then not rotated in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What to do about it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_report: Option<ReportUse>,
-    /// The workflow no longer selects it: only its rotations in progress
-    /// go on, nothing new begins there.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub resumed_only: bool,
-}
-
-/// What the account's credential report did for the plan: which users it
-/// spared a read, and how many users outside the workflow hold old keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportUse {
-    /// When IAM generated it (RFC 3339); absent when it could not be had.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generated: Option<String>,
-    /// Whether it decided which users were read.
-    pub used: bool,
-    /// Why it was not used, when it was not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// Selected users read live (candidates, or every one without it).
-    pub read: usize,
-    /// Selected users it showed have no key older than `max_key_age`.
-    pub skipped: usize,
-    /// Users the workflow does not select (under its `path_prefix`, if
-    /// any) that hold an active key older than `max_key_age`, by the report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outside: Option<usize>,
-    /// The `max_key_age` and `path_prefix` `outside` was counted with.
-    pub max_key_age: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_prefix: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkflowRef {
-    pub name: String,
-    pub path: String,
-    /// SHA-256 of the workflow file and every library it uses.
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    pub rotate: usize,
-    /// Rotations an earlier apply began and did not finish.
-    #[serde(default)]
-    pub in_progress: usize,
-    pub unchanged: usize,
-    pub blocked: usize,
-}
-
-impl Summary {
-    fn count(&mut self, decision: Decision) {
-        match decision {
-            Decision::Rotate => self.rotate += 1,
-            Decision::InProgress => self.in_progress += 1,
-            Decision::Unchanged => self.unchanged += 1,
-            Decision::Blocked => self.blocked += 1,
-        }
-    }
-
-    /// The users counted by decision.
-    pub fn of(users: &[UserPlan]) -> Self {
-        let count = |decision| users.iter().filter(|u| u.decision == decision).count();
-        Summary {
-            rotate: count(Decision::Rotate),
-            in_progress: count(Decision::InProgress),
-            unchanged: count(Decision::Unchanged),
-            blocked: count(Decision::Blocked),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Rotate,
-    /// A rotation an earlier apply began: apply goes on with it.
-    InProgress,
-    Unchanged,
-    Blocked,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserPlan {
-    /// The account the user is in.
-    #[serde(default)]
-    pub account: String,
-    pub user: String,
-    pub arn: String,
-    pub decision: Decision,
-    pub reason: String,
-    /// For a blocked user: what to do about it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    pub keys: Vec<KeyView>,
-    /// The active key a rotation replaces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub old_key: Option<String>,
-    /// The inactive key deleted first to free a slot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub make_room: Option<String>,
-    /// The steps of a rotation, in the order they run.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<StepView>,
-    /// Every target, what it holds now, and what it will hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub targets: Vec<TargetView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyView {
-    pub id: String,
-    pub status: KeyStatus,
-    pub created: String,
-    pub age_days: i64,
-    /// Looked up only for users that are due; absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_used: Option<LastUseView>,
-}
-
-/// GetAccessKeyLastUsed's answer; `date: null` means never used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastUseView {
-    pub date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepView {
-    pub id: String,
-    pub phase: String,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetView {
-    pub id: String,
-    pub kind: String,
-    /// The parameter name, secret id, `path [profile]` or command.
-    pub resource: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<SecretFormat>,
-    /// What it holds now; absent for kinds that cannot be read (exec).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<TargetState>,
-    /// The account it lives in, when not the user's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-}
 
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
@@ -344,7 +121,7 @@ impl PlanRequest<'_> {
         self.users.iter().find(|u| {
             !users
                 .iter()
-                .any(|p| **u == p.user || **u == format!("{}/{}", p.account, p.user))
+                .any(|p| select::names_user(u, Some(&p.account), &p.user))
         })
     }
 }
@@ -521,249 +298,8 @@ pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
     }
 }
 
-struct UsableReport {
-    report: crate::providers::CredentialReport,
-    /// Keys created on or before this are due at `as_of`.
-    cutoff: OffsetDateTime,
-    max_key_age: crate::workflow::Duration,
-}
-
-impl UsableReport {
-    /// Whether the user must be read live: it is not in the report, or it
-    /// has a key (active or not) created on or before the cutoff.
-    fn may_be_due(&self, user: &str) -> bool {
-        self.report
-            .users
-            .get(user)
-            .is_none_or(|u| u.keys.iter().any(|k| k.created <= self.cutoff))
-    }
-
-    /// A user the report shows is not due: unchanged, without a call.
-    fn unchanged(&self, user: IamUser, account: &str) -> UserPlan {
-        let oldest = self
-            .report
-            .users
-            .get(&user.name)
-            .and_then(|u| u.keys.iter().map(|k| k.created).min());
-        let reason = match oldest {
-            None => "has no access key (credential report)".to_string(),
-            Some(created) => format!(
-                "every key is younger than {}: the oldest was created {} (credential report of {})",
-                self.max_key_age,
-                created.date(),
-                rfc3339(self.report.generated)
-            ),
-        };
-        UserPlan {
-            account: account.to_string(),
-            user: user.name,
-            arn: user.arn,
-            decision: Decision::Unchanged,
-            reason,
-            fix: None,
-            keys: Vec::new(),
-            old_key: None,
-            make_room: None,
-            steps: Vec::new(),
-            targets: Vec::new(),
-        }
-    }
-}
-
-/// Whether the report can decide which users are read, and what it says
-/// of the users the workflow does not select.
-fn judge_report(
-    report: Option<Result<crate::providers::CredentialReport, ProviderError>>,
-    workflow: &Workflow,
-    as_of: OffsetDateTime,
-    selected: &[IamUser],
-    path_prefix: Option<&str>,
-) -> (Option<ReportUse>, Option<UsableReport>) {
-    let max_key_age = workflow.select.max_key_age;
-    let cutoff = as_of - time::Duration::seconds(max_key_age.as_secs() as i64);
-    let report = match report {
-        None => return (None, None),
-        Some(Err(error)) => {
-            let note = format!(
-                "the credential report could not be had ({error}): every selected user was read"
-            );
-            return (
-                Some(ReportUse::unused(None, note, max_key_age, path_prefix)),
-                None,
-            );
-        }
-        Some(Ok(report)) => report,
-    };
-    let generated = Some(rfc3339(report.generated));
-    let outside = report
-        .users
-        .iter()
-        .filter(|(name, user)| {
-            !selected.iter().any(|u| &u.name == *name)
-                && path_prefix.is_none_or(|p| user.path.starts_with(p))
-                && user.keys.iter().any(|k| k.active && k.created <= cutoff)
-        })
-        .count();
-    if report.generated < cutoff {
-        let note = format!(
-            "the credential report ({}) is older than as_of - max_key_age ({}): a key created since could be due unseen, so every selected user was read",
-            rfc3339(report.generated),
-            rfc3339(cutoff)
-        );
-        // Too old to decide by, and to count by.
-        return (
-            Some(ReportUse::unused(generated, note, max_key_age, path_prefix)),
-            None,
-        );
-    }
-    let used = ReportUse {
-        generated,
-        used: true,
-        note: None,
-        read: 0,
-        skipped: 0,
-        outside: Some(outside),
-        max_key_age: max_key_age.to_string(),
-        path_prefix: path_prefix.map(str::to_string),
-    };
-    (
-        Some(used),
-        Some(UsableReport {
-            report,
-            cutoff,
-            max_key_age,
-        }),
-    )
-}
-
-impl ReportUse {
-    fn unused(
-        generated: Option<String>,
-        note: String,
-        max_key_age: crate::workflow::Duration,
-        path_prefix: Option<&str>,
-    ) -> Self {
-        ReportUse {
-            generated,
-            used: false,
-            note: Some(note),
-            read: 0,
-            skipped: 0,
-            outside: None,
-            max_key_age: max_key_age.to_string(),
-            path_prefix: path_prefix.map(str::to_string),
-        }
-    }
-}
-
-/// Two writes of one thing, for two users or twice for one, are refused:
-/// each would overwrite the other, and the keys the first held would be
-/// deleted. Targets are resolved for every selected user (no call is
-/// made); one that cannot be resolved is left to fail where it is used.
-/// Refuses two writes of one thing across the accounts of a fan-out: a
-/// target in a central account named alike for users of two accounts.
-pub fn collisions_across(request: &PlanRequest<'_>, users: &[UserPlan]) -> Result<(), PlanError> {
-    let context = Context {
-        workflow: request.workflow,
-        base_dir: crate::workflow::source::workflow_dir(request.workflow_path).to_path_buf(),
-        params: params::bind(request.workflow, &request.vars)?,
-        account: String::new(),
-        as_of: request.as_of,
-    };
-    let named: Vec<(&str, &str)> = users
-        .iter()
-        .map(|u| (u.account.as_str(), u.user.as_str()))
-        .collect();
-    collisions(&context, &named)
-}
-
-/// Refuses two writes of one thing: `users` are `(account, name)`; a
-/// target names its account's resource (its own `account:` or the user's).
-fn collisions(context: &Context<'_>, users: &[(&str, &str)]) -> Result<(), PlanError> {
-    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    let mut files: std::collections::HashMap<PathBuf, (&'static str, String)> =
-        std::collections::HashMap::new();
-    let fleet = users.iter().any(|(account, _)| *account != context.account);
-    for &(account, name) in users {
-        let values = Values {
-            params: &context.params,
-            user: Some(name),
-            account: Some(account),
-            new_key_id: Some(NEW_KEY_PLACEHOLDER),
-        };
-        let who = if fleet {
-            format!("{account}/{name}")
-        } else {
-            name.to_string()
-        };
-        let mut writes: Vec<(String, String)> = Vec::new();
-        if let Staging::SsmParameter { name, .. } = &context.workflow.staging
-            && let Ok(name) = name.expand(&values)
-        {
-            let home = if account == context.account {
-                String::new()
-            } else {
-                format!(" in account {account}")
-            };
-            writes.push((format!("SSM parameter {name}{home}"), "staging".into()));
-        }
-        for target in &context.workflow.targets {
-            let what = format!("target `{}`", target.id);
-            let resolve = Resolve {
-                values: &values,
-                base_dir: &context.base_dir,
-                what: &what,
-            };
-            if let Ok(resolved) = target.kind.resolve(&resolve) {
-                // A parameter or secret is its account's; a file or a
-                // command is this machine's, whatever the user's account.
-                let home = target.account.as_deref().unwrap_or(account);
-                writes.extend(resolved.writes().into_iter().map(|w| {
-                    let w = if home == context.account || !target.kind.in_account() {
-                        w
-                    } else {
-                        format!("{w} in account {home}")
-                    };
-                    (w, what.clone())
-                }));
-                if let Some((path, kind)) = resolved.file() {
-                    let here = format!("user {who} ({what})");
-                    match files.get(&path) {
-                        Some((other, first)) if *other != kind => {
-                            return Err(PlanError::Collision {
-                                resource: format!(
-                                    "file {} (as {other} and as {kind})",
-                                    path.display()
-                                ),
-                                first: first.clone(),
-                                second: here,
-                            });
-                        }
-                        Some(_) => {}
-                        None => {
-                            files.insert(path, (kind, here));
-                        }
-                    }
-                }
-            }
-        }
-        for (resource, item) in writes {
-            let here = format!("user {who} ({item})");
-            if let Some(first) = seen.get(&resource) {
-                return Err(PlanError::Collision {
-                    resource,
-                    first: first.clone(),
-                    second: here,
-                });
-            }
-            seen.insert(resource, here);
-        }
-    }
-    Ok(())
-}
-
-/// `accounts.allowed`: credentials for another account stop everything
 /// before anything is read or changed.
+/// `accounts.allowed`: credentials for another account stop everything
 pub fn check_account(workflow: &Workflow, account: &str) -> Result<(), PlanError> {
     if workflow.accounts_allowed.is_empty()
         || workflow.accounts_allowed.iter().any(|a| a == account)

@@ -23,7 +23,7 @@ pub enum ExecError {
     #[error("`{0}` was not found (is it installed, and on PATH or relative to the workflow?)")]
     NotFound(String),
     #[error("`{0}` did not finish within {1}; it was killed")]
-    TimedOut(String, crate::workflow::Duration),
+    TimedOut(String, crate::workflow::duration::Duration),
     #[error("cannot run `{0}`: {1}")]
     Io(String, String),
 }
@@ -102,14 +102,14 @@ impl<'s> Environment<'s> {
     /// they are not rekey's own environment's (in another account, the
     /// role's).
     pub async fn of<P: super::RunCommand>(
-        credentials: crate::workflow::document::Credentials,
+        credentials: crate::workflow::vocabulary::Credentials,
         provider: &P,
         user: &str,
         key_id: &str,
         secret: &'s SecretString,
     ) -> Result<Self, super::ProviderError> {
         let operator = match credentials {
-            crate::workflow::document::Credentials::Operator => {
+            crate::workflow::vocabulary::Credentials::Operator => {
                 provider.operator_credentials().await?
             }
             _ => None,
@@ -118,13 +118,13 @@ impl<'s> Environment<'s> {
     }
 
     pub fn new(
-        credentials: crate::workflow::document::Credentials,
+        credentials: crate::workflow::vocabulary::Credentials,
         user: &str,
         key_id: &str,
         secret: &'s SecretString,
         operator: Option<super::OperatorCredentials>,
     ) -> Self {
-        use crate::workflow::document::Credentials;
+        use crate::workflow::vocabulary::Credentials;
         let mut set = vec![
             ("REKEY_USER", EnvValue::Plain(user.to_string())),
             (
@@ -184,7 +184,7 @@ pub async fn run(
     dir: &Path,
     environment: &Environment<'_>,
     hide: &[&SecretString],
-    timeout: crate::workflow::Duration,
+    timeout: crate::workflow::duration::Duration,
 ) -> Result<Finished, ExecError> {
     let env = &environment.set;
     let program = argv.first().cloned().unwrap_or_default();
@@ -287,7 +287,7 @@ mod tests {
                 Path::new("."),
                 &Environment::without_credentials(Vec::new()),
                 &[&secret],
-                crate::workflow::Duration::from_secs(10),
+                crate::workflow::duration::Duration::from_secs(10),
             ))
             .unwrap();
         assert!(
@@ -306,7 +306,7 @@ mod tests {
                 Path::new("."),
                 &Environment::without_credentials(Vec::new()),
                 &[&secret],
-                crate::workflow::Duration::from_secs(10),
+                crate::workflow::duration::Duration::from_secs(10),
             ))
             .unwrap();
         assert!(!small.output.contains("wJalrXUtnFEMI"), "{}", small.output);
@@ -347,7 +347,7 @@ mod tests {
                 Path::new("."),
                 &env,
                 &[],
-                crate::workflow::Duration::from_secs(10),
+                crate::workflow::duration::Duration::from_secs(10),
             ))
             .unwrap();
         assert_eq!(
@@ -366,7 +366,7 @@ mod tests {
             Path::new("."),
             &Environment::without_credentials(Vec::new()),
             &[],
-            crate::workflow::Duration::from_secs(5),
+            crate::workflow::duration::Duration::from_secs(5),
         ));
         assert_eq!(
             missing,
@@ -377,7 +377,7 @@ mod tests {
             Path::new("."),
             &Environment::without_credentials(Vec::new()),
             &[],
-            crate::workflow::Duration::from_secs(1),
+            crate::workflow::duration::Duration::from_secs(1),
         ));
         assert!(matches!(hung, Err(ExecError::TimedOut(..))), "{hung:?}");
     }

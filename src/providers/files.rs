@@ -43,15 +43,7 @@ pub fn remove_stale_temporaries(path: &Path) -> std::io::Result<()> {
 /// A name no one can guess in advance: a local user who plants symlinks
 /// under predictable names in a shared folder must not catch a secret.
 fn unpredictable() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    hasher.finish()
+    getrandom::u64().expect("the operating system's random numbers")
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.

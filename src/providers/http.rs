@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::workflow::document::HttpMethod;
+use crate::workflow::vocabulary::HttpMethod;
 
 /// One request, with templates already expanded.
 #[derive(Debug, Clone)]

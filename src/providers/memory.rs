@@ -18,7 +18,7 @@ use super::{
     TargetReader, TargetState,
 };
 use crate::secret::{ExposeSecret, SecretString, key_id_in};
-use crate::workflow::document::SecretFormat;
+use crate::workflow::vocabulary::SecretFormat;
 
 pub const ACCOUNT: &str = "111122223333";
 

@@ -275,12 +275,12 @@ pub trait TargetReader: Sync {
     fn ssm_parameter(
         &self,
         name: &str,
-        format: crate::workflow::document::SecretFormat,
+        format: crate::workflow::vocabulary::SecretFormat,
     ) -> impl Future<Output = Result<TargetState, ProviderError>> + Send;
     fn secret(
         &self,
         id: &str,
-        format: crate::workflow::document::SecretFormat,
+        format: crate::workflow::vocabulary::SecretFormat,
     ) -> impl Future<Output = Result<TargetState, ProviderError>> + Send;
 }
 
@@ -503,6 +503,16 @@ pub enum Written {
     /// was written by this call, though an earlier try of it may have
     /// been (a lost answer): read the object back to know.
     ConditionFailed,
+}
+
+/// Opens the object stores (S3 buckets) shared state lives in.
+pub trait ObjectStores {
+    fn object_store(
+        &self,
+        bucket: &str,
+        region: Option<&str>,
+        kms_key_id: Option<&str>,
+    ) -> std::sync::Arc<dyn ObjectStore>;
 }
 
 /// An object store: rekey's shared state lives in one (S3), written only

@@ -14,7 +14,7 @@ use crate::plan::{
     Decision, KeyView, NEW_KEY_PLACEHOLDER, Plan, ReportUse, Summary, TargetView, UserPlan,
 };
 use crate::text::short_id;
-use crate::workflow::document::SecretFormat;
+use crate::workflow::vocabulary::SecretFormat;
 
 /// How many unchanged users are listed one by one before they are counted.
 const UNCHANGED_LISTED: usize = 20;

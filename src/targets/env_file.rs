@@ -9,7 +9,7 @@ use super::file::{self, FileFormat, LocalFile};
 use super::{ActionError, Kind, Resolve};
 use crate::secret::{ExposeSecret, SecretString, looks_like_key_id};
 use crate::workflow::diagnostic::Problems;
-use crate::workflow::document::{SecretFormat, Templates, maybe};
+use crate::workflow::vocabulary::{SecretFormat, Templates, maybe};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 

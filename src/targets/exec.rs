@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Write, Written};
 use crate::providers::exec::{self, EnvValue};
 use crate::providers::{Provider, TargetReader, TargetState};
-use crate::workflow::Duration;
-use crate::workflow::model::MAX_TIMEOUT;
+use crate::workflow::duration::Duration;
+use crate::workflow::vocabulary::MAX_TIMEOUT;
 use crate::workflow::diagnostic::{Problem, Problems};
-use crate::workflow::document::{Credentials, SecretFormat, Templates, each};
+use crate::workflow::vocabulary::{Credentials, SecretFormat, Templates, each};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 

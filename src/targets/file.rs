@@ -15,8 +15,8 @@ use crate::providers::files;
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::workflow::diagnostic::{Part, Problem, Problems};
-use crate::workflow::document::SecretFormat;
 use crate::workflow::source::Origin;
+use crate::workflow::vocabulary::SecretFormat;
 
 /// How one file kind reads and rewrites its file.
 pub trait FileFormat: Debug + Clone {

@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::providers::{Provider, ProviderError, TargetReader, TargetState};
 use crate::secret::SecretString;
 use crate::workflow::diagnostic::Problems;
-use crate::workflow::document::{SecretFormat, Templates};
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::{Template, Values};
+use crate::workflow::vocabulary::{SecretFormat, Templates};
 
 /// What a target or hook failed at, phrased for the operator. Provider
 /// errors keep their advice.

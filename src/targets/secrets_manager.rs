@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Version, Write, Written};
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::secret::{SecretString, format_value};
-use crate::workflow::document::{SecretFormat, Templates, maybe};
+use crate::workflow::vocabulary::{SecretFormat, Templates, maybe};
 use crate::workflow::source::DocPath;
 use crate::workflow::template::Template;
 

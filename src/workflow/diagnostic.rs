@@ -83,8 +83,8 @@ impl Problem {
     pub fn too_long(
         at: Origin,
         what: &str,
-        value: Option<crate::workflow::Duration>,
-        max: crate::workflow::Duration,
+        value: Option<crate::workflow::duration::Duration>,
+        max: crate::workflow::duration::Duration,
     ) -> Option<Self> {
         let value = value.filter(|v| *v > max)?;
         Some(Self::new(

@@ -19,10 +19,11 @@ use super::duration::Duration;
 use super::source::DocPath;
 use super::template::Template;
 
+use super::vocabulary::{Templates, each, each_value, maybe};
 /// Each target and hook kind's document type lives in its own module;
 /// the registries there generate these two.
-pub use crate::hooks::HookDoc;
-pub use crate::targets::TargetDoc;
+use crate::hooks::HookDoc;
+use crate::targets::TargetDoc;
 
 /// A rekey workflow: which IAM users' access keys to rotate, where the new
 /// keys go, and how to prove that everything still works.
@@ -257,33 +258,6 @@ pub struct StagingDoc {
     pub kms_key_id: Option<Template>,
 }
 
-/// How a secret is laid out where it is written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SecretFormat {
-    /// `{"AccessKeyId": "...", "SecretAccessKey": "..."}`
-    #[default]
-    Json,
-    /// `AWS_ACCESS_KEY_ID=...` and `AWS_SECRET_ACCESS_KEY=...` lines.
-    Env,
-    /// An INI profile with `aws_access_key_id` and `aws_secret_access_key`.
-    Credentials,
-    /// Only the access key id (not secret).
-    IdOnly,
-}
-
-impl SecretFormat {
-    /// The name written in a workflow file.
-    pub fn name(self) -> &'static str {
-        match self {
-            SecretFormat::Json => "json",
-            SecretFormat::Env => "env",
-            SecretFormat::Credentials => "credentials",
-            SecretFormat::IdOnly => "id_only",
-        }
-    }
-}
-
 /// Hooks by phase, each list run in order of `needs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -297,44 +271,6 @@ pub struct HooksDoc {
     /// After the old key is disabled: prove nothing broke.
     #[serde(default)]
     pub verify_after_disable: Vec<HookDoc>,
-}
-
-/// What AWS credentials a command finds in its environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Credentials {
-    /// The new key (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), and no
-    /// other credentials of rekey's (session token, profile, role) that
-    /// could shadow it.
-    New,
-    /// rekey's own, as rekey got them (to call AWS as the operator).
-    Operator,
-    /// No AWS credentials at all.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    Get,
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl HttpMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Head => "HEAD",
-            HttpMethod::Post => "POST",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Patch => "PATCH",
-            HttpMethod::Delete => "DELETE",
-        }
-    }
 }
 
 /// How carefully to rotate. In a library, these are defaults that the using
@@ -411,39 +347,6 @@ pub enum Weekday {
     Fri,
     Sat,
     Sun,
-}
-
-/// Every [`Template`] field of a document part, with its path relative to
-/// the part, so that interpolation can be checked where it is written and
-/// a library's params bound to the values its user gives.
-pub trait Templates {
-    fn templates_mut<'a>(&'a mut self, at: &DocPath, out: &mut Vec<(DocPath, &'a mut Template)>);
-}
-
-pub fn each<'a>(
-    items: &'a mut [Template],
-    at: &DocPath,
-    out: &mut Vec<(DocPath, &'a mut Template)>,
-) {
-    out.extend(items.iter_mut().enumerate().map(|(i, t)| (at.index(i), t)));
-}
-
-pub fn each_value<'a>(
-    map: &'a mut BTreeMap<String, Template>,
-    at: &DocPath,
-    out: &mut Vec<(DocPath, &'a mut Template)>,
-) {
-    out.extend(map.iter_mut().map(|(k, t)| (at.key(k.as_str()), t)));
-}
-
-pub fn maybe<'a>(
-    field: &'a mut Option<Template>,
-    at: DocPath,
-    out: &mut Vec<(DocPath, &'a mut Template)>,
-) {
-    if let Some(template) = field {
-        out.push((at, template));
-    }
 }
 
 impl Templates for SelectDoc {

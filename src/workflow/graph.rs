@@ -20,7 +20,8 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use super::model::{HookPhase, Workflow};
+use super::model::Workflow;
+use super::vocabulary::HookPhase;
 
 /// The phases of a rotation, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

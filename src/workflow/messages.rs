@@ -1,4 +1,4 @@
-//! serde's and serde_yaml's error texts, rewritten for people who write
+//! serde's and serde_yaml_ng's error texts, rewritten for people who write
 //! workflow files rather than Rust: "expected a whole number, found text"
 //! instead of "invalid type: string, expected u32".
 
@@ -91,7 +91,7 @@ pub fn shape(message: &str) -> Shape {
     }
 }
 
-/// Reads serde_yaml's message for a document it could not parse; the
+/// Reads serde_yaml_ng's message for a document it could not parse; the
 /// position is printed separately, so " at line L column C" is dropped.
 pub fn syntax(message: &str) -> (String, Option<String>) {
     let message = match message.find(" at line ") {

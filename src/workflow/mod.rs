@@ -16,6 +16,7 @@ pub mod params;
 pub mod source;
 pub mod template;
 pub mod validate;
+pub mod vocabulary;
 
 use std::path::Path;
 

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::document::{DocKind, MakeRoom, OnVerifyFailure, Weekday};
 use super::duration::Duration;
 use super::template::Template;
-pub use crate::hooks::HookKind;
-pub use crate::targets::TargetKind;
+use super::vocabulary::HookPhase;
+use crate::hooks::HookKind;
+use crate::targets::TargetKind;
 
 #[derive(Debug, Clone)]
 pub struct Workflow {
@@ -35,6 +36,17 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// What must never be written down: the values `params` gives the
+    /// params marked `sensitive: true`.
+    pub fn sensitive(&self, params: &BTreeMap<String, String>) -> crate::secret::Sensitive {
+        crate::secret::Sensitive::of(
+            self.params
+                .iter()
+                .filter(|(_, p)| p.sensitive)
+                .filter_map(|(name, _)| params.get(name)),
+        )
+    }
+
     /// With state shared between runners, a new secret is staged where
     /// every runner can read it back: unless the workflow says where, the
     /// SSM SecureString `/rekey/staging/<workflow>/<user>` (a file on one
@@ -126,12 +138,6 @@ pub struct Selection {
 }
 
 pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_days(90);
-/// Bounds on durations: far beyond any sensible setting, and within what
-/// time arithmetic can hold.
-pub const MAX_KEY_AGE_BOUND: Duration = Duration::from_days(3650);
-pub const MAX_SOAK: Duration = Duration::from_days(365);
-pub const MAX_QUIET_FOR: Duration = Duration::from_days(7);
-pub const MAX_TIMEOUT: Duration = Duration::from_hours(24);
 
 /// Where a new secret is written first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,35 +162,6 @@ pub struct Target {
     /// The account it lives in, when not the rotated user's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-}
-
-/// When a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookPhase {
-    Refresh,
-    Verify,
-    VerifyAfterDisable,
-}
-
-impl HookPhase {
-    pub const ALL: [HookPhase; 3] = [
-        HookPhase::Refresh,
-        HookPhase::Verify,
-        HookPhase::VerifyAfterDisable,
-    ];
-    pub const KEYS: [&'static str; 3] = ["refresh", "verify", "verify_after_disable"];
-
-    pub fn key(self) -> &'static str {
-        Self::KEYS[self as usize]
-    }
-
-    pub fn from_key(key: &str) -> Option<Self> {
-        Self::KEYS
-            .iter()
-            .position(|k| *k == key)
-            .map(|i| Self::ALL[i])
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Source files and positions.
 //!
-//! serde_yaml reports a line and column only for errors it raises itself while
+//! serde_yaml_ng reports a line and column only for errors it raises itself while
 //! deserializing. Every check that runs afterwards (duplicate ids, unknown
 //! `needs`, cycles, interpolation) must still point at the line a human has to
 //! edit, so each file is also read once by yaml-rust2's event parser, which
@@ -129,7 +129,7 @@ pub struct PositionMap {
 
 impl PositionMap {
     /// Reads the markers of `text`. A file yaml-rust2 cannot parse yields an
-    /// empty map (serde_yaml's own error then says where the syntax is wrong).
+    /// empty map (serde_yaml_ng's own error then says where the syntax is wrong).
     pub fn build(text: &str) -> Self {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);

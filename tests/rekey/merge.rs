@@ -1,7 +1,8 @@
 //! The `uses:` merge rules, checked on the merged model.
 
+use rekey::targets::TargetKind;
 use rekey::workflow::document::MakeRoom;
-use rekey::workflow::model::{HookPhase, TargetKind};
+use rekey::workflow::vocabulary::HookPhase;
 use rekey::workflow::{Duration, check};
 
 use crate::support::root;

@@ -460,7 +460,8 @@ fn the_example_ci_pipeline_names_real_rekey_command_lines() {
     let root = crate::support::root();
     let text =
         std::fs::read_to_string(root.join("examples/github-actions/rotate-keys.yml")).unwrap();
-    let pipeline: serde_yaml::Value = serde_yaml::from_str(&text).expect("the pipeline is YAML");
+    let pipeline: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).expect("the pipeline is YAML");
     assert!(
         pipeline["on"]["schedule"][0]["cron"].is_string(),
         "scheduled"

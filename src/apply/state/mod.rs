@@ -178,14 +178,7 @@ pub type State = Arc<dyn StateBackend>;
 
 /// A random nonce (hex): whose lease, whose write.
 pub fn nonce() -> String {
-    use std::io::Read;
     let mut bytes = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_err()
-    {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        bytes = (now ^ i128::from(std::process::id())).to_le_bytes();
-    }
+    getrandom::fill(&mut bytes).expect("the operating system's random numbers");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

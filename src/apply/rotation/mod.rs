@@ -15,6 +15,9 @@
 //! What a target does is its kind's business ([`crate::targets`], and
 //! [`crate::hooks`] for hooks); here is the order, the records and the
 //! reconciliation.
+//!
+//! About 800 lines: the forward steps share the runner's records and
+//! reconciliation; `create`, the rollback and redaction are submodules.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +42,12 @@ use crate::workflow::document::OnVerifyFailure;
 use crate::workflow::graph::{MakeRoomStep, Phase, Step, StepGraph, StepId};
 use crate::workflow::model::{Hook, Staging, Target, Workflow};
 use crate::workflow::template::Values;
+
+mod create;
+mod redact;
+mod rollback;
+
+pub use rollback::undo_steps;
 
 /// Everything the rotations of one apply share.
 pub struct Runner<'a, P> {
@@ -362,22 +371,8 @@ impl<P: Provider> Runner<'_, P> {
             if rotation.done.contains_key(&id) {
                 continue;
             }
-            if let Some(signal) = self.stop.requested() {
-                return Outcome::Interrupted {
-                    step: id.to_string(),
-                    signal,
-                };
-            }
-            if let Some(until) = self.until.filter(|until| step.phase > *until) {
-                return Outcome::Stopped { after: until };
-            }
-            if let Some(window) = &rotation.workflow.policy.window {
-                let now = OffsetDateTime::now_utc();
-                if !window::is_open(window, now) {
-                    let until = rfc3339(window::next_open(window, now));
-                    let reason = "the change window is closed".to_string();
-                    return self.pause(&rotation, &id, until, reason).await;
-                }
+            if let Some(stopped) = self.gate(&rotation, step).await {
+                return stopped;
             }
             let pending: Pending = rotation
                 .record
@@ -393,76 +388,111 @@ impl<P: Provider> Runner<'_, P> {
                 .expect("timings")
                 .entry(step.phase)
                 .or_default() += started.elapsed();
-            match result {
-                Ok(StepEnd::Done(done)) => {
-                    let record = Record::Done {
-                        step: id.clone(),
-                        done: done.clone(),
-                    };
-                    if let Err(error) = self.record(&rotation, record).await {
-                        return Outcome::Failed {
-                            step: id.to_string(),
-                            error: error.to_string(),
-                        };
-                    }
-                    (self.progress)(&format!(
-                        "{}: {id} done{}",
-                        rotation.user,
-                        summary(done.as_ref())
-                    ));
-                    rotation.record.done.insert(id.clone(), done);
-                    rotation
-                        .record
-                        .done_at
-                        .insert(id.clone(), rfc3339(OffsetDateTime::now_utc()));
-                    self.crash_point(&id.to_string());
-                }
-                Ok(StepEnd::Wait { until, reason }) => {
-                    return self.pause(&rotation, &id, rfc3339(until), reason).await;
-                }
-                Ok(StepEnd::Interrupted(signal)) => {
-                    let _ = self
-                        .record(&rotation, Record::Interrupted { step: id.clone() })
-                        .await;
-                    (self.progress)(&format!("{}: {id} interrupted", rotation.user));
-                    return Outcome::Interrupted {
-                        step: id.to_string(),
-                        signal,
-                    };
-                }
-                Ok(StepEnd::Rejected(reason)) => {
-                    let _ = self
-                        .record(
-                            &rotation,
-                            Record::Failed {
-                                step: id.clone(),
-                                error: reason.clone(),
-                            },
-                        )
-                        .await;
-                    (self.progress)(&format!("{}: {id} FAILED: {reason}", rotation.user));
-                    return self.on_verify_failure(&rotation, reason).await;
-                }
-                Err(error) => {
-                    let error = self.redact(&rotation, error.to_string()).await;
-                    let _ = self
-                        .record(
-                            &rotation,
-                            Record::Failed {
-                                step: id.clone(),
-                                error: error.clone(),
-                            },
-                        )
-                        .await;
-                    return Outcome::Failed {
-                        step: id.to_string(),
-                        error,
-                    };
-                }
+            if let Some(ended) = self.settle(&mut rotation, &id, result).await {
+                return ended;
             }
         }
-        let _ = self.cleanup(&rotation);
-        match self.record(&rotation, Record::Finished).await {
+        self.finish(&rotation).await
+    }
+
+    /// Whether `step` may start now: not when a signal asked to stop, when
+    /// it lies past `--until`, or while the change window is closed (the
+    /// rotation pauses until it opens).
+    async fn gate(&self, rotation: &Rotation, step: &Step) -> Option<Outcome> {
+        let id = step.id();
+        if let Some(signal) = self.stop.requested() {
+            return Some(Outcome::Interrupted {
+                step: id.to_string(),
+                signal,
+            });
+        }
+        if let Some(until) = self.until.filter(|until| step.phase > *until) {
+            return Some(Outcome::Stopped { after: until });
+        }
+        let window = rotation.workflow.policy.window.as_ref()?;
+        let now = OffsetDateTime::now_utc();
+        if window::is_open(window, now) {
+            return None;
+        }
+        let until = rfc3339(window::next_open(window, now));
+        let reason = "the change window is closed".to_string();
+        Some(self.pause(rotation, &id, until, reason).await)
+    }
+
+    /// Records how step `id` ended. `None`: it is done and the rotation
+    /// goes on; otherwise how the rotation ends this time (paused,
+    /// interrupted, rolling back after a rejection, failed).
+    async fn settle(
+        &self,
+        rotation: &mut Rotation,
+        id: &StepId,
+        result: Result<StepEnd, StepError>,
+    ) -> Option<Outcome> {
+        let failed = |error: String| Outcome::Failed {
+            step: id.to_string(),
+            error,
+        };
+        match result {
+            Ok(StepEnd::Done(done)) => {
+                let record = Record::Done {
+                    step: id.clone(),
+                    done: done.clone(),
+                };
+                if let Err(error) = self.record(rotation, record).await {
+                    return Some(failed(error.to_string()));
+                }
+                (self.progress)(&format!(
+                    "{}: {id} done{}",
+                    rotation.user,
+                    summary(done.as_ref())
+                ));
+                rotation.record.done.insert(id.clone(), done);
+                rotation
+                    .record
+                    .done_at
+                    .insert(id.clone(), rfc3339(OffsetDateTime::now_utc()));
+                self.crash_point(&id.to_string());
+                None
+            }
+            Ok(StepEnd::Wait { until, reason }) => {
+                Some(self.pause(rotation, id, rfc3339(until), reason).await)
+            }
+            Ok(StepEnd::Interrupted(signal)) => {
+                let _ = self
+                    .record(rotation, Record::Interrupted { step: id.clone() })
+                    .await;
+                (self.progress)(&format!("{}: {id} interrupted", rotation.user));
+                Some(Outcome::Interrupted {
+                    step: id.to_string(),
+                    signal,
+                })
+            }
+            Ok(StepEnd::Rejected(reason)) => {
+                let record = Record::Failed {
+                    step: id.clone(),
+                    error: reason.clone(),
+                };
+                let _ = self.record(rotation, record).await;
+                (self.progress)(&format!("{}: {id} FAILED: {reason}", rotation.user));
+                Some(self.on_verify_failure(rotation, reason).await)
+            }
+            Err(error) => {
+                let error = self.redact(rotation, error.to_string()).await;
+                let record = Record::Failed {
+                    step: id.clone(),
+                    error: error.clone(),
+                };
+                let _ = self.record(rotation, record).await;
+                Some(failed(error))
+            }
+        }
+    }
+
+    /// Every step done: the backups go, the rotation is recorded finished
+    /// and its user's claim released.
+    async fn finish(&self, rotation: &Rotation) -> Outcome {
+        let _ = self.cleanup(rotation);
+        match self.record(rotation, Record::Finished).await {
             Ok(()) => {
                 self.claims
                     .release(self.account, &rotation.user, &rotation.id)
@@ -615,207 +645,6 @@ impl<P: Provider> Runner<'_, P> {
         }
     }
 
-    async fn create(
-        &self,
-        rotation: &Rotation,
-        id: &StepId,
-        pending: Pending,
-    ) -> Result<StepEnd, StepError> {
-        let user = rotation.user.as_str();
-        let stage = self.stage(rotation)?;
-        if let Some(intent) = pending {
-            let made = match intent {
-                Some(Intent::Create {
-                    keys_before,
-                    created,
-                    since,
-                }) => Made {
-                    before: keys_before,
-                    created,
-                    since: since.as_deref().and_then(parse_rfc3339),
-                },
-                _ => Made::default(),
-            };
-            let staged = stage.read(self.provider).await?.map(|(key_id, _)| key_id);
-            let extra = self.new_keys(user, &made.before).await?;
-            if let Some(staged) = staged.filter(|s| extra.iter().any(|k| &k.id == s)) {
-                (self.progress)(&format!(
-                    "{user}: create was interrupted after staging {}: adopting it",
-                    short_id(&staged)
-                ));
-                self.delete_orphans(user, &made, &extra, &staged, made.resumed_until())
-                    .await?;
-                return Ok(StepEnd::Done(Some(Done::Created {
-                    new_key: staged,
-                    staged: stage.describe(),
-                })));
-            }
-            self.delete_orphans(user, &made, &extra, "", made.resumed_until())
-                .await?;
-            stage.clear(self.provider).await?;
-        }
-        let keys = self.provider.access_keys(user).await?;
-        let mut made = Made {
-            before: keys.iter().map(|k| k.id.clone()).collect(),
-            created: Vec::new(),
-            // IAM's clock when the keys were listed: before the create.
-            since: Some(
-                self.provider
-                    .server_time()
-                    .unwrap_or_else(OffsetDateTime::now_utc),
-            ),
-        };
-        self.intent(rotation, id, Some(made.intent())).await?;
-        let key = match self.provider.create_access_key(user).await {
-            Ok(key) => key,
-            Err(error) => {
-                // A create whose answer was lost may have made a key (and
-                // filled the second slot): clear such an orphan, then once more.
-                let extra = self.new_keys(user, &made.before).await?;
-                if extra.is_empty() {
-                    return Err(error.into());
-                }
-                self.delete_orphans(user, &made, &extra, "", self.provider.server_time())
-                    .await?;
-                self.provider.create_access_key(user).await?
-            }
-        };
-        // The proof that this key is this rotation's, before anything else.
-        made.created.push(key.id.clone());
-        if let Err(error) = self.intent(rotation, id, Some(made.intent())).await {
-            if matches!(
-                error,
-                StepError::Journal(super::journal::JournalError::Fenced { .. })
-            ) {
-                // Another runner took the rotation over while this create was
-                // under way: nothing records this key and its secret will
-                // never be staged, so nothing can use it. Deleting it is the
-                // one way not to leave an orphan behind.
-                return match self.provider.delete_access_key(user, &key.id).await {
-                    Ok(()) => Err(StepError::FencedCreate {
-                        key: key.id.clone(),
-                        cause: error.to_string(),
-                        deleted: true,
-                    }),
-                    Err(_) => Err(StepError::FencedCreate {
-                        key: key.id.clone(),
-                        cause: error.to_string(),
-                        deleted: false,
-                    }),
-                };
-            }
-            return Err(error);
-        }
-        self.crash_point("create:before-stage");
-        // Each call from here on is one more than the intent covers: a
-        // runner that was paused since, and lost its lease, must not make it.
-        self.journal.verify_held().await?;
-        stage.write(self.provider, &key).await?;
-        let extra = self.new_keys(user, &made.before).await?;
-        self.delete_orphans(user, &made, &extra, &key.id, self.provider.server_time())
-            .await?;
-        Ok(StepEnd::Done(Some(Done::Created {
-            new_key: key.id.clone(),
-            staged: stage.describe(),
-        })))
-    }
-
-    /// Keys of `user` that are not in `before`.
-    async fn new_keys(
-        &self,
-        user: &str,
-        before: &[String],
-    ) -> Result<Vec<crate::providers::AccessKey>, StepError> {
-        let keys = self.provider.access_keys(user).await?;
-        Ok(keys
-            .into_iter()
-            .filter(|k| !before.contains(&k.id))
-            .collect())
-    }
-
-    /// Deletes the keys of `extra` but `keep` that this rotation made and
-    /// whose secret never reached staging, so nothing can ever use them: a
-    /// key a create call returned to it, or — after an answer that was lost
-    /// (IAM's two-key limit leaves room for at most one such key) — the one
-    /// unknown key whose CreateDate falls between the create's start and the
-    /// listing that found it, by IAM's own clock (its `Date` header), while
-    /// this rotation holds the user's claim. Any other key is someone
-    /// else's: the step stops, naming it.
-    async fn delete_orphans(
-        &self,
-        user: &str,
-        made: &Made,
-        extra: &[crate::providers::AccessKey],
-        keep: &str,
-        until: Option<OffsetDateTime>,
-    ) -> Result<(), StepError> {
-        let others: Vec<&crate::providers::AccessKey> = extra
-            .iter()
-            .filter(|k| k.id != keep && !made.created.contains(&k.id))
-            .collect();
-        let lost_answer = match (made.since, others.as_slice()) {
-            // The first journal format kept no proof: as it always did.
-            (None, _) => others.iter().map(|k| k.id.clone()).collect(),
-            (_, []) => Vec::new(),
-            (Some(since), [only]) if within(only.created, since, until) => {
-                vec![only.id.clone()]
-            }
-            (Some(_), others) => {
-                return Err(StepError::NotOurs(
-                    others.iter().map(|k| k.id.clone()).collect(),
-                ));
-            }
-        };
-        let orphans = extra
-            .iter()
-            .map(|k| k.id.clone())
-            .filter(|k| k != keep && (made.created.contains(k) || lost_answer.contains(k)));
-        for orphan in orphans {
-            // A runner that lost its lease meanwhile must not judge keys:
-            // the one that took over may have made one in this window.
-            self.journal.verify_held().await?;
-            (self.progress)(&format!(
-                "{user}: deleting orphan key {} (created, but its secret never reached staging)",
-                short_id(&orphan)
-            ));
-            self.provider.delete_access_key(user, &orphan).await?;
-        }
-        Ok(())
-    }
-
-    /// The old key is disabled or deleted only while the new one is active:
-    /// someone may have deactivated (or deleted) it since it was checked,
-    /// and the user would be left with no working key.
-    async fn new_key_active(&self, rotation: &Rotation) -> Result<(), StepError> {
-        let new_key = rotation.new_key().ok_or(StepError::NotCreated)?;
-        let keys = self.provider.access_keys(&rotation.user).await?;
-        if keys
-            .iter()
-            .any(|k| k.id == new_key && k.status == KeyStatus::Active)
-        {
-            Ok(())
-        } else {
-            Err(StepError::NewKeyNotActive(new_key.to_string()))
-        }
-    }
-
-    /// The new key and its secret, from staging.
-    async fn new_key(&self, rotation: &Rotation) -> Result<(String, SecretString), StepError> {
-        let expected = rotation.new_key().ok_or(StepError::NotCreated)?.to_string();
-        let stage = self.stage(rotation)?;
-        match stage.read(self.provider).await? {
-            Some((id, secret)) if id == expected => Ok((id, secret)),
-            Some((id, _)) => Err(StepError::StagingChanged {
-                found: id,
-                expected,
-            }),
-            None => Err(StepError::SecretLost {
-                key: expected,
-                stage: stage.describe(),
-            }),
-        }
-    }
-
     async fn distribute(
         &self,
         rotation: &Rotation,
@@ -926,244 +755,6 @@ impl<P: Provider> Runner<'_, P> {
         })
     }
 
-    /// `text` (an error an SDK or a command produced) with the rotation's
-    /// secrets, new and old, replaced by `(sensitive)` in any encoding.
-    async fn redact(&self, rotation: &Rotation, mut text: String) -> String {
-        let new_key = rotation.new_key().map(str::to_string);
-        let values = self.values(rotation, new_key.as_deref());
-        let mut secrets = self.old_secrets(rotation, &values).await;
-        if new_key.is_some()
-            && let Ok((_, secret)) = self.new_key(rotation).await
-        {
-            secrets.push(secret);
-        }
-        for secret in &secrets {
-            for form in crate::secret::disguises(crate::secret::ExposeSecret::expose_secret(secret))
-            {
-                text = text.replace(&form, "(sensitive)");
-            }
-        }
-        text
-    }
-
-    /// The secrets the rotation's targets held before it wrote them (file
-    /// backups, SSM and Secrets Manager previous versions): a hook that
-    /// prints a target must not show even the old one. From the intents of
-    /// earlier runs and of this one.
-    async fn old_secrets(&self, rotation: &Rotation, values: &Values<'_>) -> Vec<SecretString> {
-        let mut intents: BTreeMap<StepId, Intent> = rotation
-            .intents
-            .iter()
-            .filter_map(|(step, intent)| Some((step.clone(), intent.clone()?)))
-            .collect();
-        intents.extend(self.journal.intents_of(&rotation.id));
-        let mut secrets = Vec::new();
-        for target in &rotation.workflow.targets {
-            let step = StepId {
-                phase: Phase::Distribute,
-                item: Some(target.id.clone()),
-            };
-            let Some(before) = intents
-                .get(&step)
-                .cloned()
-                .and_then(|intent| self.before(target, intent))
-            else {
-                continue;
-            };
-            let Ok(resolved) = self.resolve_target(target, values) else {
-                continue;
-            };
-            let backup = self.backup_path(rotation, &target.id);
-            let Ok(provider) = self.target_provider(target) else {
-                continue;
-            };
-            secrets.extend(resolved.old_secrets(provider, &before, &backup).await);
-        }
-        secrets
-    }
-
-    /// A refresh or verification failed: roll back or halt, as policy says.
-    async fn on_verify_failure(&self, rotation: &Rotation, reason: String) -> Outcome {
-        if rotation.workflow.policy.on_verify_failure == OnVerifyFailure::Halt {
-            let _ = self
-                .record(
-                    rotation,
-                    Record::Halted {
-                        reason: reason.clone(),
-                    },
-                )
-                .await;
-            return Outcome::Halted { reason };
-        }
-        self.roll_back(rotation, reason).await
-    }
-
-    /// Undoes the rotation: a phase of its own, each step journaled, so
-    /// that a rollback interrupted or failed half-way is finished by the
-    /// next apply (and never completed as a rotation over it).
-    pub async fn roll_back(&self, rotation: &Rotation, reason: String) -> Outcome {
-        if rotation.rolling_back.is_none()
-            && let Err(error) = self
-                .record(
-                    rotation,
-                    Record::RollingBack {
-                        reason: reason.clone(),
-                    },
-                )
-                .await
-        {
-            return Outcome::Failed {
-                step: "rollback".into(),
-                error: error.to_string(),
-            };
-        }
-        match self.undo(rotation).await {
-            Ok(()) => {
-                let _ = self.cleanup(rotation);
-                if self
-                    .record(
-                        rotation,
-                        Record::RolledBack {
-                            reason: reason.clone(),
-                        },
-                    )
-                    .await
-                    .is_ok()
-                {
-                    self.claims
-                        .release(self.account, &rotation.user, &rotation.id)
-                        .await;
-                }
-                Outcome::RolledBack { reason }
-            }
-            Err(StepError::Interrupted(signal)) => Outcome::Interrupted {
-                step: "rollback".into(),
-                signal,
-            },
-            Err(StepError::OldKeyGone(key)) => {
-                let message = format!(
-                    "{reason}; and the rotation cannot roll back: the old key {} was deleted outside rekey, so every target keeps the new key, which works. Fix what failed, then run apply: it goes on with the new key",
-                    short_id(&key)
-                );
-                let _ = self
-                    .record(
-                        rotation,
-                        Record::RollbackAbandoned {
-                            reason: message.clone(),
-                        },
-                    )
-                    .await;
-                Outcome::Halted { reason: message }
-            }
-            Err(error) => {
-                let message = format!("{reason}; then rollback failed: {error}");
-                let _ = self
-                    .record(
-                        rotation,
-                        Record::Halted {
-                            reason: message.clone(),
-                        },
-                    )
-                    .await;
-                Outcome::Halted { reason: message }
-            }
-        }
-    }
-
-    /// Puts everything back, skipping what an earlier try already did: the
-    /// old key active, every target as it was, the new key deleted,
-    /// staging cleared. What each target held comes from the journal on
-    /// disk, which knows every intent, this run's included.
-    async fn undo(&self, rotation: &Rotation) -> Result<(), StepError> {
-        let recorded = super::journal::rotations(&self.journal.entries_of(&rotation.id))
-            .into_iter()
-            .find(|r| r.id == rotation.id)
-            .ok_or(StepError::NotInJournal)?;
-        let user = recorded.user.as_str();
-        let old_key = recorded.begin.old_key.as_str();
-        let new_key = recorded.new_key();
-        let steps = undo_steps(&recorded, &rotation.workflow);
-        // Putting targets back on an old key that no longer exists would
-        // break them all: before anything is restored, it must be there.
-        let restored = recorded
-            .undone
-            .iter()
-            .any(|u| matches!(u, Undo::Restore(_)));
-        if !restored
-            && !self
-                .provider
-                .access_keys(user)
-                .await?
-                .iter()
-                .any(|k| k.id == old_key)
-        {
-            return Err(StepError::OldKeyGone(old_key.to_string()));
-        }
-        let values = self.values(rotation, new_key);
-        for undo in steps {
-            if recorded.undone.contains(&undo) {
-                continue;
-            }
-            if let Some(signal) = self.stop.requested() {
-                return Err(StepError::Interrupted(signal));
-            }
-            self.record(rotation, Record::UndoIntent { undo: undo.clone() })
-                .await?;
-            self.crash_point(&format!("intent:rollback:{undo}"));
-            self.journal.verify_held().await?;
-            let said = match &undo {
-                Undo::EnableOld => {
-                    self.provider
-                        .set_key_status(user, old_key, KeyStatus::Active)
-                        .await?;
-                    format!("{} is active again", short_id(old_key))
-                }
-                Undo::Restore(id) => {
-                    let target = rotation
-                        .workflow
-                        .targets
-                        .iter()
-                        .find(|t| &t.id == id)
-                        .ok_or_else(|| StepError::NoRecord(id.clone()))?;
-                    let step = StepId {
-                        phase: Phase::Distribute,
-                        item: Some(id.clone()),
-                    };
-                    let before = recorded
-                        .intent(&step)
-                        .cloned()
-                        .and_then(|intent| self.before(target, intent))
-                        .ok_or_else(|| StepError::NoRecord(id.clone()))?;
-                    let resolved = self.resolve_target(target, &values)?;
-                    let restore = targets::Restore {
-                        provider: self.target_provider(target)?,
-                        target: id,
-                        user,
-                        old_key,
-                        new_key,
-                        base_dir: self.base_dir,
-                    };
-                    resolved.restore(&restore, &before).await?;
-                    format!("target `{id}` restored")
-                }
-                Undo::DeleteNew => {
-                    let new_key = new_key.unwrap_or_default();
-                    self.provider.delete_access_key(user, new_key).await?;
-                    format!("new key {} deleted", short_id(new_key))
-                }
-                Undo::Discard => {
-                    self.stage(rotation)?.clear(self.provider).await?;
-                    "staged secret deleted".to_string()
-                }
-            };
-            self.record(rotation, Record::Undone { undo: undo.clone() })
-                .await?;
-            (self.progress)(&format!("{user}: rollback: {said}"));
-            self.crash_point(&format!("rollback:{undo}"));
-        }
-        Ok(())
-    }
-
     /// Removes a finished rotation's file backups.
     fn cleanup(&self, rotation: &Rotation) -> std::io::Result<()> {
         for target in &rotation.workflow.targets {
@@ -1174,42 +765,6 @@ impl<P: Provider> Runner<'_, P> {
         }
         Ok(())
     }
-}
-
-/// What undoing a rotation takes, in order: the old key active again if
-/// `disable-old` began, every target whose write began put back (last
-/// first), the new key deleted if it exists, staging cleared.
-pub fn undo_steps(record: &RotationRecord, workflow: &Workflow) -> Vec<Undo> {
-    let mut steps: Vec<Undo> = Vec::new();
-    if record.intents.contains_key(&StepId::of(Phase::DisableOld)) {
-        steps.push(Undo::EnableOld);
-    }
-    for target in workflow.targets.iter().rev() {
-        let step = StepId {
-            phase: Phase::Distribute,
-            item: Some(target.id.clone()),
-        };
-        if record.intents.contains_key(&step) {
-            steps.push(Undo::Restore(target.id.clone()));
-        }
-    }
-    if record.new_key().is_some() {
-        steps.push(Undo::DeleteNew);
-    }
-    steps.push(Undo::Discard);
-    steps
-}
-
-/// Whether a key created at `created` (IAM's clock) appeared between
-/// `since` and `until`, IAM's clock as its answers before and after said
-/// (one-second resolution). Without IAM's clock, this machine's is used
-/// with a minute's tolerance.
-fn within(created: OffsetDateTime, since: OffsetDateTime, until: Option<OffsetDateTime>) -> bool {
-    let (until, slack) = match until {
-        Some(until) => (until, time::Duration::seconds(1)),
-        None => (OffsetDateTime::now_utc(), time::Duration::minutes(1)),
-    };
-    created >= since - slack && created <= until + slack
 }
 
 fn target<'r>(rotation: &'r Rotation, step: &Step) -> Result<&'r Target, StepError> {

@@ -1,0 +1,281 @@
+//! The command line's arguments: clap definitions, with the flags several
+//! commands share as `#[command(flatten)]` groups.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::workflow::graph::Phase;
+
+pub const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 error or invalid input, 2 plan has changes (with
+--detailed-exitcode), 3 apply stopped by a failed verification, 4 apply paused,
+130/143 apply stopped by SIGINT (Ctrl-C) / SIGTERM (run it again to go on).
+
+Examples:
+  rekey validate workflows/*.yaml
+  rekey plan workflows/ci-deployers.yaml --var env=prod --out plan.json
+  rekey plan workflows/ci-deployers.yaml --as-of 2027-03-01 --detailed-exitcode
+  rekey apply plan.json
+  rekey apply workflows/ci-deployers.yaml --auto-approve --until distribute
+  rekey apply workflows/ci-deployers.yaml --user ci-deploy-1
+  rekey status workflows/ci-deployers.yaml
+  rekey abort workflows/ci-deployers.yaml --user ci-deploy-1
+  rekey graph workflows/ci-deployers.yaml --format mermaid
+  rekey schema > schemas/workflow.schema.json";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rekey",
+    version,
+    about = "Rotate cloud credentials as code: plan, review, apply, resume.",
+    long_about = "Rotate cloud credentials as code.\n\nA workflow file says which IAM users' access keys to rotate, where the new keys \
+                  go and how to prove that everything still works. rekey checks it, shows the steps, and carries them out.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options every command takes. AWS settings left unset come from the
+/// environment and the shared config files, as for the AWS CLI.
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// AWS profile from the shared config files (default: AWS_PROFILE).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's; us-east-1 if none).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Send AWS calls to this endpoint, e.g. a local emulator (default: AWS_ENDPOINT_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// No colour, even on a terminal (NO_COLOR does the same).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Where apply keeps its lock, journal and staged keys (default: .rekey/<workflow name> next to the workflow).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Keep the journal, lease and claims in S3 instead (overrides the workflow's `state:`), so any runner can resume: s3://BUCKET/PREFIX.
+    #[arg(
+        long,
+        global = true,
+        value_name = "s3://BUCKET/PREFIX",
+        env = "REKEY_STATE"
+    )]
+    pub state: Option<String>,
+    /// More detail: every unchanged user, and API calls per service.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check workflow files: syntax, keys, types, references, `needs` and cycles.
+    ///
+    /// Every problem of every file is reported as FILE:LINE:COL: error: MESSAGE,
+    /// with the line and a hint. Exit 0 when all files are valid, 1 otherwise.
+    Validate {
+        /// Workflow (or library) files to check.
+        #[arg(required = true, value_name = "WORKFLOW")]
+        workflows: Vec<PathBuf>,
+    },
+    /// Print the steps of one user's rotation as a graph.
+    ///
+    /// Steps are grouped by phase in the order they run; `needs` edges are
+    /// labelled. Render with `dot -Tsvg` or paste into a Mermaid viewer.
+    Graph {
+        workflow: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Print the workflow JSON Schema (the same as schemas/workflow.schema.json).
+    ///
+    /// Point editors at it with a first line of
+    /// `# yaml-language-server: $schema=../schemas/workflow.schema.json`.
+    Schema,
+    /// Show what a rotation would do, reading live IAM and target state. Changes nothing.
+    ///
+    /// For every selected user: rotate (its oldest active key is older than
+    /// `max_key_age`), unchanged, or blocked (with the reason and the fix). A
+    /// rotation lists its steps in order and a diff of every target, with
+    /// secrets shown as (sensitive). Exit 0, or with --detailed-exitcode 0 when
+    /// nothing would rotate and 2 when something would.
+    Plan(PlanArgs),
+    /// Carry out the rotations: crash-safe, resumable, verified.
+    ///
+    /// Given a workflow, plans, shows the plan and asks for `yes` (on a
+    /// terminal) or needs --auto-approve. Given a plan saved with `rekey plan
+    /// --out`, checks that nothing changed since (or refuses, showing what did)
+    /// and applies it. Every step is journaled in the state directory; if apply
+    /// is interrupted, run it again: it finishes what was started. Exit 0 done,
+    /// 1 error, 3 a verification failed (rolled back or halted per policy),
+    /// 4 paused (soak or change window: run again later).
+    Apply(ApplyArgs),
+    /// Show where each rotation of the state directory stands.
+    Status { workflow: PathBuf },
+    /// Roll back rotations in progress (or halted): the old key active
+    /// again, every target as it was, the new key deleted.
+    ///
+    /// Shows what it will undo and asks for `yes` (on a terminal) or needs
+    /// --auto-approve. Refused for a rotation whose delete-old has run (the
+    /// old key may be gone): finish that one with apply. Exit 0 when every
+    /// rotation is rolled back, 1 error, 3 a rollback halted (run abort or
+    /// apply again to finish it).
+    Abort(AbortArgs),
+    /// Inspect and repair apply's state: its journal, its lock or lease, its claims.
+    ///
+    /// Works from any machine that can read the state (with `state: { s3: … }`
+    /// or --state s3://…, any runner). `list` names the workflows whose state is
+    /// kept beside this one's; `show` says who holds the lock or lease, every
+    /// rotation and the claims held; `unlock --force` removes a lease whose
+    /// holder is gone for good.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Every workflow whose state is kept where this one's is (the same S3 prefix, or .rekey folder), who holds it, and its rotations in progress.
+    List { workflow: PathBuf },
+    /// Where the workflow's state is, who holds its lock or lease, each rotation and the users it holds.
+    Show { workflow: PathBuf },
+    /// Remove the workflow's lease, whoever holds it (S3 state only).
+    ///
+    /// A lease expires by itself when its holder stops renewing it (2 minutes
+    /// by default), and the next apply takes over: unlock only when you cannot
+    /// wait and you know the holder is gone. If it is still running, it is
+    /// fenced out at its next journal write, but an AWS call under way still lands.
+    Unlock {
+        workflow: PathBuf,
+        /// Needed: remove the lease even though its holder may still run.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AbortArgs {
+    pub workflow: PathBuf,
+    #[command(flatten)]
+    pub narrow: Narrow,
+    #[command(flatten)]
+    pub vars: Vars,
+    /// Do not ask for confirmation (needed when not on a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    pub workflow: PathBuf,
+    #[command(flatten)]
+    pub vars: Vars,
+    #[command(flatten)]
+    pub planning: Planning,
+    #[command(flatten)]
+    pub narrow: Narrow,
+    /// Also save the plan document (JSON) here, for review and for `rekey apply`.
+    #[arg(long, value_name = "PLAN.json")]
+    pub out: Option<PathBuf>,
+    /// Print the plan document (JSON, versioned) instead of the text.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when nothing would rotate, 2 when something would, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// `--var`, for every command that binds the workflow's params.
+#[derive(Debug, clap::Args)]
+pub struct Vars {
+    /// Give a param a value (repeatable). A saved plan keeps its own vars
+    /// and takes only sensitive params again.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::workflow::params::parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// `--user` and `--account`: narrowing a run, like Terraform's -target.
+#[derive(Debug, clap::Args)]
+pub struct Narrow {
+    /// Only this user (repeatable), like Terraform's -target; it must be
+    /// one the workflow selects. With many accounts, NAME is in every
+    /// account; ACCOUNT/NAME is in one. Refused with a saved plan, which
+    /// fixes its users.
+    #[arg(long = "user", value_name = "NAME")]
+    pub users: Vec<String>,
+    /// Only this account (repeatable), of those `accounts.ids` and
+    /// `accounts.organization` give; refused with a saved plan.
+    #[arg(long = "account", value_name = "ID")]
+    pub accounts: Vec<String>,
+}
+
+/// How plan (and apply, which plans first) reads the live state.
+#[derive(Debug, clap::Args)]
+pub struct Planning {
+    /// Judge key ages at this instant: RFC 3339 (2027-03-01T09:00:00Z) or a
+    /// date (2027-03-01). Apply rotates now what will be due by then; soak
+    /// and change windows still run on real time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub as_of: Option<time::OffsetDateTime>,
+    /// How many users are read at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Read every selected user's keys instead of first asking IAM's credential report which users can be due.
+    #[arg(long)]
+    pub no_credential_report: bool,
+}
+
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(instant) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(instant);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &date_format)
+        .map(|date| date.midnight().assume_utc())
+        .map_err(|_| format!("`{text}` is neither an RFC 3339 time (2027-03-01T09:00:00Z) nor a date (2027-03-01)"))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A workflow file, or a plan saved with `rekey plan --out` (*.json).
+    #[arg(value_name = "WORKFLOW|PLAN.json")]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub vars: Vars,
+    #[command(flatten)]
+    pub planning: Planning,
+    #[command(flatten)]
+    pub narrow: Narrow,
+    /// Do not ask for confirmation (needed when not on a terminal, unless applying a saved plan).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Stop after this phase, e.g. `distribute` on Tuesday and the rest on Thursday.
+    #[arg(long, value_name = "PHASE", value_parser = parse_phase)]
+    pub until: Option<Phase>,
+    /// Take users whose claim another rotation holds. Only for a runner
+    /// that is truly gone: two rotations of one user destroy each other's keys.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_phase(text: &str) -> Result<Phase, String> {
+    Phase::ALL
+        .into_iter()
+        .find(|p| p.name() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Phase::ALL.iter().map(|p| p.name()).collect();
+            format!("`{text}` is not a phase; phases: {}", names.join(", "))
+        })
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}

@@ -1,0 +1,143 @@
+//! The command line: arguments in, engine calls, exit codes out. It
+//! parses ([`args`]), calls the engine, prints, and maps what the engine
+//! returns to an exit code ([`exit`]); it holds no engine logic.
+//!
+//! Exit codes (documented in README.md): 0 success, 1 error (including
+//! invalid workflows and bad arguments), 2 plan has changes (with
+//! `--detailed-exitcode`), 3 apply stopped by a failed verification, 4 apply
+//! paused. Usage errors exit 1 rather than clap's 2, which means "changes".
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::apply::{ApplyError, StateChoice};
+use crate::providers::aws::AwsOptions;
+use crate::render;
+use crate::workflow::LoadError;
+use args::{Cli, Command, Global};
+use exit::Exit;
+
+/// A line on stdout; a reader that went away (`| head`) is no error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Text on stdout, as [`say!`] does.
+fn say_raw(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+mod apply;
+mod args;
+mod check;
+pub mod exit;
+mod plan;
+mod state;
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Exit::Success.into()
+                }
+                _ => Exit::Error.into(),
+            };
+        }
+    };
+    run(cli)
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let global = cli.global;
+    match cli.command {
+        Command::Validate { workflows } => check::validate(&workflows),
+        Command::Graph { workflow, format } => check::graph(&workflow, format),
+        Command::Schema => {
+            print!("{}", crate::schema::workflow_schema());
+            Exit::Success.into()
+        }
+        Command::Plan(args) => plan::plan(&global, args),
+        Command::Apply(args) => apply::apply(&global, args),
+        Command::Status { workflow } => state::status(&global, &workflow),
+        Command::Abort(args) => apply::abort(&global, args),
+        Command::State(command) => state::state_command(&global, command),
+    }
+}
+
+/// Prints `error: MESSAGE` and returns exit code 1.
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    Exit::Error.into()
+}
+
+/// Prints why apply could not go on, and returns exit code 1.
+fn apply_failed(error: ApplyError) -> ExitCode {
+    match &error {
+        ApplyError::Invalid(invalid) => eprint!("{}", error_text(invalid)),
+        ApplyError::Stale { saved, fresh } => {
+            eprintln!("error: {error}:\n");
+            eprint!("{}", render::plan::stale_diff(saved, fresh));
+            eprintln!("\nMake a new plan and review it.");
+        }
+        _ => eprintln!("error: {error}"),
+    }
+    Exit::Error.into()
+}
+
+/// Where `--state-dir` and `--state` put the state.
+fn state_choice(global: &Global) -> StateChoice {
+    StateChoice {
+        state_dir: global.state_dir.clone(),
+        state: global.state.clone(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// `--profile` naming no profile is an error, even when the environment
+/// has credentials the SDK would otherwise use instead, silently.
+fn check_profile(global: &Global) -> Result<(), String> {
+    match &global.profile {
+        Some(profile) if !crate::providers::aws::profile_exists(profile) => Err(format!(
+            "--profile {profile}: there is no such profile in the AWS config or credentials file (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, ~/.aws/)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn aws_options(global: &Global) -> AwsOptions {
+    AwsOptions {
+        profile: global.profile.clone(),
+        region: global.region.clone(),
+        endpoint_url: global.endpoint_url.clone(),
+    }
+}
+
+fn error_text(error: &LoadError) -> String {
+    match error {
+        LoadError::Read(error) => format!("error: {error}\n"),
+        LoadError::Invalid(diagnostics) => diagnostics.to_string(),
+    }
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
