@@ -64,6 +64,30 @@ moto_api_urls.url_paths["{0}/moto-api/data.json"] = model_data.__get__(
 )
 
 
+def backdate(request, full_url, headers):
+    """Test seam, `/moto-api/rekey/backdate?account=A&path=P&seconds=N`:
+    makes every access key of the IAM users under path P (of account A) N
+    seconds older, so that a test's seeded keys are due at once instead of
+    after a real wait (ListAccessKeys and the credential report both show
+    the new age). Keys created later are not touched."""
+    from datetime import timedelta
+    from urllib.parse import parse_qs, urlparse
+
+    from moto.iam.models import iam_backends
+
+    query = parse_qs(urlparse(full_url).query)
+    account, path = query["account"][0], query["path"][0]
+    seconds = int(query["seconds"][0])
+    for user in list(iam_backends[account]["global"].users.values()):
+        if user.path.startswith(path):
+            for key in user.access_keys:
+                key.create_date -= timedelta(seconds=seconds)
+    return 200, {"Content-Type": "text/plain"}, "backdated"
+
+
+moto_api_urls.url_paths["{0}/moto-api/rekey/backdate"] = backdate
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

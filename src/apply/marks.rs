@@ -48,17 +48,14 @@ pub fn mark_in_progress(
                 user.old_key = Some(record.begin.old_key.clone());
             }
             None => plan.users.push(UserPlan {
-                account: began_in.to_string(),
-                user: record.user.clone(),
-                arn: record.begin.arn.clone(),
-                decision: Decision::InProgress,
-                reason,
-                fix: None,
-                keys: Vec::new(),
                 old_key: Some(record.begin.old_key.clone()),
-                make_room: None,
-                steps: Vec::new(),
-                targets: Vec::new(),
+                ..UserPlan::new(
+                    began_in,
+                    &record.user,
+                    &record.begin.arn,
+                    Decision::InProgress,
+                    reason,
+                )
             }),
         }
     }
@@ -70,20 +67,14 @@ pub fn mark_in_progress(
         for user in &plan.users {
             if !plan.accounts.iter().any(|a| a.account == user.account) {
                 plan.accounts.push(crate::plan::AccountPlan {
-                    account: user.account.clone(),
-                    role: None,
-                    summary: crate::plan::Summary::default(),
-                    error: None,
-                    fix: None,
-                    credential_report: None,
                     resumed_only: true,
+                    ..crate::plan::AccountPlan::new(&user.account, None)
                 });
             }
         }
         plan.accounts.sort_by(|a, b| a.account.cmp(&b.account));
     }
-    plan.summary = crate::plan::Summary::of(&plan.users);
-    plan.summarize_accounts();
+    plan.recount();
 }
 
 /// What differs between a rotation's snapshot and the workflow as it is
@@ -202,20 +193,18 @@ pub fn mark_held(plan: &mut Plan, others: &[RotationRecord]) {
             .iter_mut()
             .find(|u| record.rotates(&u.account, &u.user, &account))
         {
-            user.decision = Decision::Blocked;
-            user.reason = format!(
-                "a rotation of workflow `{owner}` is in progress on this user (begun {})",
-                to_seconds(&record.started)
+            user.block(
+                format!(
+                    "a rotation of workflow `{owner}` is in progress on this user (begun {})",
+                    to_seconds(&record.started)
+                ),
+                format!(
+                    "finish it first: `rekey apply` (or `rekey abort`) with workflow `{owner}`"
+                ),
             );
-            user.fix = Some(format!(
-                "finish it first: `rekey apply` (or `rekey abort`) with workflow `{owner}`"
-            ));
-            user.steps.clear();
-            user.targets.clear();
         }
     }
-    plan.summary = crate::plan::Summary::of(&plan.users);
-    plan.summarize_accounts();
+    plan.recount();
 }
 
 /// Blocks the plan's users that another rotation (of any workflow or state
@@ -254,17 +243,13 @@ pub async fn mark_claimed(plan: &mut Plan, claims: &dyn claims::ClaimStore, loca
     let mut holders = holders.into_iter();
     for user in plan.users.iter_mut().filter(|u| asked(u)) {
         if let Some(holder) = holders.next().flatten().filter(|h| !h.is_from(location)) {
-            user.decision = Decision::Blocked;
-            user.reason = format!("held by {holder}");
-            user.fix = Some(
+            user.block(
+                format!("held by {holder}"),
                 "wait for that rotation to end, or finish it with `rekey apply` of that workflow and state directory; `--force` clears the claim if it is truly abandoned".into(),
             );
-            user.steps.clear();
-            user.targets.clear();
         }
     }
-    plan.summary = crate::plan::Summary::of(&plan.users);
-    plan.summarize_accounts();
+    plan.recount();
 }
 
 /// What the journal and the claims say of a plan's users, in one place

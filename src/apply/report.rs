@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
 use super::journal::RotationRecord;
-use super::rotation::Outcome;
+use super::rotation::RotationOutcome;
 use crate::plan::accounts::Reached;
 use crate::workflow::graph::Phase;
 
@@ -14,7 +14,7 @@ pub struct AccountReport {
     pub account: String,
     /// Why nothing was done there: it could not be reached.
     pub error: Option<String>,
-    pub outcomes: Vec<(String, Outcome)>,
+    pub outcomes: Vec<(String, RotationOutcome)>,
 }
 
 impl AccountReport {
@@ -31,7 +31,7 @@ impl AccountReport {
                 .map(|r| {
                     (
                         r.user.clone(),
-                        Outcome::Failed {
+                        RotationOutcome::Failed {
                             step: "reach the account".into(),
                             error: why.reason.clone(),
                         },
@@ -46,7 +46,7 @@ impl AccountReport {
 #[derive(Debug, Default)]
 pub struct Report {
     /// Per user (`ACCOUNT/NAME` across accounts).
-    pub outcomes: Vec<(String, Outcome)>,
+    pub outcomes: Vec<(String, RotationOutcome)>,
     pub phase_times: BTreeMap<Phase, StdDuration>,
     /// Across accounts: each account's outcomes, or why it was not reached.
     pub accounts: Vec<AccountReport>,
@@ -71,24 +71,29 @@ pub enum Ending {
 impl Report {
     /// Done; an error; a verification failed; paused: the worst wins.
     pub fn ending(&self) -> Ending {
-        let any = |f: fn(&Outcome) -> bool| self.outcomes.iter().any(|(_, o)| f(o));
+        let any = |f: fn(&RotationOutcome) -> bool| self.outcomes.iter().any(|(_, o)| f(o));
         let signal = self
             .outcomes
             .iter()
             .find_map(|(_, o)| match o {
-                Outcome::Interrupted { signal, .. } => Some(*signal),
+                RotationOutcome::Interrupted { signal, .. } => Some(*signal),
                 _ => None,
             })
             .or(self.signal);
         if let Some(signal) = signal {
             Ending::Signalled(signal)
-        } else if any(|o| matches!(o, Outcome::Failed { .. }))
+        } else if any(|o| matches!(o, RotationOutcome::Failed { .. }))
             || self.accounts.iter().any(|a| a.error.is_some())
         {
             Ending::Failed
-        } else if any(|o| matches!(o, Outcome::RolledBack { .. } | Outcome::Halted { .. })) {
+        } else if any(|o| {
+            matches!(
+                o,
+                RotationOutcome::RolledBack { .. } | RotationOutcome::Halted { .. }
+            )
+        }) {
             Ending::VerifyFailed
-        } else if any(|o| matches!(o, Outcome::Paused { .. })) {
+        } else if any(|o| matches!(o, RotationOutcome::Paused { .. })) {
             Ending::Paused
         } else {
             Ending::Done
@@ -102,7 +107,7 @@ impl Report {
                 if self
                     .outcomes
                     .iter()
-                    .all(|(_, o)| matches!(o, Outcome::RolledBack { .. })) =>
+                    .all(|(_, o)| matches!(o, RotationOutcome::RolledBack { .. })) =>
             {
                 Ending::Done
             }

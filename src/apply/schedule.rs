@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use futures_util::{StreamExt, stream};
 
 use super::journal::RotationRecord;
-use super::rotation::{Outcome, Rotation, Runner};
+use super::rotation::{Rotation, RotationOutcome, Runner};
 use super::stop::Stop;
 use super::*;
 use crate::plan::Elsewhere;
@@ -193,7 +193,7 @@ impl Session {
         shared: &Shared<'_>,
         elsewhere: &Elsewhere<'_, P>,
         until: Option<Phase>,
-        work: impl AsyncFnOnce(&Runner<'_, P>, Vec<RotationRecord>) -> Vec<(String, Outcome)>,
+        work: impl AsyncFnOnce(&Runner<'_, P>, Vec<RotationRecord>) -> Vec<(String, RotationOutcome)>,
     ) -> AccountReport {
         let in_progress = self.in_progress_in(&reach.account, caller);
         let provider = match &reach.provider {
@@ -262,7 +262,11 @@ impl<'a> Shared<'a> {
         self.report(outcomes, accounts)
     }
 
-    fn report(self, outcomes: Vec<(String, Outcome)>, accounts: Vec<AccountReport>) -> Report {
+    fn report(
+        self,
+        outcomes: Vec<(String, RotationOutcome)>,
+        accounts: Vec<AccountReport>,
+    ) -> Report {
         Report {
             outcomes,
             phase_times: self.timings.into_inner().expect("timings"),
@@ -276,7 +280,7 @@ impl<'a> Shared<'a> {
 async fn abort_all<P: Provider>(
     runner: &Runner<'_, P>,
     in_progress: Vec<RotationRecord>,
-) -> Vec<(String, Outcome)> {
+) -> Vec<(String, RotationOutcome)> {
     let mut outcomes = Vec::new();
     for record in in_progress {
         let user = record.user.clone();
@@ -288,7 +292,7 @@ async fn abort_all<P: Provider>(
                     .unwrap_or_else(|| "aborted with `rekey abort`".to_string());
                 runner.roll_back(&rotation, reason).await
             }
-            Err(error) => Outcome::Failed {
+            Err(error) => RotationOutcome::Failed {
                 step: "abort".into(),
                 error: error.to_string(),
             },
@@ -312,7 +316,7 @@ pub async fn run<P: Provider>(
     runner: &Runner<'_, P>,
     users: &[&UserPlan],
     in_progress: Vec<RotationRecord>,
-) -> Vec<(String, Outcome)> {
+) -> Vec<(String, RotationOutcome)> {
     let resumed: Vec<String> = in_progress.iter().map(|r| r.user.clone()).collect();
     let mut rotations: Vec<Start<'_>> = in_progress
         .into_iter()
@@ -326,7 +330,7 @@ pub async fn run<P: Provider>(
         rotations.push(Start::Begin(user));
     }
     let concurrency = runner.workflow.policy.concurrency.max(1) as usize;
-    let mut outcomes: Vec<(String, Outcome)> = stream::iter(rotations)
+    let mut outcomes: Vec<(String, RotationOutcome)> = stream::iter(rotations)
         .map(|start| async move {
             // `policy.concurrency` holds over every account of the run.
             let _slot = runner.slots.acquire().await.expect("slots");
@@ -368,7 +372,7 @@ pub async fn run<P: Provider>(
                 Ok(rotation) => (user, runner.run(rotation).await),
                 Err((step, error)) => (
                     user,
-                    Outcome::Failed {
+                    RotationOutcome::Failed {
                         step: step.into(),
                         error: error.to_string(),
                     },

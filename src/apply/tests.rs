@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::rotation::Outcome;
+use super::rotation::RotationOutcome;
 use super::stop::Stop;
 use super::*;
-use crate::plan::Decision;
+use crate::plan::{Decision, Plan};
 use crate::providers::memory::Memory;
 use crate::providers::{IamWriter, KeyStatus};
 use crate::workflow::graph::Phase;
@@ -112,6 +112,37 @@ impl World {
     }
 
     /// One apply up to `until`, as `stop` says.
+    /// The workflow's state opened and a plan made against the account.
+    async fn open_and_plan(&self, prepared: &Prepared) -> (Session, Plan) {
+        let backend = self.backend(&prepared.checked.workflow.name);
+        let session = Session::open(prepared, self.state_dir(), backend)
+            .await
+            .unwrap();
+        let plan = session
+            .plan(prepared, &self.account, None, 4)
+            .await
+            .unwrap();
+        (session, plan)
+    }
+
+    /// An apply whose call `action` fails ends failed at that step, and
+    /// the next apply finishes the rotation with every invariant.
+    fn fails_at_then_finishes(&self, action: &'static str) {
+        let first = self.apply(Some(action));
+        assert!(
+            matches!(outcome(&first), RotationOutcome::Failed { .. }),
+            "{action}: {first:?}"
+        );
+        assert_eq!(first.ending(), Ending::Failed);
+        let second = self.apply(None);
+        assert_eq!(
+            outcome(&second),
+            &RotationOutcome::Finished,
+            "{action}: {second:?}"
+        );
+        self.assert_rotated();
+    }
+
     fn run(&self, fail: Option<&'static str>, until: Option<Phase>, stop: &Stop) -> Report {
         let mut prepared = prepare(&self.workflow(), Vec::new()).unwrap();
         if self.bucket.is_some() {
@@ -122,14 +153,7 @@ impl World {
             .build()
             .unwrap()
             .block_on(async {
-                let backend = self.backend(&prepared.checked.workflow.name);
-                let session = Session::open(&prepared, self.state_dir(), backend)
-                    .await
-                    .unwrap();
-                let plan = session
-                    .plan(&prepared, &self.account, None, 4)
-                    .await
-                    .unwrap();
+                let (session, plan) = self.open_and_plan(&prepared).await;
                 if let Some(action) = fail {
                     self.account.fail_once(action);
                 }
@@ -198,7 +222,7 @@ fn assert_staging_empty(state_dir: &Path) {
     assert!(staged.is_empty(), "{staged:?}");
 }
 
-fn outcome(report: &Report) -> &Outcome {
+fn outcome(report: &Report) -> &RotationOutcome {
     &report.outcomes[0].1
 }
 
@@ -206,7 +230,7 @@ fn outcome(report: &Report) -> &Outcome {
 fn a_rotation_converges_with_the_secret_iam_issued_in_every_target() {
     let world = World::new("");
     let report = world.apply(None);
-    assert_eq!(outcome(&report), &Outcome::Finished, "{report:?}");
+    assert_eq!(outcome(&report), &RotationOutcome::Finished, "{report:?}");
     assert_eq!(report.ending(), Ending::Done);
     world.assert_rotated();
     let again = world.apply(None);
@@ -223,15 +247,7 @@ fn a_call_that_fails_at_any_step_is_finished_by_the_next_apply() {
         "iam:DeleteAccessKey",
     ] {
         let world = World::new("");
-        let first = world.apply(Some(action));
-        assert!(
-            matches!(outcome(&first), Outcome::Failed { .. }),
-            "{action}: {first:?}"
-        );
-        assert_eq!(first.ending(), Ending::Failed);
-        let second = world.apply(None);
-        assert_eq!(outcome(&second), &Outcome::Finished, "{action}: {second:?}");
-        world.assert_rotated();
+        world.fails_at_then_finishes(action);
     }
 }
 
@@ -240,7 +256,7 @@ fn an_sdk_error_that_quotes_the_secret_is_redacted() {
     let world = World::new("");
     world.account.echo_values_in_errors();
     let first = world.apply(Some("ssm:PutParameter"));
-    let Outcome::Failed { error, .. } = outcome(&first) else {
+    let RotationOutcome::Failed { error, .. } = outcome(&first) else {
         panic!("{first:?}")
     };
     assert!(error.contains("(sensitive)"), "{error}");
@@ -257,7 +273,7 @@ fn an_sdk_error_that_quotes_the_secret_is_redacted() {
             "the secret reached the {what}: {text}"
         );
     }
-    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    assert_eq!(outcome(&world.apply(None)), &RotationOutcome::Finished);
     world.assert_rotated();
 }
 
@@ -266,7 +282,7 @@ fn a_rotation_stopped_after_each_phase_resumes_with_the_key_it_created() {
     for until in [Phase::Create, Phase::Distribute, Phase::Verify] {
         let world = World::new("");
         let report = world.run(None, Some(until), &Stop::never());
-        assert_eq!(outcome(&report), &Outcome::Stopped { after: until });
+        assert_eq!(outcome(&report), &RotationOutcome::Stopped { after: until });
         let created: Vec<String> = world
             .account
             .keys_of("app-1")
@@ -275,7 +291,7 @@ fn a_rotation_stopped_after_each_phase_resumes_with_the_key_it_created() {
             .filter(|id| id != "AKIAOLD0000000000001")
             .collect();
         assert_eq!(created.len(), 1, "{until}: {created:?}");
-        assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+        assert_eq!(outcome(&world.apply(None)), &RotationOutcome::Finished);
         world.assert_rotated();
         assert_eq!(
             world.account.keys_of("app-1")[0].0,
@@ -291,7 +307,7 @@ fn a_failed_verification_puts_every_target_back() {
         "    - id: health\n      exec: { command: [sh, -c, \"exit 7\"] }\n      needs: [works]\n",
     );
     let report = world.apply(None);
-    let Outcome::RolledBack { reason } = outcome(&report) else {
+    let RotationOutcome::RolledBack { reason } = outcome(&report) else {
         panic!("{report:?}")
     };
     assert!(reason.contains("hook `health`"), "{reason}");
@@ -307,7 +323,7 @@ fn a_failed_restore_halts_and_says_why() {
     // The verification fails before disable-old: the rollback's first
     // call is the new key's deletion, which fails here.
     let report = world.run(Some("iam:DeleteAccessKey"), None, &Stop::never());
-    let Outcome::Halted { reason } = outcome(&report) else {
+    let RotationOutcome::Halted { reason } = outcome(&report) else {
         panic!("{report:?}")
     };
     assert!(
@@ -317,7 +333,7 @@ fn a_failed_restore_halts_and_says_why() {
     // The next apply finishes the rollback; it never completes the rotation.
     let report = world.apply(None);
     assert!(
-        matches!(outcome(&report), Outcome::RolledBack { .. }),
+        matches!(outcome(&report), RotationOutcome::RolledBack { .. }),
         "{report:?}"
     );
     world.assert_rolled_back();
@@ -337,7 +353,7 @@ fn a_signal_stops_before_the_next_step_and_the_next_apply_goes_on() {
     let journal =
         std::fs::read_to_string(world.state_dir().join("journal.jsonl")).unwrap_or_default();
     assert!(!journal.contains("\"begin\""), "{journal}");
-    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    assert_eq!(outcome(&world.apply(None)), &RotationOutcome::Finished);
     world.assert_rotated();
 }
 
@@ -347,7 +363,7 @@ fn an_edited_workflow_changes_the_next_rotation_not_the_one_in_progress() {
     let report = world.run(None, Some(Phase::Create), &Stop::never());
     assert_eq!(
         outcome(&report),
-        &Outcome::Stopped {
+        &RotationOutcome::Stopped {
             after: Phase::Create
         }
     );
@@ -357,7 +373,7 @@ fn an_edited_workflow_changes_the_next_rotation_not_the_one_in_progress() {
         .unwrap()
         .replace("/app/${user}", "/elsewhere/${user}");
     std::fs::write(world.workflow(), text).unwrap();
-    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    assert_eq!(outcome(&world.apply(None)), &RotationOutcome::Finished);
     world.assert_rotated();
     assert_eq!(world.account.parameter_now("/elsewhere/app-1"), None);
 }
@@ -416,7 +432,7 @@ fn a_rotation_begun_by_the_previous_version_is_finished() {
     )
     .unwrap();
     let report = world.apply(None);
-    assert_eq!(outcome(&report), &Outcome::Finished, "{report:?}");
+    assert_eq!(outcome(&report), &RotationOutcome::Finished, "{report:?}");
     world.assert_rotated();
     assert_eq!(world.account.keys_of("app-1")[0].0, new_key.id);
 }
@@ -435,7 +451,7 @@ fn a_rollback_puts_back_the_parameters_type_and_kms_key() {
         );
         let report = world.apply(None);
         assert!(
-            matches!(outcome(&report), Outcome::RolledBack { .. }),
+            matches!(outcome(&report), RotationOutcome::RolledBack { .. }),
             "{report:?}"
         );
         world.assert_rolled_back();
@@ -457,7 +473,7 @@ fn an_old_key_deleted_outside_rekey_neither_blocks_the_rotation_nor_is_rolled_ba
     let report = world.run(None, Some(Phase::Distribute), &Stop::never());
     assert_eq!(
         outcome(&report),
-        &Outcome::Stopped {
+        &RotationOutcome::Stopped {
             after: Phase::Distribute
         }
     );
@@ -472,7 +488,7 @@ fn an_old_key_deleted_outside_rekey_neither_blocks_the_rotation_nor_is_rolled_ba
         )
         .unwrap();
     let report = world.apply(None);
-    let Outcome::Halted { reason } = outcome(&report) else {
+    let RotationOutcome::Halted { reason } = outcome(&report) else {
         panic!("{report:?}")
     };
     assert!(reason.contains("cannot roll back"), "{reason}");
@@ -486,7 +502,7 @@ fn an_old_key_deleted_outside_rekey_neither_blocks_the_rotation_nor_is_rolled_ba
         "the targets keep the new key"
     );
     std::fs::remove_file(world.dir.path().join("broken")).unwrap();
-    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    assert_eq!(outcome(&world.apply(None)), &RotationOutcome::Finished);
     world.assert_rotated();
 }
 
@@ -514,7 +530,7 @@ fn an_interrupted_create_never_deletes_a_key_it_cannot_prove_is_its_own() {
         .block_on(world.account.create_access_key("app-1"))
         .unwrap();
     let report = world.apply(None);
-    let Outcome::Failed { step, error } = outcome(&report) else {
+    let RotationOutcome::Failed { step, error } = outcome(&report) else {
         panic!("{report:?}")
     };
     assert_eq!(step, "create");
@@ -555,7 +571,7 @@ fn the_old_key_is_left_alone_while_the_new_one_is_not_active() {
         )
         .unwrap();
     let report = world.apply(None);
-    let Outcome::Failed { step, error } = outcome(&report) else {
+    let RotationOutcome::Failed { step, error } = outcome(&report) else {
         panic!("{report:?}")
     };
     assert_eq!(step, "disable-old");
@@ -587,7 +603,7 @@ fn a_claim_a_crash_left_in_this_state_directory_is_taken_back() {
     claims
         .take(crate::providers::memory::ACCOUNT, "app-1", &stale, false)
         .unwrap();
-    assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+    assert_eq!(outcome(&world.apply(None)), &RotationOutcome::Finished);
     world.assert_rotated();
     assert!(
         claims
@@ -643,14 +659,7 @@ fn with_state_in_a_bucket_another_runner_finishes_what_one_began() {
         "iam:DeleteAccessKey",
     ] {
         let world = World::shared("");
-        let first = world.apply(Some(action));
-        assert!(
-            matches!(outcome(&first), Outcome::Failed { .. }),
-            "{action}: {first:?}"
-        );
-        let second = world.apply(None);
-        assert_eq!(outcome(&second), &Outcome::Finished, "{action}: {second:?}");
-        world.assert_rotated();
+        world.fails_at_then_finishes(action);
         assert_eq!(
             world.account.parameter_now("/rekey/staging/unit/app-1"),
             None,
@@ -689,9 +698,9 @@ fn with_state_in_a_bucket_a_stopped_rotation_resumes_with_the_key_it_created() {
     for until in [Phase::Create, Phase::Distribute, Phase::Verify] {
         let world = World::shared("");
         let report = world.run(None, Some(until), &Stop::never());
-        assert_eq!(outcome(&report), &Outcome::Stopped { after: until });
+        assert_eq!(outcome(&report), &RotationOutcome::Stopped { after: until });
         let created = world.account.keys_of("app-1").last().unwrap().0.clone();
-        assert_eq!(outcome(&world.apply(None)), &Outcome::Finished);
+        assert_eq!(outcome(&world.apply(None)), &RotationOutcome::Finished);
         world.assert_rotated();
         assert_eq!(world.account.keys_of("app-1")[0].0, created, "{until}");
     }
@@ -826,13 +835,7 @@ fn a_rotation_whose_plan_went_stale_before_its_claim_does_not_begin() {
         .build()
         .unwrap();
     let report = runtime.block_on(async {
-        let session = Session::open(&prepared, world.state_dir(), world.backend("unit"))
-            .await
-            .unwrap();
-        let plan = session
-            .plan(&prepared, &world.account, None, 4)
-            .await
-            .unwrap();
+        let (session, plan) = world.open_and_plan(&prepared).await;
         // Meanwhile another rotation of app-1 ends: a new key, the old gone.
         let other = world.account.create_access_key("app-1").await.unwrap();
         world
@@ -854,7 +857,7 @@ fn a_rotation_whose_plan_went_stale_before_its_claim_does_not_begin() {
         (report, other.id)
     });
     let (report, other) = report;
-    let Outcome::Failed { step, error } = outcome(&report) else {
+    let RotationOutcome::Failed { step, error } = outcome(&report) else {
         panic!("{report:?}")
     };
     assert_eq!(step, "begin");

@@ -11,11 +11,14 @@ use crate::providers::aws::Aws;
 use crate::render::style::Style;
 
 pub(super) fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
-    let narrow = (&args.narrow.users[..], &args.narrow.accounts[..]);
+    let narrow = (
+        &args.inputs.narrow.users[..],
+        &args.inputs.narrow.accounts[..],
+    );
     with_session(
         global,
         &args.target,
-        &args.vars.vars,
+        &args.inputs.vars.vars,
         narrow,
         async |aws, prepared, session| apply_open(global, &args, aws, prepared, session).await,
     )
@@ -56,16 +59,16 @@ async fn apply_open(
     prepared: &apply::Prepared,
     session: &mut apply::Session,
 ) -> ExitCode {
-    if prepared.saved.is_some() && args.planning.as_of.is_some() {
+    if prepared.saved.is_some() && args.inputs.planning.as_of.is_some() {
         return fail(
             "--as-of with a saved plan: the plan fixes the instant it judged keys at; make a new plan with --as-of instead",
         );
     }
     session.force = args.force;
-    session.credential_report = !args.planning.no_credential_report;
+    session.credential_report = !args.inputs.planning.no_credential_report;
     let style = Style::detect(global.no_color);
-    let parallelism = usize::from(args.planning.parallelism);
-    let as_of = args.planning.as_of;
+    let parallelism = usize::from(args.inputs.planning.parallelism);
+    let as_of = args.inputs.planning.as_of;
     let workflow = &prepared.checked.workflow;
     let (plan, reached) = match &workflow.fleet {
         Some(fleet) => {

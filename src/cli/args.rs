@@ -163,7 +163,7 @@ pub struct AbortArgs {
     #[command(flatten)]
     pub narrow: Narrow,
     #[command(flatten)]
-    pub vars: Vars,
+    pub vars: VarArgs,
     /// Do not ask for confirmation (needed when not on a terminal).
     #[arg(long)]
     pub auto_approve: bool,
@@ -173,11 +173,7 @@ pub struct AbortArgs {
 pub struct PlanArgs {
     pub workflow: PathBuf,
     #[command(flatten)]
-    pub vars: Vars,
-    #[command(flatten)]
-    pub planning: Planning,
-    #[command(flatten)]
-    pub narrow: Narrow,
+    pub inputs: PlanInputs,
     /// Also save the plan document (JSON) here, for review and for `rekey apply`.
     #[arg(long, value_name = "PLAN.json")]
     pub out: Option<PathBuf>,
@@ -189,9 +185,21 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
 }
 
+/// What a plan is made from, for `plan` and for `apply` (which plans
+/// first): the params, how the live state is read, and the narrowing.
+#[derive(Debug, clap::Args)]
+pub struct PlanInputs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub planning: Planning,
+    #[command(flatten)]
+    pub narrow: Narrow,
+}
+
 /// `--var`, for every command that binds the workflow's params.
 #[derive(Debug, clap::Args)]
-pub struct Vars {
+pub struct VarArgs {
     /// Give a param a value (repeatable). A saved plan keeps its own vars
     /// and takes only sensitive params again.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::workflow::params::parse_var)]
@@ -246,11 +254,7 @@ pub struct ApplyArgs {
     #[arg(value_name = "WORKFLOW|PLAN.json")]
     pub target: PathBuf,
     #[command(flatten)]
-    pub vars: Vars,
-    #[command(flatten)]
-    pub planning: Planning,
-    #[command(flatten)]
-    pub narrow: Narrow,
+    pub inputs: PlanInputs,
     /// Do not ask for confirmation (needed when not on a terminal, unless applying a saved plan).
     #[arg(long)]
     pub auto_approve: bool,

@@ -24,7 +24,7 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
     let choice = state_choice(global);
     choice.adjust(&mut checked.workflow);
     if checked.workflow.fleet.is_none()
-        && let Some(account) = args.narrow.accounts.first()
+        && let Some(account) = args.inputs.narrow.accounts.first()
     {
         return fail(crate::plan::accounts::AccountsError::NoFleet(
             account.clone(),
@@ -34,15 +34,16 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         workflow: &checked.workflow,
         workflow_path: &args.workflow,
         workflow_sha256: checked.sources.sha256(),
-        vars: args.vars.vars.clone(),
+        vars: args.inputs.vars.vars.clone(),
         as_of: args
+            .inputs
             .planning
             .as_of
             .unwrap_or_else(crate::text::now_in_seconds),
-        parallelism: usize::from(args.planning.parallelism),
-        users: args.narrow.users.clone(),
-        accounts: args.narrow.accounts.clone(),
-        credential_report: !args.planning.no_credential_report,
+        parallelism: usize::from(args.inputs.planning.parallelism),
+        users: args.inputs.narrow.users.clone(),
+        accounts: args.inputs.narrow.accounts.clone(),
+        credential_report: !args.inputs.planning.no_credential_report,
     };
     let runtime = runtime();
     let started = std::time::Instant::now();
@@ -80,7 +81,7 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
                 &state,
                 in_progress,
                 &checked.workflow,
-                &args.vars.vars,
+                &args.inputs.vars.vars,
             )
             .await;
             Ok::<_, String>(plan)
@@ -93,7 +94,7 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         Err(error) => return fail(error),
     };
     // Values of sensitive params never reach an output or a saved plan.
-    let hide = crate::workflow::params::bind(&checked.workflow, &args.vars.vars)
+    let hide = crate::workflow::params::bind(&checked.workflow, &args.inputs.vars.vars)
         .map(|params| checked.workflow.sensitive(&params))
         .unwrap_or_default();
     if let Some(path) = &args.out

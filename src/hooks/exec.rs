@@ -11,7 +11,7 @@ use crate::targets::{ActionError, Resolve};
 use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
 use crate::workflow::vocabulary::{Credentials, Templates, each};
-use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::HookPhase;
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -49,15 +49,14 @@ pub struct Command {
 }
 
 impl Kind for ExecHook {
+    fn command(&self) -> Option<&[Template]> {
+        Some(&self.command)
+    }
+
     type Resolved = Command;
 
     fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
-        problems.extend(Problem::too_long(
-            at.key("timeout"),
-            "timeout",
-            self.timeout,
-            MAX_TIMEOUT,
-        ));
+        problems.extend(Problem::timeout_too_long(at, self.timeout));
         if self.command.is_empty() {
             problems.push(Problem::empty_command(at.key("command")));
         }
@@ -124,5 +123,56 @@ impl Resolved for Command {
                 Err(error) => Verdict::Rejected(format!("hook `{}`: {error}", cx.hook)),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::testing::{NEW, doc, problems, resolve, run};
+    use crate::providers::memory::Memory;
+    use crate::secret::SecretString;
+
+    #[test]
+    fn an_empty_command_and_contradicting_credentials_are_problems() {
+        let hook: ExecHook = doc("command: []\nwith_credentials: true\ncredentials: none");
+        assert_eq!(
+            problems(&hook, HookPhase::Verify),
+            [
+                "the command is empty",
+                "`with_credentials: true` and `credentials` say different things"
+            ]
+        );
+        let plain = resolve(&doc::<ExecHook>("command: [./check.sh, \"${user}\"]"));
+        assert_eq!(plain.argv, ["./check.sh", "app"]);
+        assert_eq!(plain.credentials, Credentials::Operator);
+    }
+
+    #[tokio::test]
+    async fn a_command_with_the_new_key_passes_and_one_that_fails_is_rejected_without_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        let secret = SecretString::from("n3w-s3cret-value".to_string());
+        let check = resolve(&doc::<ExecHook>(&format!(
+            "command: [sh, -c, 'test \"$AWS_ACCESS_KEY_ID\" = {NEW} && test \"$AWS_SECRET_ACCESS_KEY\" = n3w-s3cret-value']\ncredentials: new"
+        )));
+        let passed = check
+            .run(&run(&memory, "arn", &secret, dir.path(), None))
+            .await
+            .unwrap();
+        assert_eq!(passed, Verdict::Passed(()));
+        let failing = resolve(&doc::<ExecHook>(
+            "command: [sh, -c, 'echo \"key $AWS_SECRET_ACCESS_KEY\"; exit 3']\ncredentials: new",
+        ));
+        let Verdict::Rejected(reason) = failing
+            .run(&run(&memory, "arn", &secret, dir.path(), None))
+            .await
+            .unwrap()
+        else {
+            panic!("exit 3 passed");
+        };
+        assert!(reason.contains("exited 3"), "{reason}");
+        assert!(reason.contains("(sensitive)"), "{reason}");
+        assert!(!reason.contains("n3w-s3cret-value"), "{reason}");
     }
 }

@@ -13,7 +13,7 @@ use crate::targets::{ActionError, Resolve};
 use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
 use crate::workflow::vocabulary::{HttpMethod, Templates, each_value};
-use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::HookPhase;
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -48,12 +48,7 @@ impl Kind for HttpHook {
     type Resolved = Check;
 
     fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
-        problems.extend(Problem::too_long(
-            at.key("timeout"),
-            "timeout",
-            self.timeout,
-            MAX_TIMEOUT,
-        ));
+        problems.extend(Problem::timeout_too_long(at, self.timeout));
         let url = self.url.as_str();
         if !url.starts_with("${") && !url.starts_with("http://") && !url.starts_with("https://") {
             problems.push(Problem::new(
@@ -103,5 +98,37 @@ impl Resolved for Check {
             Ok(()) => Verdict::Passed(()),
             Err(error) => Verdict::Rejected(format!("hook `{}`: {error}", cx.hook)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::testing::{doc, problems, resolve};
+
+    #[test]
+    fn a_url_must_be_http_and_a_status_must_be_one() {
+        let bad: HttpHook = doc("url: ftp://example.com\nexpect_status: 42");
+        assert_eq!(
+            problems(&bad, HookPhase::Verify),
+            [
+                "`ftp://example.com` is not an http:// or https:// URL",
+                "42 is not an HTTP status"
+            ]
+        );
+        let templated: HttpHook = doc("url: \"${params.health}/ok\"");
+        assert!(problems(&templated, HookPhase::Refresh).is_empty());
+    }
+
+    #[test]
+    fn defaults_to_a_get_expecting_200_with_two_retries() {
+        let check = resolve(&doc::<HttpHook>("url: https://app.example.com/health/${user}"));
+        assert_eq!(check.url, "https://app.example.com/health/app");
+        assert_eq!((check.expect_status, check.retries), (200, 2));
+        assert_eq!(check.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(
+            check.describe("AKIAOLD0000000000000"),
+            "GET https://app.example.com/health/app expecting 200"
+        );
     }
 }

@@ -120,3 +120,53 @@ impl Resolved for Watch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::testing::{OLD, doc, problems, resolve, run};
+    use time::OffsetDateTime;
+    use crate::providers::memory::Memory;
+    use crate::secret::SecretString;
+
+    #[test]
+    fn runs_only_while_the_old_key_is_still_active() {
+        let hook: KeyUnusedHook = doc("quiet_for: 10m");
+        assert!(problems(&hook, HookPhase::Verify).is_empty());
+        assert_eq!(
+            problems(&hook, HookPhase::VerifyAfterDisable),
+            ["`key_unused` cannot run in `verify_after_disable`"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_use_of_the_old_key_after_the_cut_over_rejects_it_and_one_before_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        let secret = SecretString::from("s".to_string());
+        let watch = resolve(&doc::<KeyUnusedHook>("quiet_for: 0s"));
+        let moved = OffsetDateTime::now_utc();
+        memory.use_key(OLD, moved - time::Duration::minutes(5), "s3");
+        let quiet = watch
+            .run(&run(&memory, "arn", &secret, dir.path(), Some(moved)))
+            .await
+            .unwrap();
+        assert_eq!(quiet, Verdict::Passed(Quiet { checks: 1 }));
+        memory.use_key(OLD, moved + time::Duration::seconds(3), "s3");
+        let Verdict::Rejected(reason) = watch
+            .run(&run(&memory, "arn", &secret, dir.path(), Some(moved)))
+            .await
+            .unwrap()
+        else {
+            panic!("a use after the cut-over passed");
+        };
+        assert!(reason.contains("was used by s3 in us-east-1"), "{reason}");
+        // Before distribution there is nothing to watch after.
+        assert!(
+            watch
+                .run(&run(&memory, "arn", &secret, dir.path(), None))
+                .await
+                .is_err()
+        );
+    }
+}

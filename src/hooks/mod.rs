@@ -81,6 +81,11 @@ pub trait Kind: Templates {
     type Resolved: Resolved;
     /// Checks validation runs beyond the shape; `at` is the kind's key.
     fn check(&self, _at: &Origin, _phase: HookPhase, _problems: &mut Problems) {}
+    /// The program and arguments it runs, if it runs a command: validation
+    /// warns of unchecked params in a shell's command string.
+    fn command(&self) -> Option<&[Template]> {
+        None
+    }
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Self::Resolved, ActionError>;
 }
 
@@ -174,6 +179,13 @@ macro_rules! registry {
                 }
             }
 
+            /// The command it runs, if any (`Kind::command`).
+            pub fn command(&self) -> Option<&[Template]> {
+                match self {
+                    $( HookKind::$variant(kind) => kind.command(), )*
+                }
+            }
+
             pub fn check(&self, at: &Origin, phase: HookPhase, problems: &mut Problems) {
                 match self {
                     $( HookKind::$variant(kind) => kind.check(at, phase, problems), )*
@@ -242,4 +254,65 @@ registry! {
     KeyUnused(key_unused::KeyUnusedHook),
     Exec(exec::ExecHook),
     SsmCommand(ssm_command::SsmCommandHook),
+}
+
+/// What the hook kinds' unit tests share: a hook read from YAML and
+/// resolved for a user, its checks, and a run against an account in memory.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::workflow::diagnostic::Problems;
+    use crate::workflow::source::FileId;
+
+    pub use crate::targets::testing::{NEW, OLD, doc};
+
+    /// The messages of the problems `kind` finds in `phase`.
+    pub fn problems<K: Kind>(kind: &K, phase: HookPhase) -> Vec<String> {
+        let mut found = Problems::new();
+        let at = Origin {
+            file: FileId(0),
+            path: DocPath::root(),
+        };
+        kind.check(&at, phase, &mut found);
+        found.into_iter().map(|p| p.message).collect()
+    }
+
+    /// `kind` resolved for user `app`.
+    pub fn resolve<K: Kind>(kind: &K) -> K::Resolved {
+        let params = std::collections::BTreeMap::new();
+        let values = crate::workflow::template::Values {
+            params: &params,
+            user: Some("app"),
+            account: Some("123456789012"),
+            new_key_id: None,
+        };
+        kind.resolve(&Resolve {
+            values: &values,
+            base_dir: Path::new("."),
+            what: "hook `h`",
+        })
+        .expect("the hook resolves")
+    }
+
+    /// A run of hook `h` for user `app`, the new key `NEW` with `secret`.
+    pub fn run<'a, P>(
+        provider: &'a P,
+        arn: &'a str,
+        secret: &'a SecretString,
+        dir: &'a Path,
+        moved: Option<OffsetDateTime>,
+    ) -> Run<'a, P> {
+        Run {
+            provider,
+            hook: "h",
+            user: "app",
+            arn,
+            old_key: OLD,
+            new_key: NEW,
+            secret,
+            also_hide: &[],
+            base_dir: dir,
+            moved,
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::targets::{ActionError, Resolve};
 use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Part, Problem, Problems};
 use crate::workflow::vocabulary::{Templates, each, each_value};
-use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::HookPhase;
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -65,12 +65,7 @@ impl Kind for SsmCommandHook {
     type Resolved = Commands;
 
     fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
-        problems.extend(Problem::too_long(
-            at.key("timeout"),
-            "timeout",
-            self.timeout,
-            MAX_TIMEOUT,
-        ));
+        problems.extend(Problem::timeout_too_long(at, self.timeout));
         if self.commands.is_empty() {
             problems.push(Problem::empty_command(at.key("commands")));
         }

@@ -15,7 +15,7 @@ use crate::text::short_id;
 use crate::workflow::duration::Duration;
 use crate::workflow::diagnostic::{Problem, Problems};
 use crate::workflow::vocabulary::Templates;
-use crate::workflow::vocabulary::{HookPhase, MAX_TIMEOUT};
+use crate::workflow::vocabulary::HookPhase;
 use crate::workflow::source::{DocPath, Origin};
 use crate::workflow::template::Template;
 
@@ -55,12 +55,7 @@ impl Kind for StsIdentityHook {
     type Resolved = Identity;
 
     fn check(&self, at: &Origin, _phase: HookPhase, problems: &mut Problems) {
-        problems.extend(Problem::too_long(
-            at.key("timeout"),
-            "timeout",
-            self.timeout,
-            MAX_TIMEOUT,
-        ));
+        problems.extend(Problem::timeout_too_long(at, self.timeout));
     }
 
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Identity, ActionError> {
@@ -110,5 +105,43 @@ impl Resolved for Identity {
             tokio::time::sleep(wait).await;
             wait = (wait * 3 / 2).min(StdDuration::from_secs(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::testing::{NEW, doc, resolve, run};
+    use crate::providers::KeyStatus;
+    use crate::providers::memory::Memory;
+    use crate::secret::SecretString;
+
+    #[tokio::test]
+    async fn passes_once_the_new_key_authenticates_as_the_user_and_rejects_a_wrong_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        memory.user("app", "/", &[(NEW, KeyStatus::Active, 0)]);
+        let arn = memory.arn("app");
+        let identity = resolve(&doc::<StsIdentityHook>("timeout: 1s"));
+        assert_eq!(
+            identity.describe(""),
+            "wait until the new key authenticates as app (up to 1s)"
+        );
+        let right = SecretString::from(format!("secret-of-{NEW}"));
+        let passed = identity
+            .run(&run(&memory, &arn, &right, dir.path(), None))
+            .await
+            .unwrap();
+        assert!(matches!(passed, Verdict::Passed(_)), "{passed:?}");
+        let wrong = SecretString::from("not-its-secret".to_string());
+        let Verdict::Rejected(reason) = identity
+            .run(&run(&memory, &arn, &wrong, dir.path(), None))
+            .await
+            .unwrap()
+        else {
+            panic!("a wrong secret authenticated");
+        };
+        assert!(reason.contains("did not authenticate as"), "{reason}");
+        assert!(!reason.contains("not-its-secret"), "{reason}");
     }
 }

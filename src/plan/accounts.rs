@@ -315,15 +315,7 @@ async fn plan_account<'a, P: Reach>(
     reach: Reached<'a, P>,
     elsewhere: &super::Elsewhere<'_, P>,
 ) -> Planned<'a, P> {
-    let mut view = AccountPlan {
-        account: reach.account.clone(),
-        role: reach.role.clone(),
-        summary: Summary::default(),
-        error: None,
-        fix: None,
-        credential_report: None,
-        resumed_only: false,
-    };
+    let mut view = AccountPlan::new(&reach.account, reach.role.clone());
     let provider = match &reach.provider {
         Ok(provider) => provider,
         Err(unreachable) => {
@@ -438,13 +430,10 @@ pub async fn plan_fleet<'r, 'a, P: Reach>(
     for account in left {
         let reached = reacher.reach(account).await;
         views.push(AccountPlan {
-            account: reached.account.clone(),
-            role: reached.role.clone(),
-            summary: Summary::default(),
             error: reached.provider.as_ref().err().map(|u| u.reason.clone()),
             fix: reached.provider.as_ref().err().map(|u| u.fix.clone()),
-            credential_report: None,
             resumed_only: true,
+            ..AccountPlan::new(&reached.account, reached.role.clone())
         });
         rotating.push(reached);
     }

@@ -38,19 +38,7 @@ impl UsableReport {
                 rfc3339(self.report.generated)
             ),
         };
-        UserPlan {
-            account: account.to_string(),
-            user: user.name,
-            arn: user.arn,
-            decision: Decision::Unchanged,
-            reason,
-            fix: None,
-            keys: Vec::new(),
-            old_key: None,
-            make_room: None,
-            steps: Vec::new(),
-            targets: Vec::new(),
-        }
+        UserPlan::new(account, &user.name, &user.arn, Decision::Unchanged, reason)
     }
 }
 

@@ -12,9 +12,9 @@ use crate::text::short_id;
 use crate::workflow::document::MakeRoom;
 use crate::workflow::duration::Duration;
 
-/// The verdict for one user.
+/// The judgement for one user: rotate, leave unchanged, or blocked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Judgement {
     Rotate {
         /// The active key being replaced.
         old_key: String,
@@ -43,7 +43,7 @@ pub fn by_keys(
     as_of: OffsetDateTime,
     max_age: Duration,
     make_room: MakeRoom,
-) -> Verdict {
+) -> Judgement {
     let active: Vec<&AccessKey> = keys
         .iter()
         .filter(|k| k.status == KeyStatus::Active)
@@ -58,7 +58,7 @@ pub fn by_keys(
         } else {
             "has no active access key"
         };
-        return Verdict::Unchanged {
+        return Judgement::Unchanged {
             reason: reason.into(),
         };
     };
@@ -72,7 +72,7 @@ pub fn by_keys(
             short_id(&oldest.id),
             due_on.date()
         );
-        return Verdict::Unchanged { reason };
+        return Judgement::Unchanged { reason };
     }
     let reason = if max_days == 0 && max_age.as_secs() == 0 {
         format!(
@@ -83,25 +83,25 @@ pub fn by_keys(
         format!("key {} is {age}d old (max {max_age})", short_id(&oldest.id))
     };
     match (active.len(), inactive.first()) {
-        (2.., _) => Verdict::Blocked {
+        (2.., _) => Judgement::Blocked {
             reason: format!("two active keys ({}, {}): there is no slot for a new one", short_id(&active[0].id), short_id(&active[1].id)),
             fix: "deactivate the key that no application uses (aws iam update-access-key --status Inactive), then plan again".into(),
         },
         (_, Some(inactive)) => match make_room {
-            MakeRoom::DeleteInactive => Verdict::Rotate { old_key: oldest.id.clone(), make_room: Some(inactive.id.clone()), reason },
-            MakeRoom::Refuse => Verdict::Blocked {
+            MakeRoom::DeleteInactive => Judgement::Rotate { old_key: oldest.id.clone(), make_room: Some(inactive.id.clone()), reason },
+            MakeRoom::Refuse => Judgement::Blocked {
                 reason: format!("both key slots are used: {} is active and {} inactive", short_id(&oldest.id), short_id(&inactive.id)),
                 fix: "delete the inactive key, or set `policy.make_room: delete_inactive` to let rekey delete it".into(),
             },
         },
-        _ => Verdict::Rotate { old_key: oldest.id.clone(), make_room: None, reason },
+        _ => Judgement::Rotate { old_key: oldest.id.clone(), make_room: None, reason },
     }
 }
 
 /// Blocks a rotation whose make-room step would delete a key that a target
 /// still holds: some application may be configured with it.
-pub fn held_inactive_key(verdict: Verdict, holders: &[(String, Option<String>)]) -> Verdict {
-    let Verdict::Rotate {
+pub fn held_inactive_key(verdict: Judgement, holders: &[(String, Option<String>)]) -> Judgement {
+    let Judgement::Rotate {
         make_room: Some(inactive),
         ..
     } = &verdict
@@ -116,7 +116,7 @@ pub fn held_inactive_key(verdict: Verdict, holders: &[(String, Option<String>)])
     if held_by.is_empty() {
         return verdict;
     }
-    Verdict::Blocked {
+    Judgement::Blocked {
         reason: format!("the inactive key {} is still held by {}: deleting it to make room could break what reads it", short_id(inactive), held_by.iter().map(|t| format!("target `{t}`")).collect::<Vec<_>>().join(", ")),
         fix: "find out why that target holds an inactive key, then delete the key yourself and plan again".into(),
     }
@@ -137,13 +137,13 @@ mod tests {
         }
     }
 
-    fn verdict(keys: &[AccessKey], make_room: MakeRoom) -> Verdict {
+    fn verdict(keys: &[AccessKey], make_room: MakeRoom) -> Judgement {
         by_keys(keys, NOW, Duration::from_days(90), make_room)
     }
 
     #[test]
     fn a_young_key_is_left_alone_with_its_due_date() {
-        let Verdict::Unchanged { reason } = verdict(
+        let Judgement::Unchanged { reason } = verdict(
             &[key("AKIAYOUNG00000000001", KeyStatus::Active, 12)],
             MakeRoom::Refuse,
         ) else {
@@ -159,7 +159,7 @@ mod tests {
             MakeRoom::Refuse,
         );
         assert!(
-            matches!(v, Verdict::Rotate { ref old_key, make_room: None, .. } if old_key == "AKIAOLD0000000000001"),
+            matches!(v, Judgement::Rotate { ref old_key, make_room: None, .. } if old_key == "AKIAOLD0000000000001"),
             "{v:?}"
         );
     }
@@ -172,7 +172,7 @@ mod tests {
             Duration::from_days(0),
             MakeRoom::Refuse,
         );
-        assert!(matches!(v, Verdict::Rotate { .. }), "{v:?}");
+        assert!(matches!(v, Judgement::Rotate { .. }), "{v:?}");
     }
 
     #[test]
@@ -185,7 +185,7 @@ mod tests {
             MakeRoom::DeleteInactive,
         );
         assert!(
-            matches!(v, Verdict::Blocked { ref reason, .. } if reason.starts_with("two active keys")),
+            matches!(v, Judgement::Blocked { ref reason, .. } if reason.starts_with("two active keys")),
             "{v:?}"
         );
     }
@@ -197,10 +197,10 @@ mod tests {
             key("AKIAI000000000000002", KeyStatus::Inactive, 300),
         ];
         assert!(
-            matches!(verdict(&keys, MakeRoom::DeleteInactive), Verdict::Rotate { make_room: Some(ref k), .. } if k == "AKIAI000000000000002")
+            matches!(verdict(&keys, MakeRoom::DeleteInactive), Judgement::Rotate { make_room: Some(ref k), .. } if k == "AKIAI000000000000002")
         );
         assert!(
-            matches!(verdict(&keys, MakeRoom::Refuse), Verdict::Blocked { ref fix, .. } if fix.contains("make_room"))
+            matches!(verdict(&keys, MakeRoom::Refuse), Judgement::Blocked { ref fix, .. } if fix.contains("make_room"))
         );
     }
 
@@ -213,7 +213,7 @@ mod tests {
         let holders = [("app".to_string(), Some("AKIAI000000000000002".to_string()))];
         let v = held_inactive_key(verdict(&keys, MakeRoom::DeleteInactive), &holders);
         assert!(
-            matches!(v, Verdict::Blocked { ref reason, .. } if reason.contains("target `app`")),
+            matches!(v, Judgement::Blocked { ref reason, .. } if reason.contains("target `app`")),
             "{v:?}"
         );
     }
@@ -222,14 +222,14 @@ mod tests {
     fn users_without_active_keys_are_left_alone() {
         assert!(matches!(
             verdict(&[], MakeRoom::Refuse),
-            Verdict::Unchanged { .. }
+            Judgement::Unchanged { .. }
         ));
         assert!(matches!(
             verdict(
                 &[key("AKIAI000000000000002", KeyStatus::Inactive, 300)],
                 MakeRoom::Refuse
             ),
-            Verdict::Unchanged { .. }
+            Judgement::Unchanged { .. }
         ));
     }
 }

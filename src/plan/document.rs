@@ -61,6 +61,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Counts the users again, overall and per account, after decisions
+    /// changed.
+    pub fn recount(&mut self) {
+        self.summary = Summary::of(&self.users);
+        self.summarize_accounts();
+    }
+
     /// Counts each account's users again (after marks changed decisions).
     pub fn summarize_accounts(&mut self) {
         for view in &mut self.accounts {
@@ -94,6 +101,21 @@ pub struct AccountPlan {
     /// go on, nothing new begins there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed_only: bool,
+}
+
+impl AccountPlan {
+    /// An account's part, before anything is counted or known of it.
+    pub fn new(account: &str, role: Option<String>) -> Self {
+        AccountPlan {
+            account: account.to_string(),
+            role,
+            summary: Summary::default(),
+            error: None,
+            fix: None,
+            credential_report: None,
+            resumed_only: false,
+        }
+    }
 }
 
 /// What the account's credential report did for the plan: which users it
@@ -197,6 +219,35 @@ pub struct UserPlan {
     /// Every target, what it holds now, and what it will hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetView>,
+}
+
+impl UserPlan {
+    /// A user of `account` with `decision` for `reason`, and nothing more
+    /// known yet: no keys read, no steps.
+    pub fn new(account: &str, user: &str, arn: &str, decision: Decision, reason: String) -> Self {
+        UserPlan {
+            account: account.to_string(),
+            user: user.to_string(),
+            arn: arn.to_string(),
+            decision,
+            reason,
+            fix: None,
+            keys: Vec::new(),
+            old_key: None,
+            make_room: None,
+            steps: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// Nothing is done for this user, for `reason`; `fix` says what to do.
+    pub fn block(&mut self, reason: String, fix: String) {
+        self.decision = Decision::Blocked;
+        self.reason = reason;
+        self.fix = Some(fix);
+        self.steps.clear();
+        self.targets.clear();
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

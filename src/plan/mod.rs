@@ -9,9 +9,8 @@
 //! staleness. It never contains a secret: targets are observed only for the
 //! access key id they hold.
 //!
-//! About 800 lines: observing a user and describing its steps share the
-//! per-user `Context`; the document, the credential report and the
-//! collision check are their own modules.
+//! The document, the credential report and the collision check are their
+//! own modules.
 
 pub mod accounts;
 mod collisions;
@@ -43,7 +42,7 @@ use crate::workflow::model::{Staging, Target, Workflow};
 use crate::workflow::params::{self, ParamError};
 use crate::workflow::template::{Template, Values};
 use crate::workflow::vocabulary::SecretFormat;
-use decide::Verdict;
+use decide::Judgement;
 use select::Selector;
 
 /// Why no plan could be made.
@@ -235,38 +234,20 @@ pub async fn plan_in<P: Iam + TargetReader>(
         );
     }
     users.sort_by(|a, b| a.user.cmp(&b.user));
-    let summary = Summary::of(&users);
-    Ok(Plan {
-        format_version: FORMAT_VERSION,
-        rekey_version: env!("CARGO_PKG_VERSION").to_string(),
-        workflow: WorkflowRef {
-            name: workflow.name.clone(),
-            path: request.workflow_path.display().to_string(),
-            sha256: request.workflow_sha256.clone(),
-        },
-        vars: request.vars.iter().cloned().collect(),
-        as_of: rfc3339(request.as_of),
-        account: context.account.clone(),
-        region: provider.location().0,
-        endpoint: provider.location().1,
-        observed_sha256: observed_sha256(&users),
-        summary,
-        unmatched,
-        state: None,
-        only_users: request.users.clone(),
-        only_accounts: request.accounts.clone(),
-        accounts: vec![AccountPlan {
-            account: context.account.clone(),
-            role: None,
-            summary,
-            error: None,
-            fix: None,
-            credential_report: report_use.clone(),
-            resumed_only: false,
-        }],
-        credential_report: report_use,
-        users,
-    })
+    let mut plan = empty_plan(request);
+    plan.account = context.account.clone();
+    (plan.region, plan.endpoint) = provider.location();
+    plan.observed_sha256 = observed_sha256(&users);
+    plan.summary = Summary::of(&users);
+    plan.unmatched = unmatched;
+    plan.accounts = vec![AccountPlan {
+        summary: plan.summary,
+        credential_report: report_use.clone(),
+        ..AccountPlan::new(&context.account, None)
+    }];
+    plan.credential_report = report_use;
+    plan.users = users;
+    Ok(plan)
 }
 
 /// A credential report recent enough to decide by: every key it does not
@@ -360,20 +341,14 @@ async fn plan_user<P: Iam + TargetReader>(
         workflow.select.max_key_age,
         workflow.policy.make_room,
     );
-    let mut plan = UserPlan {
-        account: context.account.clone(),
-        user: user.name.clone(),
-        arn: user.arn.clone(),
-        decision: Decision::Unchanged,
-        reason: String::new(),
-        fix: None,
-        keys: Vec::new(),
-        old_key: None,
-        make_room: None,
-        steps: Vec::new(),
-        targets: Vec::new(),
-    };
-    if let Verdict::Unchanged { reason } = verdict {
+    let mut plan = UserPlan::new(
+        &context.account,
+        &user.name,
+        &user.arn,
+        Decision::Unchanged,
+        String::new(),
+    );
+    if let Judgement::Unchanged { reason } = verdict {
         plan.reason = reason;
         plan.keys = keys
             .iter()
@@ -398,7 +373,7 @@ async fn plan_user<P: Iam + TargetReader>(
     };
     // Targets matter only to a rotation: its diff, and whether one still
     // holds the inactive key it would delete.
-    if matches!(verdict, Verdict::Rotate { .. }) {
+    if matches!(verdict, Judgement::Rotate { .. }) {
         for target in &workflow.targets {
             plan.targets
                 .push(observe_target(context, provider, elsewhere, target, &values).await?);
@@ -437,7 +412,7 @@ async fn plan_user<P: Iam + TargetReader>(
                 .and_then(|b| b.key_id.as_ref())
                 .is_some_and(|held| !keys.iter().any(|k| &k.id == held))
     }) {
-        Some(foreign) if matches!(verdict, Verdict::Rotate { .. }) => Verdict::Blocked {
+        Some(foreign) if matches!(verdict, Judgement::Rotate { .. }) => Judgement::Blocked {
             reason: format!(
                 "target `{}` ({}{}) holds {}, which is not a key of this user: it may be another account's user's",
                 foreign.id,
@@ -460,7 +435,7 @@ async fn plan_user<P: Iam + TargetReader>(
         _ => verdict,
     };
     match verdict {
-        Verdict::Rotate {
+        Judgement::Rotate {
             old_key,
             make_room,
             reason,
@@ -471,13 +446,8 @@ async fn plan_user<P: Iam + TargetReader>(
             plan.old_key = Some(old_key);
             plan.make_room = make_room;
         }
-        Verdict::Blocked { reason, fix } => {
-            plan.decision = Decision::Blocked;
-            plan.reason = reason;
-            plan.fix = Some(fix);
-            plan.targets.clear();
-        }
-        Verdict::Unchanged { reason } => plan.reason = reason,
+        Judgement::Blocked { reason, fix } => plan.block(reason, fix),
+        Judgement::Unchanged { reason } => plan.reason = reason,
     }
     Ok(plan)
 }

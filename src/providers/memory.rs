@@ -34,7 +34,7 @@ struct Key {
 }
 
 #[derive(Debug, Default)]
-struct Secret {
+struct StoredSecret {
     /// (version id, value), oldest first.
     versions: Vec<(String, String)>,
     current: Option<String>,
@@ -42,28 +42,30 @@ struct Secret {
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct World {
     users: Vec<IamUser>,
     keys: BTreeMap<String, Vec<Key>>,
     next_key: u32,
     /// Every version (value, SecureString, KMS key), oldest first.
     parameters: BTreeMap<String, Vec<(String, bool, Option<String>)>>,
-    secrets: BTreeMap<String, Secret>,
+    secrets: BTreeMap<String, StoredSecret>,
     fail: Vec<&'static str>,
     /// A failing PutParameter echoes the value, as AWS's validation
     /// errors do ("Value '…' at 'value' failed to satisfy constraint").
     echo_values: bool,
     report_time: Option<OffsetDateTime>,
+    /// The last use of each key, as an application's calls would leave it.
+    last_used: BTreeMap<String, LastUse>,
     calls: BTreeMap<&'static str, usize>,
 }
 
 #[derive(Debug, Default)]
 pub struct Memory {
-    state: Mutex<State>,
+    state: Mutex<World>,
 }
 
 impl Memory {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> std::sync::MutexGuard<'_, World> {
         self.state.lock().expect("memory state")
     }
 
@@ -117,6 +119,19 @@ impl Memory {
             .get(name)
             .and_then(|v| v.last())
             .map(|(_, secure, kms)| (*secure, kms.clone()))
+    }
+
+    /// `key_id` was used by `service` at `at`, as an application still
+    /// holding it would leave its last use.
+    pub fn use_key(&self, key_id: &str, at: OffsetDateTime, service: &str) {
+        self.state().last_used.insert(
+            key_id.to_string(),
+            LastUse {
+                date: Some(at),
+                service: Some(service.to_string()),
+                region: Some("us-east-1".to_string()),
+            },
+        );
     }
 
     /// The latest value of a parameter.
@@ -253,8 +268,13 @@ impl Iam for Memory {
             .unwrap_or_default())
     }
 
-    async fn key_last_used(&self, _: &str) -> Result<LastUse, ProviderError> {
-        Ok(LastUse::default())
+    async fn key_last_used(&self, key_id: &str) -> Result<LastUse, ProviderError> {
+        Ok(self
+            .state()
+            .last_used
+            .get(key_id)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -649,7 +669,7 @@ impl super::ObjectStore for MemoryObjects {
         key: &'a str,
         body: Vec<u8>,
         condition: Option<super::Condition>,
-    ) -> futures_util::future::BoxFuture<'a, Result<super::Written, ProviderError>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<super::Conditional, ProviderError>> {
         let now = self.now();
         let result = (|| {
             let mut objects = self.objects.lock().expect("objects");
@@ -660,7 +680,7 @@ impl super::ObjectStore for MemoryObjects {
                 (Some(super::Condition::Is(_)), None) => false,
             };
             if !holds {
-                return Ok(super::Written::ConditionFailed);
+                return Ok(super::Conditional::ConditionFailed);
             }
             let mut writes = self.writes.lock().expect("writes");
             *writes += 1;
@@ -668,7 +688,7 @@ impl super::ObjectStore for MemoryObjects {
             objects.insert(key.to_string(), (body, etag.clone(), now));
             drop(objects);
             self.lost("s3:PutObject")?;
-            Ok(super::Written::Yes(etag))
+            Ok(super::Conditional::Yes(etag))
         })();
         Box::pin(async move { result })
     }
@@ -692,15 +712,15 @@ impl super::ObjectStore for MemoryObjects {
         &'a self,
         key: &'a str,
         etag: Option<&'a str>,
-    ) -> futures_util::future::BoxFuture<'a, Result<super::Written, ProviderError>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<super::Conditional, ProviderError>> {
         let mut objects = self.objects.lock().expect("objects");
         let result = match (etag, objects.get(key)) {
             (Some(etag), Some((_, current, _))) if etag != current => {
-                super::Written::ConditionFailed
+                super::Conditional::ConditionFailed
             }
             _ => {
                 objects.remove(key);
-                super::Written::Yes(String::new())
+                super::Conditional::Yes(String::new())
             }
         };
         Box::pin(async move { Ok(result) })

@@ -496,7 +496,7 @@ pub enum Condition {
 
 /// What a conditional write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Written {
+pub enum Conditional {
     /// Written; its new ETag.
     Yes(String),
     /// The condition did not hold (HTTP 412, or 409 for a race): nothing
@@ -529,7 +529,7 @@ pub trait ObjectStore: Send + Sync {
         key: &'a str,
         body: Vec<u8>,
         condition: Option<Condition>,
-    ) -> futures_util::future::BoxFuture<'a, Result<Written, ProviderError>>;
+    ) -> futures_util::future::BoxFuture<'a, Result<Conditional, ProviderError>>;
     /// Every key under `prefix`, in order.
     fn list<'a>(
         &'a self,
@@ -540,7 +540,7 @@ pub trait ObjectStore: Send + Sync {
         &'a self,
         key: &'a str,
         etag: Option<&'a str>,
-    ) -> futures_util::future::BoxFuture<'a, Result<Written, ProviderError>>;
+    ) -> futures_util::future::BoxFuture<'a, Result<Conditional, ProviderError>>;
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::apply::Report;
 use crate::apply::journal::{End, Record, RotationRecord};
-use crate::apply::rotation::Outcome;
+use crate::apply::rotation::RotationOutcome;
 use crate::text::{short_id, to_seconds};
 
 /// The end-of-run report: each user's outcome, time per phase, API calls.
@@ -56,29 +56,33 @@ pub fn report(report: &Report, calls: &BTreeMap<&'static str, u64>) -> String {
 }
 
 /// One line per user: what happened, and what to do next.
-fn outcomes(out: &mut String, outcomes: &[(String, Outcome)], indent: &str) {
+fn outcomes(out: &mut String, outcomes: &[(String, RotationOutcome)], indent: &str) {
     for (user, outcome) in outcomes {
         let line = match outcome {
-            Outcome::Finished => "rotated: new key in every target, old key deleted".to_string(),
-            Outcome::Stopped { after } => {
+            RotationOutcome::Finished => {
+                "rotated: new key in every target, old key deleted".to_string()
+            }
+            RotationOutcome::Stopped { after } => {
                 format!("stopped after {after} (--until); run apply again to go on")
             }
-            Outcome::Paused { until, reason } => {
+            RotationOutcome::Paused { until, reason } => {
                 format!("paused: {reason}; run apply again after {until}")
             }
-            Outcome::RolledBack { reason } => format!("ROLLED BACK: {reason}"),
-            Outcome::Halted { reason } => format!(
+            RotationOutcome::RolledBack { reason } => format!("ROLLED BACK: {reason}"),
+            RotationOutcome::Halted { reason } => format!(
                 "HALTED: {reason}; both keys are left as they are: inspect, then run apply again"
             ),
             // A runner fenced out leaves the rotation to the one that took
             // over: "run apply again" would be wrong advice there.
-            Outcome::Failed { step, error } if error.contains("another runner took over") => {
+            RotationOutcome::Failed { step, error }
+                if error.contains("another runner took over") =>
+            {
                 format!("FAILED at {step}: {error}")
             }
-            Outcome::Failed { step, error } => {
+            RotationOutcome::Failed { step, error } => {
                 format!("FAILED at {step}: {error}; run apply again to resume")
             }
-            Outcome::Interrupted { step, .. } => {
+            RotationOutcome::Interrupted { step, .. } => {
                 format!("INTERRUPTED at {step}; run apply again to go on from there")
             }
         };

@@ -8,11 +8,10 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Write, Written};
+use super::{ActionError, RecordBefore, Kind, Resolve, Resolved, Restore, Write, Written};
 use crate::providers::exec::{self, EnvValue};
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::workflow::duration::Duration;
-use crate::workflow::vocabulary::MAX_TIMEOUT;
 use crate::workflow::diagnostic::{Problem, Problems};
 use crate::workflow::vocabulary::{Credentials, SecretFormat, Templates, each};
 use crate::workflow::source::{DocPath, Origin};
@@ -57,15 +56,14 @@ pub struct Command {
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Kind for ExecTarget {
+    fn command(&self) -> Option<&[Template]> {
+        Some(&self.command)
+    }
+
     type Resolved = Command;
 
     fn check(&self, at: &Origin, problems: &mut Problems) {
-        problems.extend(Problem::too_long(
-            at.key("timeout"),
-            "timeout",
-            self.timeout,
-            MAX_TIMEOUT,
-        ));
+        problems.extend(Problem::timeout_too_long(at, self.timeout));
         if self.command.is_empty() {
             problems.push(Problem::empty_command(at.key("command")));
         }
@@ -119,7 +117,7 @@ impl Resolved for Command {
         &self,
         cx: &Write<'_, P>,
         _recorded: Option<&()>,
-        intent: Intent<'i, ()>,
+        intent: RecordBefore<'i, ()>,
     ) -> Result<Written, ActionError> {
         intent(()).await?;
         let env =
@@ -181,5 +179,67 @@ async fn run(
                 finished.output
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::memory::Memory;
+    use crate::secret::SecretString;
+    use crate::targets::testing::{NEW, OLD, doc, recorder, resolve, restore, write};
+
+    #[tokio::test]
+    async fn the_command_gets_the_new_key_in_its_environment_and_its_rollback_the_key_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        let target = resolve(
+            &doc::<ExecTarget>(
+                "command: [sh, -c, 'echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY\" > pushed']\nrollback: [sh, -c, 'echo \"$REKEY_USER $REKEY_OLD_ACCESS_KEY_ID $REKEY_NEW_ACCESS_KEY_ID\" > undone']",
+            ),
+            "app",
+        )
+        .unwrap();
+        assert_eq!(target.credentials, Credentials::New);
+        let secret = SecretString::from("n3w-s3cret".to_string());
+        let kept = std::sync::Mutex::new(Vec::new());
+        target
+            .write(&write(&memory, &secret, dir.path()), None, &recorder!(kept))
+            .await
+            .unwrap();
+        assert_eq!(kept.lock().unwrap().len(), 1, "the intent comes first");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pushed")).unwrap(),
+            format!("{NEW} n3w-s3cret\n")
+        );
+        target
+            .restore(&restore(&memory, dir.path()), &())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("undone")).unwrap(),
+            format!("app {OLD} {NEW}\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_is_an_error_that_never_shows_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        let target = resolve(
+            &doc::<ExecTarget>("command: [sh, -c, 'echo \"got $AWS_SECRET_ACCESS_KEY\"; exit 7']"),
+            "app",
+        )
+        .unwrap();
+        let secret = SecretString::from("n3w-s3cret".to_string());
+        let kept = std::sync::Mutex::new(Vec::new());
+        let error = target
+            .write(&write(&memory, &secret, dir.path()), None, &recorder!(kept))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("exited 7"), "{error}");
+        assert!(error.contains("got (sensitive)"), "{error}");
+        assert!(!error.contains("n3w-s3cret"), "{error}");
     }
 }

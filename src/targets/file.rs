@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Intent, Resolved, Restore, Write, Written, v1_flag};
+use super::{ActionError, RecordBefore, Resolved, Restore, Write, Written, v1_flag};
 use crate::providers::files;
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::secret::{ExposeSecret, SecretString};
@@ -211,7 +211,7 @@ impl<F: FileFormat> Resolved for LocalFile<F> {
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Before>,
-        intent: Intent<'i, Before>,
+        intent: RecordBefore<'i, Before>,
     ) -> Result<Written, ActionError> {
         let _lock = self.lock()?;
         let current = self.read()?;

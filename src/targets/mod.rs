@@ -131,6 +131,15 @@ pub struct Written {
     pub version: Option<String>,
 }
 
+impl Written {
+    /// A write that left version `version` of a versioned store.
+    pub fn version(version: String) -> Self {
+        Written {
+            version: Some(version),
+        }
+    }
+}
+
 /// Everything a restore needs besides the target and its record.
 pub struct Restore<'a, P> {
     pub provider: &'a P,
@@ -149,13 +158,18 @@ pub trait Kind: Templates {
     const IN_ACCOUNT: bool = false;
     /// Checks validation runs beyond the shape; `at` is the kind's key.
     fn check(&self, _at: &Origin, _problems: &mut Problems) {}
+    /// The program and arguments it runs, if it runs a command: validation
+    /// warns of unchecked params in a shell's command string.
+    fn command(&self) -> Option<&[Template]> {
+        None
+    }
     /// The target for one user, every template expanded.
     fn resolve(&self, cx: &Resolve<'_>) -> Result<Self::Resolved, ActionError>;
 }
 
 /// Records what a target holds before `write` changes it: the journal's
 /// intent, durable once the future is done.
-pub type Intent<'i, B> =
+pub type RecordBefore<'i, B> =
     &'i (dyn Fn(B) -> futures_util::future::BoxFuture<'i, Result<(), ActionError>> + Send + Sync);
 
 /// A kind resolved for one user: what it acts on, and how.
@@ -205,7 +219,7 @@ pub trait Resolved: Debug + Clone {
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Self::Before>,
-        intent: Intent<'i, Self::Before>,
+        intent: RecordBefore<'i, Self::Before>,
     ) -> impl Future<Output = Result<Written, ActionError>>;
     /// Puts back what `before` says the target held.
     fn restore<P: Provider>(
@@ -228,6 +242,22 @@ pub struct Version {
 }
 
 impl Version {
+    /// The secrets the previous version held, to hide from output: `read`
+    /// gets a version's value from its store.
+    pub async fn old_secrets<F, R>(&self, format: SecretFormat, read: F) -> Vec<SecretString>
+    where
+        F: FnOnce(String) -> R,
+        R: Future<Output = Result<Option<SecretString>, ProviderError>>,
+    {
+        let Some(version) = self.previous() else {
+            return Vec::new();
+        };
+        match read(version.to_string()).await {
+            Ok(Some(value)) => crate::secret::secrets_in(&value, format),
+            _ => Vec::new(),
+        }
+    }
+
     /// The version the target held before, if it existed then.
     pub fn previous(&self) -> Option<&str> {
         self.version.as_deref().filter(|_| self.existed)
@@ -325,6 +355,13 @@ macro_rules! registry {
             pub fn key(&self) -> &'static str {
                 match self {
                     $( TargetKind::$variant(_) => stringify!($module), )*
+                }
+            }
+
+            /// The command it runs, if any (`Kind::command`).
+            pub fn command(&self) -> Option<&[Template]> {
+                match self {
+                    $( TargetKind::$variant(kind) => kind.command(), )*
                 }
             }
 
@@ -438,7 +475,7 @@ macro_rules! registry {
                 &self,
                 cx: &Write<'_, P>,
                 recorded: Option<&TargetBefore>,
-                intent: Intent<'i, TargetBefore>,
+                intent: RecordBefore<'i, TargetBefore>,
             ) -> Result<Written, ActionError> {
                 match self {
                     $( ResolvedTarget::$variant(r) => {
@@ -479,4 +516,76 @@ registry! {
     EnvFile(env_file::EnvFileTarget),
     Template(template::TemplateTarget),
     Exec(exec::ExecTarget),
+}
+
+/// What the kinds' unit tests share: a kind read from YAML and resolved
+/// for a user, and the contexts of a write and a restore against an
+/// account in memory.
+#[cfg(test)]
+pub(crate) mod testing {
+
+    use super::*;
+
+    pub const OLD: &str = "AKIAOLD0000000000000";
+    pub const NEW: &str = "AKIANEW0000000000000";
+
+    /// A kind's document from its YAML, as a workflow would write it.
+    pub fn doc<K: DeserializeOwned>(yaml: &str) -> K {
+        serde_yaml_ng::from_str(yaml).expect("a kind's document")
+    }
+
+    /// `kind` resolved for `user` of account 123456789012, with no params.
+    pub fn resolve<K: Kind>(kind: &K, user: &str) -> Result<K::Resolved, ActionError> {
+        let params = BTreeMap::new();
+        let values = Values {
+            params: &params,
+            user: Some(user),
+            account: Some("123456789012"),
+            new_key_id: None,
+        };
+        kind.resolve(&Resolve {
+            values: &values,
+            base_dir: Path::new("."),
+            what: "target `t`",
+        })
+    }
+
+    /// A write of the key `NEW` with `secret` for user `app`.
+    pub fn write<'a, P>(provider: &'a P, secret: &'a SecretString, dir: &'a Path) -> Write<'a, P> {
+        Write {
+            provider,
+            rotation: "app@1",
+            target: "t",
+            user: "app",
+            new_key: NEW,
+            secret,
+            base_dir: dir,
+            backup: dir.join("backup"),
+        }
+    }
+
+    /// A restore of the key `OLD` over `NEW` for user `app`.
+    pub fn restore<'a, P>(provider: &'a P, dir: &'a Path) -> Restore<'a, P> {
+        Restore {
+            provider,
+            target: "t",
+            user: "app",
+            old_key: OLD,
+            new_key: Some(NEW),
+            base_dir: dir,
+        }
+    }
+
+    /// An intent recorder keeping every intent a write records in `$kept`
+    /// (a `Mutex<Vec<_>>`), as the journal would. A macro, so that the
+    /// closure's future may borrow as long as each call needs.
+    macro_rules! recorder {
+        ($kept:expr) => {
+            |before| -> futures_util::future::BoxFuture<'_, Result<(), $crate::targets::ActionError>> {
+                $kept.lock().expect("intents").push(before);
+                Box::pin(async { Ok(()) })
+            }
+        };
+    }
+    pub(crate) use recorder;
 }

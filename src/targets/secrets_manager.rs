@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Version, Write, Written};
+use super::{ActionError, RecordBefore, Kind, Resolve, Resolved, Restore, Version, Write, Written};
 use crate::providers::{Provider, TargetReader, TargetState};
 use crate::secret::{SecretString, format_value};
 use crate::workflow::vocabulary::{SecretFormat, Templates, maybe};
@@ -90,7 +90,7 @@ impl Resolved for Secret {
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Version>,
-        intent: Intent<'i, Version>,
+        intent: RecordBefore<'i, Version>,
     ) -> Result<Written, ActionError> {
         let id = &self.secret_id;
         let current = cx.provider.current_secret(id).await?;
@@ -99,9 +99,7 @@ impl Resolved for Secret {
             .and_then(|(_, value)| crate::secret::key_id_in(value, self.format));
         if current_key.as_deref() == Some(cx.new_key) {
             let version = current.map(|(version, _)| version).unwrap_or_default();
-            return Ok(Written {
-                version: Some(version),
-            });
+            return Ok(Written::version(version));
         }
         if recorded.is_none() {
             intent(Version {
@@ -128,9 +126,7 @@ impl Resolved for Secret {
                 version
             }
         };
-        Ok(Written {
-            version: Some(version),
-        })
+        Ok(Written::version(version))
     }
 
     async fn restore<P: Provider>(
@@ -165,13 +161,12 @@ impl Resolved for Secret {
         before: &Version,
         _backup: &std::path::Path,
     ) -> Vec<SecretString> {
-        let Some(version) = before.previous() else {
-            return Vec::new();
-        };
-        match provider.secret_version(&self.secret_id, version).await {
-            Ok(Some(value)) => crate::secret::secrets_in(&value, self.format),
-            _ => Vec::new(),
-        }
+        let id = &self.secret_id;
+        before
+            .old_secrets(self.format, async |version| {
+                provider.secret_version(id, &version).await
+            })
+            .await
     }
 
     fn before_from_v1(data: &BTreeMap<String, String>) -> Option<Version> {
@@ -185,4 +180,76 @@ fn request_token(rotation: &str, target: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{rotation}\0{target}"));
     format!("{digest:x}")[..40].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::SecretStore;
+    use crate::providers::memory::Memory;
+    use crate::secret::{ExposeSecret, key_id_in};
+    use crate::targets::testing::{NEW, OLD, doc, recorder, resolve, restore, write};
+
+    async fn current_key(memory: &Memory, id: &str) -> Option<String> {
+        let (_, value) = memory.current_secret(id).await.unwrap()?;
+        key_id_in(&value, SecretFormat::Json)
+    }
+
+    #[test]
+    fn resolves_its_id_for_the_user() {
+        let secret = resolve(&doc::<SecretsManagerTarget>("secret_id: ci/${user}"), "app").unwrap();
+        assert_eq!(secret.secret_id, "ci/app");
+        assert_eq!(secret.format, SecretFormat::Json);
+    }
+
+    #[test]
+    fn a_resumed_write_names_the_same_version() {
+        assert_eq!(request_token("app@1", "t"), request_token("app@1", "t"));
+        assert_ne!(request_token("app@1", "t"), request_token("app@2", "t"));
+        assert!((32..=64).contains(&request_token("app@1", "t").len()));
+    }
+
+    #[tokio::test]
+    async fn a_new_version_becomes_current_and_a_restore_makes_the_old_one_current_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        let target = resolve(&doc::<SecretsManagerTarget>("secret_id: ci/${user}"), "app").unwrap();
+        // The secret as an earlier rotation left it, holding the old key.
+        let old = SecretString::from("old-secret".to_string());
+        let (kept_first, kept_second) = (std::sync::Mutex::new(Vec::new()), std::sync::Mutex::new(Vec::new()));
+        let first = Write {
+            new_key: OLD,
+            secret: &old,
+            rotation: "app@0",
+            ..write(&memory, &old, dir.path())
+        };
+        target.write(&first, None, &recorder!(kept_first)).await.unwrap();
+        assert_eq!(current_key(&memory, "ci/app").await.as_deref(), Some(OLD));
+        assert!(!kept_first.lock().unwrap()[0].existed);
+
+        let new = SecretString::from("new-secret".to_string());
+        target
+            .write(&write(&memory, &new, dir.path()), None, &recorder!(kept_second))
+            .await
+            .unwrap();
+        assert_eq!(current_key(&memory, "ci/app").await.as_deref(), Some(NEW));
+        let before = kept_second.lock().unwrap()[0].clone();
+        assert!(before.existed);
+        let hidden = target.old_secrets(&memory, &before, dir.path()).await;
+        assert_eq!(
+            hidden.iter().map(|s| s.expose_secret().to_string()).collect::<Vec<_>>(),
+            ["old-secret"]
+        );
+        target
+            .restore(&restore(&memory, dir.path()), &before)
+            .await
+            .unwrap();
+        assert_eq!(current_key(&memory, "ci/app").await.as_deref(), Some(OLD));
+        // A restore whose answer was lost, run again, changes nothing.
+        target
+            .restore(&restore(&memory, dir.path()), &before)
+            .await
+            .unwrap();
+        assert_eq!(current_key(&memory, "ci/app").await.as_deref(), Some(OLD));
+    }
 }

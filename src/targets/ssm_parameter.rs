@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionError, Intent, Kind, Resolve, Resolved, Restore, Version, Write, Written};
+use super::{ActionError, RecordBefore, Kind, Resolve, Resolved, Restore, Version, Write, Written};
 use crate::providers::{ParameterSpec, Provider, TargetReader, TargetState};
 use crate::secret::{SecretString, format_value};
 use crate::workflow::vocabulary::{SecretFormat, Templates, each_value, maybe};
@@ -96,16 +96,14 @@ impl Resolved for Parameter {
         &self,
         cx: &Write<'_, P>,
         recorded: Option<&Version>,
-        intent: Intent<'i, Version>,
+        intent: RecordBefore<'i, Version>,
     ) -> Result<Written, ActionError> {
         let state = cx
             .provider
             .ssm_parameter(&self.spec.name, self.format)
             .await?;
         if state.key_id.as_deref() == Some(cx.new_key) {
-            return Ok(Written {
-                version: Some(state.version.unwrap_or_default()),
-            });
+            return Ok(Written::version(state.version.unwrap_or_default()));
         }
         if recorded.is_none() {
             intent(Version {
@@ -116,9 +114,7 @@ impl Resolved for Parameter {
         }
         let value = format_value(self.format, cx.new_key, cx.secret, None);
         let version = cx.provider.put_parameter(&self.spec, &value).await?;
-        Ok(Written {
-            version: Some(version),
-        })
+        Ok(Written::version(version))
     }
 
     async fn restore<P: Provider>(
@@ -159,16 +155,98 @@ impl Resolved for Parameter {
         before: &Version,
         _backup: &std::path::Path,
     ) -> Vec<SecretString> {
-        let Some(version) = before.previous() else {
-            return Vec::new();
-        };
-        match provider.parameter_version(&self.spec.name, version).await {
-            Ok(Some(stored)) => crate::secret::secrets_in(&stored.value, self.format),
-            _ => Vec::new(),
-        }
+        let name = &self.spec.name;
+        before
+            .old_secrets(self.format, async |version| {
+                let stored = provider.parameter_version(name, &version).await?;
+                Ok(stored.map(|stored| stored.value))
+            })
+            .await
     }
 
     fn before_from_v1(data: &BTreeMap<String, String>) -> Option<Version> {
         Version::from_v1(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::memory::Memory;
+    use crate::secret::ExposeSecret;
+    use crate::targets::testing::{NEW, OLD, doc, recorder, resolve, restore, write};
+
+    fn value(key: &str, secret: &str) -> String {
+        format_value(SecretFormat::Json, key, &SecretString::from(secret.to_string()), None)
+            .expose_secret()
+            .to_string()
+    }
+
+    #[test]
+    fn resolves_its_name_for_the_user_and_is_secure_unless_it_holds_only_the_id() {
+        let secure = resolve(&doc::<SsmParameterTarget>("name: /app/${user}/aws"), "ci").unwrap();
+        assert_eq!(secure.spec.name, "/app/ci/aws");
+        assert!(secure.spec.secure);
+        assert_eq!(secure.describe(), "write SSM parameter /app/ci/aws (json)");
+        let plain = doc::<SsmParameterTarget>("name: /app/${user}/id\nformat: id_only");
+        assert!(!resolve(&plain, "ci").unwrap().spec.secure);
+    }
+
+    #[tokio::test]
+    async fn a_write_records_what_was_there_once_and_a_restore_puts_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        memory.parameter("/app/app/aws", &value(OLD, "old-secret"));
+        let target = resolve(&doc::<SsmParameterTarget>("name: /app/${user}/aws"), "app").unwrap();
+        let secret = SecretString::from("new-secret".to_string());
+        let kept = std::sync::Mutex::new(Vec::new());
+        let record = recorder!(kept);
+        let written = target
+            .write(&write(&memory, &secret, dir.path()), None, &record)
+            .await
+            .unwrap();
+        assert_eq!(written.version.as_deref(), Some("2"));
+        assert_eq!(memory.parameter_now("/app/app/aws"), Some(value(NEW, "new-secret")));
+        let before = kept.lock().unwrap().clone();
+        assert_eq!(
+            before,
+            [Version {
+                existed: true,
+                version: Some("1".into())
+            }]
+        );
+        // Resumed after a crash: the parameter already holds the new key,
+        // so nothing is written or recorded again.
+        target
+            .write(&write(&memory, &secret, dir.path()), Some(&before[0]), &record)
+            .await
+            .unwrap();
+        assert_eq!(kept.lock().unwrap().len(), 1);
+        target
+            .restore(&restore(&memory, dir.path()), &before[0])
+            .await
+            .unwrap();
+        assert_eq!(memory.parameter_now("/app/app/aws"), Some(value(OLD, "old-secret")));
+    }
+
+    #[tokio::test]
+    async fn a_parameter_the_rotation_created_is_deleted_on_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        let target = resolve(&doc::<SsmParameterTarget>("name: /new/${user}"), "app").unwrap();
+        let secret = SecretString::from("new-secret".to_string());
+        let kept = std::sync::Mutex::new(Vec::new());
+        let record = recorder!(kept);
+        target
+            .write(&write(&memory, &secret, dir.path()), None, &record)
+            .await
+            .unwrap();
+        let before = kept.lock().unwrap()[0].clone();
+        assert!(!before.existed);
+        target
+            .restore(&restore(&memory, dir.path()), &before)
+            .await
+            .unwrap();
+        assert_eq!(memory.parameter_now("/new/app"), None);
     }
 }

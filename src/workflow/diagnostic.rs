@@ -18,7 +18,9 @@
 
 use std::fmt::{self, Write as _};
 
+use super::duration::Duration;
 use super::source::{Origin, Pos, Sources};
+use super::vocabulary::MAX_TIMEOUT;
 
 /// A resolved place in a file, with the line's text for the excerpt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +85,8 @@ impl Problem {
     pub fn too_long(
         at: Origin,
         what: &str,
-        value: Option<crate::workflow::duration::Duration>,
-        max: crate::workflow::duration::Duration,
+        value: Option<Duration>,
+        max: Duration,
     ) -> Option<Self> {
         let value = value.filter(|v| *v > max)?;
         Some(Self::new(
@@ -93,6 +95,11 @@ impl Problem {
             format!("`{what}: {value}` is longer than {max}, the most rekey accepts"),
             Some(format!("use at most {max}")),
         ))
+    }
+
+    /// A `timeout:` (at the kind's `at`) over [`MAX_TIMEOUT`], if it is.
+    pub fn timeout_too_long(at: &Origin, timeout: Option<Duration>) -> Option<Self> {
+        Self::too_long(at.key("timeout"), "timeout", timeout, MAX_TIMEOUT)
     }
 
     /// A command list with nothing in it.

@@ -49,21 +49,10 @@ pub fn shape(message: &str) -> Shape {
             on_key: false,
         };
     }
-    if let Some(rest) = message.strip_prefix("invalid type: ") {
-        let (found, expected) = rest
-            .split_once(", expected ")
-            .unwrap_or((rest, "something else"));
-        return Shape::Other {
-            message: format!(
-                "expected {}, found {}",
-                expected_text(expected),
-                found_text(found)
-            ),
-            hint: None,
-            on_key: false,
-        };
-    }
-    if let Some(rest) = message.strip_prefix("invalid value: ") {
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    {
         let (found, expected) = rest
             .split_once(", expected ")
             .unwrap_or((rest, "something else"));

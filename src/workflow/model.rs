@@ -32,7 +32,7 @@ pub struct Workflow {
     /// `accounts.organization`); `None`: the credentials' own account.
     pub fleet: Option<Fleet>,
     /// Shared state in S3; `None`: a local state directory.
-    pub state: Option<S3State>,
+    pub state: Option<S3Settings>,
 }
 
 impl Workflow {
@@ -82,7 +82,7 @@ pub struct Organization {
 
 /// Where in S3 apply keeps its state (`state.s3`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3State {
+pub struct S3Settings {
     pub bucket: String,
     pub prefix: Option<String>,
     pub region: Option<String>,

@@ -79,7 +79,7 @@ enum Token<'a> {
     Ref {
         offset: usize,
         len: usize,
-        name: Result<Var, Problem>,
+        name: Result<Var, Unresolved>,
     },
     /// `${` with no closing `}`.
     Unclosed {
@@ -343,9 +343,10 @@ impl JsonSchema for Template {
     }
 }
 
-type Problem = (String, Option<String>);
+/// Why a name cannot be resolved: the message and a hint.
+type Unresolved = (String, Option<String>);
 
-fn parse_name(name: &str) -> Result<Var, Problem> {
+fn parse_name(name: &str) -> Result<Var, Unresolved> {
     let name = name.trim();
     if name.to_ascii_lowercase().contains("secret") {
         return Err((
@@ -386,7 +387,7 @@ pub fn is_param_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn scope_error(scope: Scope, var: &Var, names: &[&str]) -> Option<Problem> {
+fn scope_error(scope: Scope, var: &Var, names: &[&str]) -> Option<Unresolved> {
     if let Var::Param(name) = var {
         if names.contains(&name.as_str()) {
             return None;

@@ -145,6 +145,24 @@ impl Account {
         }
     }
 
+    /// Makes every key this test's users have now an hour older, through
+    /// the emulator's test seam: the keys seeded are due at once (no real
+    /// wait past `max_key_age`), and the keys a rotation creates later are
+    /// as young as ever.
+    pub fn age_keys(&self) {
+        let identity = self
+            .runtime
+            .block_on(self.sts.get_caller_identity().send())
+            .expect("the emulator's identity");
+        let url = format!(
+            "{}/moto-api/rekey/backdate?account={}&path={}&seconds=3600",
+            self.endpoint,
+            identity.account().unwrap_or("123456789012"),
+            self.path()
+        );
+        ureq::get(url).call().expect("the emulator's backdate seam");
+    }
+
     /// The IAM path all of this test's users live under.
     pub fn path(&self) -> String {
         format!("/rekey-test/{}/", self.id)

@@ -3,217 +3,12 @@
 //! verification rolls back, soak pauses, stale plans are refused, and no
 //! secret reaches an output, the journal or a plan.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::account::{Account, CANARY};
-use crate::emulator::emulator;
-use crate::support::{Rekey, Run};
-
-/// Keys are due after a second, so a test waits that long once after
-/// seeding, and a plan right after the rotation has nothing to do.
-pub const MAX_KEY_AGE: &str = "1s";
-
-const TARGETS: &str = "targets:
-  - id: param
-    ssm_parameter: { name: \"/{id}/${user}/aws\" }
-  - id: profile
-    credentials_file: { path: credentials, profile: \"${user}\" }
-  - id: push
-    exec: { command: [sh, -c, \"echo $REKEY_USER $AWS_ACCESS_KEY_ID >> pushed.log\"] }
-    needs: [param]
-";
-
-/// A workflow and its directory (which holds the state directory too).
-pub struct Setup {
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    pub fn new(account: &Account, subpath: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let body = format!(
-            "version: 1\nname: test\nselect:\n  path_prefix: {{path}}{subpath}\n  max_key_age: {MAX_KEY_AGE}\n{TARGETS}{extra}"
-        );
-        std::fs::write(
-            dir.path().join("workflow.yaml"),
-            body.replace("{path}", &account.path())
-                .replace("{id}", &account.id),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("credentials"), "# CI runners\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\n").unwrap();
-        Self { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `rekey ARGS` against `endpoint` (a proxy, say), with extra env.
-    pub fn rekey_at(&self, endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
-        let mut rekey = Rekey::new()
-            .aws(endpoint)
-            .current_dir(self.path())
-            .args(args);
-        for (name, value) in env {
-            rekey = rekey.env(name, value);
-        }
-        rekey.run()
-    }
-
-    pub fn rekey(&self, args: &[&str]) -> Run {
-        Rekey::new()
-            .aws(emulator())
-            .current_dir(self.path())
-            .args(args)
-            .run()
-    }
-
-    pub fn apply(&self) -> Run {
-        self.rekey(&["apply", "workflow.yaml", "--auto-approve"])
-    }
-
-    /// `apply --until PHASE`.
-    pub fn apply_until(&self, phase: &str) -> Run {
-        self.rekey(&["apply", "workflow.yaml", "--auto-approve", "--until", phase])
-    }
-
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rekey"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("REKEY_CLAIMS_DIR", crate::support::claims_dir())
-            .env("AWS_ENDPOINT_URL", emulator())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-    }
-
-    pub fn journal(&self) -> String {
-        std::fs::read_to_string(self.state().join("journal.jsonl")).unwrap_or_default()
-    }
-
-    pub fn profile_key(&self, user: &str) -> Option<String> {
-        self.profile_field(user, "aws_access_key_id")
-    }
-
-    pub fn profile_secret(&self, user: &str) -> Option<String> {
-        self.profile_field(user, "aws_secret_access_key")
-    }
-
-    fn profile_field(&self, user: &str, field: &str) -> Option<String> {
-        let text = std::fs::read_to_string(self.path().join("credentials")).ok()?;
-        let section = text.split(&format!("[{user}]")).nth(1)?;
-        let section = section.split("\n[").next()?;
-        section
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{field} = ")))
-            .map(str::to_string)
-    }
-
-    /// The state directory of the workflow (`name: test`).
-    pub fn state(&self) -> PathBuf {
-        self.path().join(".rekey/test")
-    }
-}
-
-/// Seeds users under `{path}{subpath}`: one active key each, and for every
-/// other one an inactive key too (which make-room deletes). Returns
-/// (user, old active key).
-pub fn seed(account: &Account, subpath: &str, count: usize) -> Vec<(String, String)> {
-    (0..count)
-        .map(|i| {
-            let user = account.user(&format!("u{i}{}", subpath.replace('/', "")), subpath, &[]);
-            if i % 2 == 1 {
-                let (inactive, _) = account.key(&user);
-                account.deactivate(&user, &inactive);
-            }
-            let (key, _) = account.key(&user);
-            account.ssm_json(&format!("/{}/{user}/aws", account.id), &key);
-            (user, key)
-        })
-        .collect()
-}
-
-/// Every invariant of a finished rotation: one key, active, new, held by
-/// every target; staging empty; the journal says done.
-pub fn assert_rotated(account: &Account, setup: &Setup, users: &[(String, String)]) {
-    assert_rotated_in(account, setup, users, &setup.state());
-}
-
-/// [`assert_rotated`] with the state directory at `state`.
-pub fn assert_rotated_in(
-    account: &Account,
-    setup: &Setup,
-    users: &[(String, String)],
-    state: &Path,
-) {
-    let issued_secrets = account.issued_secrets();
-    for (user, old) in users {
-        let keys = account.keys(user);
-        assert_eq!(keys.len(), 1, "{user} has {keys:?}");
-        let (key, active) = &keys[0];
-        assert!(active, "{user}'s key is not active");
-        assert_ne!(key, old, "{user} still has its old key");
-        assert_eq!(
-            account
-                .param_key(&format!("/{}/{user}/aws", account.id))
-                .as_ref(),
-            Some(key),
-            "{user}: the SSM target"
-        );
-        assert_eq!(
-            setup.profile_key(user).as_ref(),
-            Some(key),
-            "{user}: the credentials file"
-        );
-        let issued = issued_secrets
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| panic!("{user}: IAM has no secret for {key}"));
-        assert_eq!(
-            account
-                .param_secret(&format!("/{}/{user}/aws", account.id))
-                .as_ref(),
-            Some(&issued),
-            "{user}: the SSM target holds another secret than IAM issued"
-        );
-        assert_eq!(
-            setup.profile_secret(user).as_ref(),
-            Some(&issued),
-            "{user}: the credentials file holds another secret than IAM issued"
-        );
-        let pushed = std::fs::read_to_string(setup.path().join("pushed.log")).unwrap_or_default();
-        assert!(
-            pushed.lines().any(|l| l == format!("{user} {key}")),
-            "{user}: the command did not get the new key: {pushed}"
-        );
-    }
-    let staged: Vec<PathBuf> = std::fs::read_dir(state.join("staging"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(staged.is_empty(), "staging is not empty: {staged:?}");
-    let temporaries: Vec<String> = std::fs::read_dir(setup.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".rekey-"))
-        .collect();
-    assert!(
-        temporaries.is_empty(),
-        "temporary copies (which hold secrets) were left: {temporaries:?}"
-    );
-    let credentials = std::fs::read_to_string(setup.path().join("credentials")).unwrap();
-    assert!(credentials.starts_with("# CI runners\n[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = keep-me\n"), "other profiles changed:\n{credentials}");
-}
+use crate::support::{
+    MAX_KEY_AGE, Setup, assert_rolled_back, assert_rotated, assert_rotated_in, created_keys, seed,
+};
 
 #[test]
 fn rotating_three_users_with_three_targets_converges() {
@@ -224,7 +19,7 @@ fn rotating_three_users_with_three_targets_converges() {
         "",
         "hooks:\n  verify:\n    - id: works\n      sts_identity: { timeout: 20s }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.apply();
     run.exits(0);
     assert!(
@@ -298,31 +93,6 @@ const KILL_POINTS: &[&str] = &[
     "unstage",
 ];
 
-/// The key `create` recorded for each rotation still in progress, from the
-/// journal (a finished rotation's user may rightly be rotated again).
-pub fn created_keys(journal: &str) -> Vec<(String, String)> {
-    let entries: Vec<serde_json::Value> = journal
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
-    let finished: Vec<&serde_json::Value> = entries
-        .iter()
-        .filter(|e| e["event"] == "finished")
-        .map(|e| &e["rotation"])
-        .collect();
-    entries
-        .iter()
-        .filter(|e| !finished.contains(&&e["rotation"]))
-        .filter(|e| e["event"] == "done" && e["step"] == "create")
-        .filter_map(|e| {
-            Some((
-                e["user"].as_str()?.to_string(),
-                e["done"]["created"]["new_key"].as_str()?.to_string(),
-            ))
-        })
-        .collect()
-}
-
 #[test]
 fn a_kill_at_every_step_is_finished_by_the_next_apply() {
     let account = Account::new();
@@ -337,7 +107,7 @@ fn a_kill_at_every_step_is_finished_by_the_next_apply() {
         );
         cases.push((point, users, setup));
     }
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     for (point, users, setup) in &cases {
         let killed = setup
             .command(&["apply", "workflow.yaml", "--auto-approve"])
@@ -398,41 +168,6 @@ const ROLLBACK_KILL_POINTS: &[&str] = &[
 /// A rollback: a check after disable-old fails, so every undo step runs.
 const FAILING_AFTER_DISABLE: &str = "  - id: noted\n    exec: { command: [sh, -c, \"echo $REKEY_USER >> noted.log\"], rollback: [sh, -c, \"sleep 0.2; echo $REKEY_USER >> undone.log\"] }\nhooks:\n  verify_after_disable:\n    - id: health\n      exec: { command: [\"false\"] }\npolicy:\n  soak: 0s\n";
 
-/// The rolled-back state: the old key active and alone, the parameter
-/// holding it and its secret, the credentials file as it was, staging
-/// empty.
-pub fn assert_rolled_back(
-    account: &Account,
-    setup: &Setup,
-    users: &[(String, String)],
-    credentials: &[u8],
-) {
-    for (user, old) in users {
-        assert_eq!(
-            account.keys(user),
-            [(old.clone(), true)],
-            "{user}: not rolled back"
-        );
-        let param = format!("/{}/{user}/aws", account.id);
-        assert_eq!(account.param_key(&param).as_ref(), Some(old), "{user}");
-        assert_eq!(
-            account.param_secret(&param).as_deref(),
-            Some(CANARY),
-            "{user}: the parameter lost the old secret"
-        );
-    }
-    assert_eq!(
-        std::fs::read(setup.path().join("credentials")).unwrap(),
-        credentials,
-        "the credentials file is not as it was"
-    );
-    let staged: Vec<PathBuf> = std::fs::read_dir(setup.state().join("staging"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(staged.is_empty(), "staging is not empty: {staged:?}");
-}
-
 #[test]
 fn a_kill_at_every_rollback_step_is_finished_by_the_next_apply() {
     let account = Account::new();
@@ -444,7 +179,7 @@ fn a_kill_at_every_rollback_step_is_finished_by_the_next_apply() {
         let credentials = std::fs::read(setup.path().join("credentials")).unwrap();
         cases.push((point, users, setup, credentials));
     }
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     for (point, users, setup, credentials) in &cases {
         let killed = setup
             .command(&["apply", "workflow.yaml", "--auto-approve"])
@@ -484,7 +219,7 @@ fn kills_at_random_instants_during_rollbacks_all_converge_rolled_back() {
     let probe_users = seed(&account, "rrprobe/", 1);
     let probe = Setup::new(&account, "rrprobe/", FAILING_AFTER_DISABLE);
     let probe_credentials = std::fs::read(probe.path().join("credentials")).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let started = Instant::now();
     probe.apply().exits(3);
     let full = started.elapsed().as_millis() as u64;
@@ -542,7 +277,7 @@ fn fifty_kills_at_random_instants_all_converge() {
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     // How long a whole apply takes here bounds the kill times: the faster
     // of two probes (the first may pay for IAM's credential report, which
     // the emulator then keeps).
@@ -555,7 +290,7 @@ fn fifty_kills_at_random_instants_all_converge() {
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let full = probes
         .iter()
         .map(|(users, probe)| {
@@ -605,7 +340,7 @@ fn a_second_apply_is_refused_while_one_runs() {
         "",
         "  - id: slow\n    exec: { command: [sleep, \"2\"] }\npolicy:\n  soak: 0s\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let first = setup
         .command(&["apply", "workflow.yaml", "--auto-approve"])
         .spawn()
@@ -653,7 +388,7 @@ fn a_failed_verification_rolls_everything_back() {
     );
     let credentials_before = std::fs::read(setup.path().join("credentials")).unwrap();
     let param_before = account.param(&format!("/{}/{user}/aws", account.id));
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     assert!(run.stdout.contains("ROLLED BACK: hook `health`: `sh -c echo unhealthy; exit 7` exited 7 (expected 0): unhealthy"), "{}", run.stdout);
@@ -694,7 +429,7 @@ fn halt_leaves_both_keys_and_says_so() {
         "",
         "hooks:\n  verify:\n    - id: check\n      exec: { command: [\"false\"] }\npolicy:\n  on_verify_failure: halt\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     assert!(
@@ -712,7 +447,7 @@ fn soak_pauses_with_exit_4_and_a_later_apply_finishes() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 3s\n");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let first = setup.apply();
     first.exits(4);
     assert!(
@@ -764,7 +499,7 @@ fn until_stops_after_a_phase_and_the_next_apply_goes_on() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.apply_until("distribute");
     run.exits(0);
     assert!(
@@ -786,7 +521,7 @@ fn a_stale_saved_plan_is_refused_with_what_changed() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  make_room: delete_inactive\n");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup
         .rekey(&["plan", "workflow.yaml", "--out", "plan.json"])
         .exits(0);
@@ -808,7 +543,7 @@ fn a_fresh_saved_plan_applies_without_asking() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup
         .rekey(&["plan", "workflow.yaml", "--out", "plan.json"])
         .exits(0);
@@ -821,7 +556,7 @@ fn without_approval_nothing_changes() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.rekey(&["apply", "workflow.yaml"]);
     run.exits(1);
     assert!(
@@ -947,7 +682,7 @@ fn no_secret_reaches_an_output_the_journal_or_a_plan() {
         "",
         "  - id: canary\n    ssm_parameter: { name: \"/{id}/${user}/canary\", format: id_only }\nhooks:\n  verify:\n    - id: works\n      sts_identity: {}\n    - id: env\n      exec: { command: [sh, -c, \"echo secret=$AWS_SECRET_ACCESS_KEY\"], with_credentials: true }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let plan = setup.rekey(&["plan", "workflow.yaml", "--out", "plan.json", "-v"]);
     let json = setup.rekey(&["plan", "workflow.yaml", "--json"]);
     let apply = setup.rekey(&["apply", "plan.json", "-v"]);

@@ -3,13 +3,12 @@
 //! damaged. Faults come from the seeded proxy (scripts/aws-proxy.py).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::account::Account;
-use crate::apply::{Setup, assert_rotated, seed};
 use crate::emulator::fault_proxy;
+use crate::support::{Setup, assert_rotated, seed};
 
 /// Faults injected and calls made, from a proxy log.
 fn census(log: &std::path::Path) -> (usize, BTreeMap<String, usize>) {
@@ -45,7 +44,7 @@ fn twenty_rotations_converge_under_throttling_errors_and_lost_connections() {
     let mut options = vec!["--seed", seed.as_str()];
     options.extend(mix.split_whitespace());
     let proxy = fault_proxy(&log, &options);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let mut runs = 0;
     loop {
         runs += 1;
@@ -96,7 +95,7 @@ fn a_stall_longer_than_the_timeout_fails_cleanly_and_resume_finishes() {
             "DeleteAccessKey",
         ],
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let timeouts = [
         ("REKEY_AWS_ATTEMPT_TIMEOUT", "1s"),
         ("REKEY_AWS_OPERATION_TIMEOUT", "3s"),
@@ -124,7 +123,7 @@ fn a_journal_cut_by_a_crash_is_resumed_and_one_damaged_inside_is_refused() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let killed = setup.rekey_at(
         crate::emulator::emulator(),
         &[("REKEY_CRASH_AT", "distribute:profile")],
@@ -141,7 +140,7 @@ fn a_journal_cut_by_a_crash_is_resumed_and_one_damaged_inside_is_refused() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let killed = setup.rekey_at(
         crate::emulator::emulator(),
         &[("REKEY_CRASH_AT", "distribute:param")],
@@ -172,7 +171,7 @@ fn a_state_directory_that_cannot_be_written_stops_apply_before_any_change() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     // /proc is read-only for everyone, root included.
     let run = setup.rekey(&[
         "apply",
@@ -200,7 +199,7 @@ fn a_user_deleted_after_planning_makes_the_saved_plan_stale() {
     let account = Account::new();
     let users = seed(&account, "", 2);
     let setup = Setup::new(&account, "", "policy:\n  make_room: delete_inactive\n");
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup
         .rekey(&["plan", "workflow.yaml", "--out", "plan.json"])
         .exits(0);
@@ -235,7 +234,7 @@ fn a_target_deleted_by_someone_else_before_rollback_halts_with_its_name() {
             "hooks:\n  verify:\n    - id: check\n      exec: {{ command: [sh, -c, {delete_then_fail:?}] }}\n"
         ),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     assert!(
@@ -260,7 +259,7 @@ fn an_answer_missing_its_fields_fails_cleanly_and_a_later_apply_converges() {
     let log = setup.path().join("calls.jsonl");
     // CreateAccessKey happens, but its answer has no AccessKey in it.
     let mangling = fault_proxy(&log, &["--mangle", "1.0", "--only", "CreateAccessKey"]);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.rekey_at(
         &mangling.endpoint,
         &[],

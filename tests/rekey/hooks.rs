@@ -3,11 +3,9 @@
 //! command, an old key still in use) names the hook and rolls back or halts
 //! as the policy says.
 
-use std::time::Duration;
-
 use crate::account::Account;
-use crate::apply::{Setup, assert_rotated, seed};
 use crate::http_server::HttpServer;
+use crate::support::{Setup, assert_rotated, seed};
 
 fn with_hooks(account: &Account, hooks: &str, policy: &str) -> (Setup, Vec<(String, String)>) {
     with_hooks_at(account, "", hooks, policy)
@@ -26,7 +24,7 @@ fn with_hooks_at(
         subpath,
         &format!("hooks:\n{hooks}policy:\n  soak: 0s\n{policy}"),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     (setup, users)
 }
 
@@ -153,7 +151,7 @@ fn key_unused_catches_an_application_still_using_the_old_key() {
             "hooks:\n  refresh:\n    - id: reload\n      exec: {{ command: [sh, -c, {use_old_key:?}] }}\n  verify:\n    - id: idle\n      key_unused: {{ quiet_for: 6s }}\npolicy:\n  soak: 0s\n"
         ),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     let expected = format!(

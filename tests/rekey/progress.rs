@@ -9,11 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::account::{Account, CANARY};
-use crate::apply::{Setup, assert_rotated, seed};
-
-fn wait_due() {
-    std::thread::sleep(Duration::from_millis(1100));
-}
+use crate::support::{Setup, assert_rotated, seed};
 
 fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -59,7 +55,7 @@ fn workflows_side_by_side_never_share_a_rotation() {
         .replace("soak: 1h", "soak: 0s")
         .replace("path: credentials", "path: other-credentials");
     std::fs::write(&other, text).unwrap();
-    wait_due();
+    account.age_keys();
     setup.apply().exits(4);
     // Default state directories are per workflow.
     let run = setup.rekey(&["apply", "other.yaml", "--auto-approve"]);
@@ -119,7 +115,7 @@ fn rollback_restores_what_the_rotation_wrote_not_what_the_workflow_names_now() {
     let unrelated = "DATABASE_URL=postgres://app@db/app\n";
     std::fs::write(setup.path().join("b.env"), unrelated).unwrap();
     let a_before = std::fs::read(setup.path().join("a.env")).unwrap();
-    wait_due();
+    account.age_keys();
     setup.apply_until("distribute").exits(0);
     edit(
         &setup.path().join("workflow.yaml"),
@@ -177,7 +173,7 @@ fn a_rollback_that_fails_half_way_is_finished_by_the_next_apply() {
     let credentials =
         format!("[{user}]\naws_access_key_id = {old}\naws_secret_access_key = {CANARY}\n");
     std::fs::write(setup.path().join("credentials"), &credentials).unwrap();
-    wait_due();
+    account.age_keys();
     // Stop after distribute, then break the profile's backup: its restore
     // fails after the parameter's succeeded.
     setup.apply_until("distribute").exits(0);
@@ -236,7 +232,7 @@ fn plan_tells_the_truth_about_rotations_in_progress() {
         "",
         "policy:\n  soak: 1h\n  make_room: delete_inactive\n",
     );
-    wait_due();
+    account.age_keys();
     setup.apply().exits(4);
     let plan = setup.rekey(&["plan", "workflow.yaml", "--detailed-exitcode"]);
     plan.exits(2);
@@ -274,7 +270,7 @@ fn plan_after_until_distribute_shows_the_rotation_not_two_active_keys() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    wait_due();
+    account.age_keys();
     setup.apply_until("distribute").exits(0);
     let plan = setup.rekey(&["plan", "workflow.yaml"]);
     assert!(
@@ -293,7 +289,7 @@ fn abort_rolls_back_a_rotation_in_progress_and_refuses_after_delete_old() {
     let account = Account::new();
     let users = seed(&account, "", 2);
     let setup = Setup::new(&account, "", "policy:\n  soak: 1h\n");
-    wait_due();
+    account.age_keys();
     setup.apply().exits(4);
     let (first, first_old) = &users[0];
     let (second, _) = &users[1];
@@ -343,7 +339,7 @@ fn abort_rolls_back_a_rotation_in_progress_and_refuses_after_delete_old() {
     // Once delete-old has run, the old key may be gone: abort refuses.
     let late = seed(&account, "late/", 1);
     let setup = Setup::new(&account, "late/", "policy:\n  soak: 0s\n");
-    wait_due();
+    account.age_keys();
     let crash = setup
         .command(&["apply", "workflow.yaml", "--auto-approve"])
         .env("REKEY_CRASH_AT", "intent:delete-old")
@@ -366,7 +362,7 @@ fn user_narrows_plan_and_apply_and_is_refused_when_not_selected_or_with_a_saved_
     let account = Account::new();
     let users = seed(&account, "", 2);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    wait_due();
+    account.age_keys();
     let (first, _) = &users[0];
     let (second, _) = &users[1];
     let second_keys = account.keys(second);
@@ -419,7 +415,7 @@ fn ctrl_c_during_a_hook_stops_cleanly_and_is_not_a_failed_verification() {
         "",
         "hooks:\n  verify:\n    - id: slow\n      exec: { command: [sh, -c, \"echo $$$$ > hook.pid; while [ ! -e ready ]; do sleep 0.1; done\"], timeout: 60s }\npolicy:\n  soak: 0s\n",
     );
-    wait_due();
+    account.age_keys();
     let mut child = setup
         .command(&["apply", "workflow.yaml", "--auto-approve"])
         .process_group(0)
@@ -490,7 +486,7 @@ fn a_torn_journal_is_recovered_for_good() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 1h\n");
-    wait_due();
+    account.age_keys();
     setup.apply().exits(4);
     let journal = setup.state().join("journal.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
@@ -515,7 +511,7 @@ fn a_rotation_keeps_the_soak_it_began_with() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 1h\n");
-    wait_due();
+    account.age_keys();
     setup.apply_until("distribute").exits(0);
     edit(&setup.path().join("workflow.yaml"), "soak: 1h", "soak: 0s");
     let run = setup.apply();
@@ -538,7 +534,7 @@ fn a_sensitive_param_is_never_written_and_is_needed_to_resume() {
         "",
         "hooks:\n  verify:\n    - id: check\n      exec: { command: [sh, -c, \"test x${params.token} = x$EXPECTED\"] }\npolicy:\n  soak: 0s\nparams:\n  token: { sensitive: true }\n",
     );
-    wait_due();
+    account.age_keys();
     let var = format!("token={token}");
     setup
         .rekey(&[
@@ -591,7 +587,7 @@ fn a_sensitive_param_in_a_failing_hook_reaches_no_output() {
         "",
         "hooks:\n  verify:\n    - id: check\n      exec: { command: [sh, -c, \"echo got ${params.token}; exit 1\", \"${params.token}\"] }\npolicy:\n  soak: 0s\nparams:\n  token: { sensitive: true }\n",
     );
-    wait_due();
+    account.age_keys();
     let var = format!("token={token}");
     let run = setup.rekey(&["apply", "workflow.yaml", "--auto-approve", "--var", &var]);
     run.exits(3);
@@ -616,7 +612,7 @@ fn a_rotation_never_continues_in_another_account() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    wait_due();
+    account.age_keys();
     setup.apply_until("distribute").exits(0);
     // Rewrite the snapshot's account, as if it had begun elsewhere.
     let journal = setup.state().join("journal.jsonl");
@@ -663,7 +659,7 @@ fn a_rollback_puts_back_the_parameters_type_and_kms_key() {
     let custom = format!("/{}/{}/aws", account.id, users[1].0);
     account.ssm_put_as(&plain, &users[0].1, "String", None);
     account.ssm_put_as(&custom, &users[1].1, "SecureString", Some("alias/team-key"));
-    wait_due();
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     // (moto keeps the last SecureString's key id on a String overwritten
@@ -696,7 +692,7 @@ fn plan_after_a_halt_says_apply_retries_and_abort_rolls_back() {
         "",
         "hooks:\n  verify:\n    - id: check\n      exec: { command: [\"false\"] }\npolicy:\n  on_verify_failure: halt\n",
     );
-    wait_due();
+    account.age_keys();
     setup.apply().exits(3);
     let plan = setup.rekey(&["plan", "workflow.yaml"]);
     assert!(
@@ -722,7 +718,7 @@ fn ctrl_c_during_a_slow_rollback_command_is_finished_by_the_next_apply() {
         "  - id: slow\n    exec: { command: [\"true\"], rollback: [sh, -c, \"echo $$$$ > rollback.pid; sleep 2\"] }\nhooks:\n  verify:\n    - id: check\n      exec: { command: [\"false\"] }\npolicy:\n  soak: 0s\n",
     );
     let credentials = std::fs::read(setup.path().join("credentials")).unwrap();
-    wait_due();
+    account.age_keys();
     let child = setup
         .command(&["apply", "workflow.yaml", "--auto-approve"])
         .process_group(0)
@@ -749,7 +745,7 @@ fn ctrl_c_during_a_slow_rollback_command_is_finished_by_the_next_apply() {
         "{}",
         resumed.stdout
     );
-    crate::apply::assert_rolled_back(&account, &setup, &users, &credentials);
+    crate::support::assert_rolled_back(&account, &setup, &users, &credentials);
 }
 
 /// Regression: a failing hook not given the credentials read the new
@@ -764,7 +760,7 @@ fn a_hook_that_prints_the_new_secret_in_any_encoding_leaks_nothing() {
         "",
         "hooks:\n  verify:\n    - id: leaky\n      exec: { command: [sh, -c, \"cat credentials; s=$$(sed -n 's/^aws_secret_access_key = //p' credentials | tail -n 1); printf %s \\\"$$s\\\" | base64; printf 'x%s' \\\"$$s\\\" | base64; exit 1\"] }\npolicy:\n  soak: 0s\n",
     );
-    wait_due();
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     let journal = setup.journal();
@@ -806,7 +802,7 @@ fn a_failing_command_target_rolls_back_per_policy() {
         "  - id: broken\n    exec: { command: [sh, -c, \"echo cannot push; exit 2\"] }\npolicy:\n  soak: 0s\n",
     );
     let credentials = std::fs::read(setup.path().join("credentials")).unwrap();
-    wait_due();
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     assert!(
@@ -815,7 +811,7 @@ fn a_failing_command_target_rolls_back_per_policy() {
         "{}",
         run.stdout
     );
-    crate::apply::assert_rolled_back(&account, &setup, &users, &credentials);
+    crate::support::assert_rolled_back(&account, &setup, &users, &credentials);
 }
 
 /// Declining the approval prompt on a terminal says so and changes nothing.
@@ -825,7 +821,7 @@ fn declining_the_prompt_says_apply_cancelled() {
     let account = Account::new();
     let users = seed(&account, "", 1);
     let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    wait_due();
+    account.age_keys();
     // `script` gives rekey a terminal, whose input is this test's "no".
     let mut child = std::process::Command::new("script")
         .args([
@@ -866,7 +862,7 @@ fn each_command_gets_the_credentials_it_says() {
         "",
         "  - id: show\n    exec: { command: [sh, -c, \"env > target.env\"], rollback: [sh, -c, \"env > rollback.env\"] }\nhooks:\n  verify:\n    - id: op\n      exec: { command: [sh, -c, \"env > operator.env\"] }\n    - id: bare\n      exec: { command: [sh, -c, \"env > none.env; exit 1\"], credentials: none }\n      needs: [op]\npolicy:\n  soak: 0s\n",
     );
-    wait_due();
+    account.age_keys();
     let run = setup.rekey_at(
         crate::emulator::emulator(),
         &[("AWS_SESSION_TOKEN", "operator-session-token")],
@@ -921,7 +917,7 @@ fn params_accept_only_what_they_declare_and_a_saved_plan_fixes_its_flags() {
         "",
         "hooks:\n  verify:\n    - id: greet\n      exec: { command: [sh, -c, \"echo ${params.app} ${params.free}\"] }\npolicy:\n  soak: 0s\nparams:\n  app: { default: web, pattern: \"[a-z]+\" }\n  tier: { default: blue, one_of: [blue, green] }\n  free: { default: x }\n",
     );
-    wait_due();
+    account.age_keys();
     let validate = setup.rekey(&["validate", "workflow.yaml"]);
     validate.exits(0);
     assert!(
@@ -1032,7 +1028,7 @@ fn plan_warns_when_an_id_only_target_would_turn_a_secure_string_into_a_string() 
         "",
         "  - id: id\n    ssm_parameter: { name: \"/{id}/${user}/id\", format: id_only }\n",
     );
-    wait_due();
+    account.age_keys();
     let plan = setup.rekey(&["plan", "workflow.yaml"]);
     plan.exits(0);
     assert!(
@@ -1072,7 +1068,7 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
         format!("[{user}]\naws_access_key_id = {old}\naws_secret_access_key = {old_secret}\naws_session_token = {old_token}\n"),
     )
     .unwrap();
-    wait_due();
+    account.age_keys();
     let run = setup.apply();
     run.exits(3);
     let status = setup.rekey(&["status", "workflow.yaml"]);

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::account::Account;
-use crate::apply::{Setup, assert_rotated_in, seed};
+use crate::support::{Setup, assert_rotated_in, seed};
 
 /// Regression: a rollback put back a copy of the whole file, so the other
 /// users' profiles went back to keys that had just been deleted.
@@ -20,7 +20,7 @@ fn a_rollback_on_a_shared_credentials_file_puts_back_only_its_own_profile() {
         "",
         "policy:\n  soak: 0s\n  make_room: delete_inactive\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let (first, first_old) = &users[0];
     let (second, _) = &users[1];
     setup
@@ -70,7 +70,7 @@ fn two_workflows_writing_one_credentials_file_at_once_lose_no_update() {
         ),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let p = setup
         .command(&["apply", "workflow.yaml", "--auto-approve"])
         .spawn()
@@ -117,7 +117,7 @@ fn targets_that_collide_are_a_plan_error_naming_both_users_and_the_resource() {
             format!("SSM parameter /{}/pending", account.id),
         ),
     ];
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     for (extra, resource) in cases {
         let setup = Setup::new(&account, "", extra);
         let plan = setup.rekey(&["plan", "workflow.yaml"]);
@@ -146,7 +146,7 @@ fn env_variable_names_interpolate_and_must_be_names() {
         "",
         "  - id: env\n    env_file: { path: app.env, access_key_id_var: \"ID_${account}\", secret_access_key_var: \"SECRET_${account}\" }\npolicy:\n  soak: 0s\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(0);
     let env = std::fs::read_to_string(setup.path().join("app.env")).unwrap();
     let key = &account.keys(&users[0].0)[0].0;
@@ -237,7 +237,7 @@ fn runners_with_their_own_state_directories_never_destroy_each_others_keys() {
         "policy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 6\n",
     );
     for round in 0..3 {
-        std::thread::sleep(Duration::from_millis(1100));
+        account.age_keys();
         let runners: Vec<_> = ["st1", "st2", "st3"]
             .iter()
             .map(|dir| {
@@ -293,7 +293,7 @@ fn random_interleavings_of_runners_and_kills_keep_every_target_live() {
             "  - id: own\n    credentials_file: { path: \"own-${user}\" }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 6\n".to_string()
         };
         let setup = Setup::new(&account, &subpath, &extra);
-        std::thread::sleep(Duration::from_millis(1100));
+        account.age_keys();
         let count = 2 + (next() % 2) as usize;
         let mut runners: Vec<_> = (0..count)
             .map(|i| {
@@ -346,7 +346,7 @@ fn a_symlinked_target_is_written_through_to_its_file() {
     let real = setup.path().join("real-credentials");
     std::fs::rename(setup.path().join("credentials"), &real).unwrap();
     std::os::unix::fs::symlink("real-credentials", setup.path().join("credentials")).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(0);
     assert!(
         std::fs::symlink_metadata(setup.path().join("credentials"))
@@ -368,7 +368,7 @@ fn one_file_under_two_spellings_or_two_kinds_is_a_collision() {
         "  - id: a\n    credentials_file: { path: \"sub/../creds\" }\n  - id: b\n    credentials_file: { path: \"./creds\" }\n",
         "  - id: env\n    env_file: { path: \"./credentials\", access_key_id_var: \"ID_${account}\" }\n",
     ];
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     for extra in cases {
         let setup = Setup::new(&account, "", extra);
         std::fs::create_dir_all(setup.path().join("sub")).unwrap();
@@ -398,7 +398,7 @@ fn plan_shows_a_user_another_runner_holds() {
         r#"{"workflow":"elsewhere","rotation":"x@1","state_dir":"/st","host":"h","pid":1,"since":"2026-11-30T00:00:00Z"}"#,
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let plan = setup.rekey(&["plan", "workflow.yaml"]);
     plan.exits(0);
     assert!(
@@ -423,7 +423,7 @@ fn a_tilde_path_is_the_home_folder_and_folders_are_made_only_there_or_beside_the
         "",
         "  - id: home\n    credentials_file: { path: \"~/.aws/credentials\" }\npolicy:\n  soak: 0s\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let home_env = [("HOME", home.path().to_str().unwrap())];
     let run = setup.rekey_at(
         crate::emulator::emulator(),

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::account::Account;
-use crate::apply::{MAX_KEY_AGE, seed};
 use crate::emulator::{emulator, fault_proxy};
-use crate::support::{Rekey, Run};
+use crate::support::{MAX_KEY_AGE, Rekey, Run, seed};
 
 /// One runner: a fresh working folder with the workflow (nothing else is
 /// shared with another runner but AWS), named as a machine would be.
@@ -149,7 +148,7 @@ fn a_second_runner_is_refused_then_takes_over_after_the_first_is_killed() {
     );
     let a = Runner::new("runner-a", &text);
     let b = Runner::new("runner-b", &text);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let mut first = a.spawn_at(emulator());
     wait_for("runner A's lease", 20, || {
         lease_of(&account, &bucket, "shared").is_some()
@@ -191,7 +190,7 @@ fn a_soak_begun_by_one_runner_is_finished_by_another_after_its_folder_is_gone() 
     let users = seed(&account, "", 2);
     let text = workflow(&account, "soaked", &bucket, "10s", "policy:\n  soak: 3s\n");
     let a = Runner::new("runner-a", &text);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let first = a.apply();
     first.exits(4);
     drop(a);
@@ -226,7 +225,7 @@ fn a_runner_whose_lease_was_taken_over_while_stopped_writes_nothing_after_waking
     let b = Runner::new("runner-b", &text);
     let log = a.dir.path().join("calls-a.jsonl");
     let proxy = fault_proxy(&log, &[]);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let first = a.spawn_at(&proxy.endpoint);
     wait_for("runner A to begin its first rotation", 30, || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("CreateAccessKey"))
@@ -291,7 +290,7 @@ fn two_workflows_sharing_a_bucket_never_rotate_one_user_at_once() {
         "runner-y",
         &workflow(&account, "y", &bucket, "10s", "policy:\n  soak: 0s\n"),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     x.rekey(&[
         "apply",
         "workflow.yaml",
@@ -310,7 +309,7 @@ fn two_workflows_sharing_a_bucket_never_rotate_one_user_at_once() {
     assert!(held.stdout.contains("Nothing to do."), "{}", held.stdout);
     x.apply().exits(0);
     let after_x = account.keys(user);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     y.apply().exits(0);
     let after_y = account.keys(user);
     assert_ne!(after_x, after_y, "y rotates it on a later run");
@@ -351,7 +350,7 @@ fn s3_throttling_errors_and_lost_answers_converge() {
             "0.08",
         ],
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let mut runs = 0;
     loop {
         runs += 1;
@@ -422,7 +421,7 @@ fn state_show_list_and_unlock_work_from_any_folder() {
         "policy:\n  soak: 30s\n",
     );
     let a = Runner::new("runner-a", &text);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     a.apply().exits(4);
     let b = Runner::new("runner-b", &text);
     let show = b.rekey(&["state", "show", "workflow.yaml"]);
@@ -545,7 +544,7 @@ fn plan_with_state_in_s3_only_reads() {
             "policy:\n  soak: 30s\n",
         ),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     runner.apply().exits(4);
     let objects = account.objects(&bucket);
     let log = runner.dir.path().join("calls.jsonl");
@@ -587,7 +586,7 @@ fn a_saved_plan_keeps_its_state_and_a_missing_bucket_is_named() {
     );
     assert_ne!(local, text);
     let runner = Runner::new("runner-a", &local);
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let state = format!("s3://{bucket}/teams");
     runner
         .rekey(&[

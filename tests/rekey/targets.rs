@@ -1,10 +1,8 @@
 //! Target kinds under `rekey apply`: what each holds after a rotation and
 //! after a rollback.
 
-use std::time::Duration;
-
 use crate::account::Account;
-use crate::apply::{Setup, assert_rotated, seed};
+use crate::support::{Setup, assert_rotated, seed};
 
 const FAILING_CHECK: &str =
     "hooks:\n  verify:\n    - id: check\n      exec: { command: [\"false\"] }\n";
@@ -21,7 +19,7 @@ fn secrets_manager_makes_the_new_version_current_and_keeps_the_old_as_previous()
         "",
         "  - id: vault\n    secrets_manager: { secret_id: \"{id}/${user}\" }\npolicy:\n  soak: 0s\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(0);
     assert_rotated(&account, &setup, &users);
     let new = account.keys(user)[0].0.clone();
@@ -51,7 +49,7 @@ fn secrets_manager_rollback_moves_the_current_label_back_or_deletes_what_it_crea
             "  - id: vault\n    secrets_manager: {{ secret_id: \"{{id}}/${{user}}\" }}\n  - id: fresh\n    secrets_manager: {{ secret_id: \"{{id}}/${{user}}/fresh\" }}\n{FAILING_CHECK}"
         ),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(3);
     assert_eq!(
         account.secret_key(&existing, "AWSCURRENT").as_ref(),
@@ -85,7 +83,7 @@ fn env_files_and_templates_are_written_and_rolled_back() {
         )
         .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     ok.apply().exits(0);
     assert_rotated(&account, &ok, &users);
     for (user, _) in &users {
@@ -119,7 +117,7 @@ fn env_files_and_templates_are_written_and_rolled_back() {
     let env_path = failing.path().join(format!("app-{user}.env"));
     let original = format!("REGION=eu-west-1\nAWS_ACCESS_KEY_ID={old}\n");
     std::fs::write(&env_path, &original).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     failing.apply().exits(3);
     assert_eq!(
         std::fs::read_to_string(&env_path).unwrap(),
@@ -147,7 +145,7 @@ fn a_realistic_credentials_file_changes_in_one_profile_only() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(0);
     let after = std::fs::read_to_string(&file).unwrap();
     let new = account.keys(user)[0].0.clone();
@@ -182,7 +180,7 @@ fn a_credentials_file_rekey_cannot_parse_is_refused_with_its_line() {
         "[default]\naws_access_key_id = AKIADEFAULT000000000\n<<<<<<< merge conflict\n",
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     let run = setup.apply();
     run.exits(1);
     assert!(
@@ -205,7 +203,7 @@ fn an_exec_target_s_rollback_command_runs_on_rollback() {
             "  - id: announce\n    exec: {{ command: [sh, -c, \"echo new >> announce.log\"], rollback: [sh, -c, \"echo back to $REKEY_OLD_ACCESS_KEY_ID >> announce.log\"] }}\n{FAILING_CHECK}"
         ),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(3);
     let log = std::fs::read_to_string(setup.path().join("announce.log")).unwrap();
     assert_eq!(log, format!("new\nback to {}\n", users[0].1));
@@ -221,7 +219,7 @@ fn ssm_formats_types_and_tags() {
         "",
         "  - id: as-env\n    ssm_parameter: { name: \"/{id}/${user}/env\", format: env, kms_key_id: alias/aws/ssm, tags: { owner: \"${user}\" } }\n  - id: id-only\n    ssm_parameter: { name: \"/{id}/${user}/id\", format: id_only }\npolicy:\n  soak: 0s\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(0);
     let new = account.keys(user)[0].0.clone();
     let env = account
@@ -260,7 +258,7 @@ fn a_missing_folder_under_the_workflows_is_made_when_the_workflow_is_named_bare(
         "",
         "  - id: nested\n    env_file: { path: \"out/deep/${user}.env\" }\npolicy:\n  soak: 0s\n  make_room: delete_inactive\n",
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    account.age_keys();
     setup.apply().exits(0);
     assert_rotated(&account, &setup, &users);
     let env =

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 
 use super::{Claim, ClaimError, ClaimStore};
-use crate::providers::{Condition, ObjectStore, ProviderError, Written};
+use crate::providers::{Condition, Conditional, ObjectStore, ProviderError};
 
 /// Claims in the bucket.
 pub struct S3Claims {
@@ -86,11 +86,11 @@ impl ClaimStore for S3Claims {
                     .put(&key, body.clone(), Some(Condition::Absent))
                     .await
                 {
-                    Ok(Written::Yes(etag)) => {
+                    Ok(Conditional::Yes(etag)) => {
                         self.remember(&key, &claim.rotation, etag);
                         return Ok(());
                     }
-                    Ok(Written::ConditionFailed) => None,
+                    Ok(Conditional::ConditionFailed) => None,
                     Err(error) => Some(error),
                 };
                 match self.read(account, user).await? {

@@ -103,7 +103,7 @@ impl std::ops::Deref for Rotation {
 
 /// How one rotation ended this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RotationOutcome {
     Finished,
     Stopped {
         after: Phase,
@@ -361,7 +361,7 @@ impl<P: Provider> Runner<'_, P> {
     }
 
     /// Runs (or resumes) one rotation as far as it can go now.
-    pub async fn run(&self, mut rotation: Rotation) -> Outcome {
+    pub async fn run(&self, mut rotation: Rotation) -> RotationOutcome {
         if let Some(reason) = rotation.rolling_back.clone() {
             return self.roll_back(&rotation, reason).await;
         }
@@ -398,16 +398,16 @@ impl<P: Provider> Runner<'_, P> {
     /// Whether `step` may start now: not when a signal asked to stop, when
     /// it lies past `--until`, or while the change window is closed (the
     /// rotation pauses until it opens).
-    async fn gate(&self, rotation: &Rotation, step: &Step) -> Option<Outcome> {
+    async fn gate(&self, rotation: &Rotation, step: &Step) -> Option<RotationOutcome> {
         let id = step.id();
         if let Some(signal) = self.stop.requested() {
-            return Some(Outcome::Interrupted {
+            return Some(RotationOutcome::Interrupted {
                 step: id.to_string(),
                 signal,
             });
         }
         if let Some(until) = self.until.filter(|until| step.phase > *until) {
-            return Some(Outcome::Stopped { after: until });
+            return Some(RotationOutcome::Stopped { after: until });
         }
         let window = rotation.workflow.policy.window.as_ref()?;
         let now = OffsetDateTime::now_utc();
@@ -427,8 +427,8 @@ impl<P: Provider> Runner<'_, P> {
         rotation: &mut Rotation,
         id: &StepId,
         result: Result<StepEnd, StepError>,
-    ) -> Option<Outcome> {
-        let failed = |error: String| Outcome::Failed {
+    ) -> Option<RotationOutcome> {
+        let failed = |error: String| RotationOutcome::Failed {
             step: id.to_string(),
             error,
         };
@@ -462,7 +462,7 @@ impl<P: Provider> Runner<'_, P> {
                     .record(rotation, Record::Interrupted { step: id.clone() })
                     .await;
                 (self.progress)(&format!("{}: {id} interrupted", rotation.user));
-                Some(Outcome::Interrupted {
+                Some(RotationOutcome::Interrupted {
                     step: id.to_string(),
                     signal,
                 })
@@ -490,16 +490,16 @@ impl<P: Provider> Runner<'_, P> {
 
     /// Every step done: the backups go, the rotation is recorded finished
     /// and its user's claim released.
-    async fn finish(&self, rotation: &Rotation) -> Outcome {
+    async fn finish(&self, rotation: &Rotation) -> RotationOutcome {
         let _ = self.cleanup(rotation);
         match self.record(rotation, Record::Finished).await {
             Ok(()) => {
                 self.claims
                     .release(self.account, &rotation.user, &rotation.id)
                     .await;
-                Outcome::Finished
+                RotationOutcome::Finished
             }
-            Err(error) => Outcome::Failed {
+            Err(error) => RotationOutcome::Failed {
                 step: "finish".into(),
                 error: error.to_string(),
             },
@@ -513,14 +513,14 @@ impl<P: Provider> Runner<'_, P> {
         step: &StepId,
         until: String,
         reason: String,
-    ) -> Outcome {
+    ) -> RotationOutcome {
         let record = Record::Paused {
             step: step.clone(),
             until: until.clone(),
             reason: reason.clone(),
         };
         let _ = self.record(rotation, record).await;
-        Outcome::Paused { until, reason }
+        RotationOutcome::Paused { until, reason }
     }
 
     async fn step(

@@ -6,7 +6,11 @@ use super::*;
 
 impl<P: Provider> Runner<'_, P> {
     /// A refresh or verification failed: roll back or halt, as policy says.
-    pub(super) async fn on_verify_failure(&self, rotation: &Rotation, reason: String) -> Outcome {
+    pub(super) async fn on_verify_failure(
+        &self,
+        rotation: &Rotation,
+        reason: String,
+    ) -> RotationOutcome {
         if rotation.workflow.policy.on_verify_failure == OnVerifyFailure::Halt {
             let _ = self
                 .record(
@@ -16,7 +20,7 @@ impl<P: Provider> Runner<'_, P> {
                     },
                 )
                 .await;
-            return Outcome::Halted { reason };
+            return RotationOutcome::Halted { reason };
         }
         self.roll_back(rotation, reason).await
     }
@@ -24,7 +28,7 @@ impl<P: Provider> Runner<'_, P> {
     /// Undoes the rotation: a phase of its own, each step journaled, so
     /// that a rollback interrupted or failed half-way is finished by the
     /// next apply (and never completed as a rotation over it).
-    pub async fn roll_back(&self, rotation: &Rotation, reason: String) -> Outcome {
+    pub async fn roll_back(&self, rotation: &Rotation, reason: String) -> RotationOutcome {
         if rotation.rolling_back.is_none()
             && let Err(error) = self
                 .record(
@@ -35,7 +39,7 @@ impl<P: Provider> Runner<'_, P> {
                 )
                 .await
         {
-            return Outcome::Failed {
+            return RotationOutcome::Failed {
                 step: "rollback".into(),
                 error: error.to_string(),
             };
@@ -57,9 +61,9 @@ impl<P: Provider> Runner<'_, P> {
                         .release(self.account, &rotation.user, &rotation.id)
                         .await;
                 }
-                Outcome::RolledBack { reason }
+                RotationOutcome::RolledBack { reason }
             }
-            Err(StepError::Interrupted(signal)) => Outcome::Interrupted {
+            Err(StepError::Interrupted(signal)) => RotationOutcome::Interrupted {
                 step: "rollback".into(),
                 signal,
             },
@@ -76,7 +80,7 @@ impl<P: Provider> Runner<'_, P> {
                         },
                     )
                     .await;
-                Outcome::Halted { reason: message }
+                RotationOutcome::Halted { reason: message }
             }
             Err(error) => {
                 let message = format!("{reason}; then rollback failed: {error}");
@@ -88,7 +92,7 @@ impl<P: Provider> Runner<'_, P> {
                         },
                     )
                     .await;
-                Outcome::Halted { reason: message }
+                RotationOutcome::Halted { reason: message }
             }
         }
     }

@@ -121,15 +121,6 @@ pub trait StateBackend: Send + Sync {
     fn neighbours(&self) -> BoxFuture<'_, Result<Vec<String>, LockError>>;
 }
 
-/// Where the state is, as chosen in the workflow (`state:`) or with
-/// `--state`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A state directory.
-    Local(std::path::PathBuf),
-    S3(S3Location),
-}
-
 /// A bucket and prefix, and how to write there.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct S3Location {

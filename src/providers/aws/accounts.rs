@@ -4,6 +4,18 @@
 
 use super::*;
 
+/// Every page of a listing, or the error as advice naming `action`.
+macro_rules! every_page {
+    ($request:expr, $action:literal, $resource:expr) => {
+        $request
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| provider_error($action, $resource, e))
+    };
+}
+
 /// A role assumed in another account: credentials from `sts:AssumeRole`
 /// with this provider's own, kept until five minutes before they expire
 /// and then asked for again, so a long apply never runs out of them.
@@ -105,13 +117,7 @@ impl crate::providers::Reach for Aws {
         };
         let mut accounts: Vec<String> = Vec::new();
         if ous.is_empty() {
-            let pages = client
-                .list_accounts()
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| provider_error("organizations:ListAccounts", None, e))?;
+            let pages = every_page!(client.list_accounts(), "organizations:ListAccounts", None)?;
             accounts.extend(
                 pages
                     .into_iter()
@@ -125,34 +131,22 @@ impl crate::providers::Reach for Aws {
             if !seen.insert(parent.clone()) {
                 continue;
             }
-            let here = client
-                .list_accounts_for_parent()
-                .parent_id(&parent)
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| {
-                    provider_error("organizations:ListAccountsForParent", Some(&parent), e)
-                })?;
+            let here = every_page!(
+                client.list_accounts_for_parent().parent_id(&parent),
+                "organizations:ListAccountsForParent",
+                Some(&parent)
+            )?;
             accounts.extend(
                 here.into_iter()
                     .flat_map(|p| ids(p.accounts.unwrap_or_default())),
             );
-            let children = client
-                .list_organizational_units_for_parent()
-                .parent_id(&parent)
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| {
-                    provider_error(
-                        "organizations:ListOrganizationalUnitsForParent",
-                        Some(&parent),
-                        e,
-                    )
-                })?;
+            let children = every_page!(
+                client
+                    .list_organizational_units_for_parent()
+                    .parent_id(&parent),
+                "organizations:ListOrganizationalUnitsForParent",
+                Some(&parent)
+            )?;
             parents.extend(
                 children
                     .into_iter()
@@ -171,16 +165,11 @@ impl crate::providers::Reach for Aws {
             .map(|account| {
                 let client = &client;
                 async move {
-                    let pages = client
-                        .list_tags_for_resource()
-                        .resource_id(&account)
-                        .into_paginator()
-                        .send()
-                        .try_collect()
-                        .await
-                        .map_err(|e| {
-                            provider_error("organizations:ListTagsForResource", Some(&account), e)
-                        })?;
+                    let pages = every_page!(
+                        client.list_tags_for_resource().resource_id(&account),
+                        "organizations:ListTagsForResource",
+                        Some(&account)
+                    )?;
                     let have: BTreeMap<String, String> = pages
                         .into_iter()
                         .flat_map(|p| p.tags.unwrap_or_default())

@@ -98,7 +98,8 @@ impl crate::providers::ObjectStore for S3Objects {
         key: &'a str,
         body: Vec<u8>,
         condition: Option<crate::providers::Condition>,
-    ) -> futures_util::future::BoxFuture<'a, Result<crate::providers::Written, ProviderError>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<crate::providers::Conditional, ProviderError>>
+    {
         use aws_sdk_s3::types::ServerSideEncryption;
         Box::pin(async move {
             let mut request = self
@@ -120,11 +121,11 @@ impl crate::providers::ObjectStore for S3Objects {
                 None => request,
             };
             match request.send().await {
-                Ok(answer) => Ok(crate::providers::Written::Yes(
+                Ok(answer) => Ok(crate::providers::Conditional::Yes(
                     answer.e_tag().unwrap_or_default().to_string(),
                 )),
                 Err(error) if Self::condition_failed(&error) => {
-                    Ok(crate::providers::Written::ConditionFailed)
+                    Ok(crate::providers::Conditional::ConditionFailed)
                 }
                 Err(error) if let Some(missing) = self.no_bucket("s3:PutObject", &error) => {
                     Err(missing)
@@ -180,23 +181,24 @@ impl crate::providers::ObjectStore for S3Objects {
         &'a self,
         key: &'a str,
         etag: Option<&'a str>,
-    ) -> futures_util::future::BoxFuture<'a, Result<crate::providers::Written, ProviderError>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<crate::providers::Conditional, ProviderError>>
+    {
         Box::pin(async move {
             let mut request = self.client.delete_object().bucket(&self.bucket).key(key);
             if let Some(etag) = etag {
                 request = request.if_match(etag);
             }
             match request.send().await {
-                Ok(_) => Ok(crate::providers::Written::Yes(String::new())),
+                Ok(_) => Ok(crate::providers::Conditional::Yes(String::new())),
                 Err(error) if Self::condition_failed(&error) => {
-                    Ok(crate::providers::Written::ConditionFailed)
+                    Ok(crate::providers::Conditional::ConditionFailed)
                 }
                 Err(error)
                     if error
                         .raw_response()
                         .is_some_and(|raw| raw.status().as_u16() == 404) =>
                 {
-                    Ok(crate::providers::Written::Yes(String::new()))
+                    Ok(crate::providers::Conditional::Yes(String::new()))
                 }
                 Err(error) => Err(provider_error(
                     "s3:DeleteObject",

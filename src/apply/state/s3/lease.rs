@@ -6,6 +6,14 @@
 use super::*;
 
 impl S3State {
+    /// The lease object as it is, whatever it holds.
+    pub(super) async fn lease_object(&self) -> Result<Option<StoredObject>, LockError> {
+        self.store
+            .get(&self.lease_key())
+            .await
+            .map_err(|e| self.lock_error(e))
+    }
+
     pub(super) fn lease_body(&self, owner: &Owner, renewals: u64) -> Vec<u8> {
         serde_json::to_vec(&Lease {
             owner: owner.clone(),
@@ -21,12 +29,7 @@ impl S3State {
     pub(super) async fn current_lease(
         &self,
     ) -> Result<Option<(Lease, StoredObject, i64)>, LockError> {
-        let Some(object) = self
-            .store
-            .get(&self.lease_key())
-            .await
-            .map_err(|e| self.lock_error(e))?
-        else {
+        let Some(object) = self.lease_object().await? else {
             return Ok(None);
         };
         let lease: Lease = serde_json::from_slice(&object.body).map_err(|e| {
@@ -49,8 +52,8 @@ impl S3State {
                 .put(&key, self.lease_body(owner, 0), Some(Condition::Absent))
                 .await;
             let failure = match written {
-                Ok(Written::Yes(etag)) => return Ok((etag, false)),
-                Ok(Written::ConditionFailed) => None,
+                Ok(Conditional::Yes(etag)) => return Ok((etag, false)),
+                Ok(Conditional::ConditionFailed) => None,
                 Err(error) => Some(error),
             };
             match self.current_lease().await? {
@@ -79,8 +82,8 @@ impl S3State {
                         )
                         .await
                     {
-                        Ok(Written::Yes(etag)) => return Ok((etag, true)),
-                        Ok(Written::ConditionFailed) | Err(_) => {}
+                        Ok(Conditional::Yes(etag)) => return Ok((etag, true)),
+                        Ok(Conditional::ConditionFailed) | Err(_) => {}
                     }
                 }
             }
@@ -117,9 +120,9 @@ impl S3State {
                 .expect("plain data");
                 let current = etag.lock().expect("lease etag").clone();
                 match store.put(&key, body, Some(Condition::Is(current))).await {
-                    Ok(Written::Yes(new)) => *etag.lock().expect("lease etag") = new,
+                    Ok(Conditional::Yes(new)) => *etag.lock().expect("lease etag") = new,
                     // A lost answer to our own renewal, or a takeover.
-                    Ok(Written::ConditionFailed) | Err(_) => match store.get(&key).await {
+                    Ok(Conditional::ConditionFailed) | Err(_) => match store.get(&key).await {
                         Ok(Some(object))
                             if serde_json::from_slice::<Lease>(&object.body)
                                 .is_ok_and(|l| l.nonce == nonce) =>
@@ -165,8 +168,8 @@ impl S3State {
             + 1;
         for _ in 0..16 {
             match self.write_object(seq, body.clone()).await {
-                Ok(Placed::Ours) => return Ok(seq + 1),
-                Ok(Placed::Taken | Placed::Skipped) => seq += 1,
+                Ok(Landed::Ours) => return Ok(seq + 1),
+                Ok(Landed::Taken | Landed::Skipped) => seq += 1,
                 Err(error) => return Err(self.lock_error(error)),
             }
         }

@@ -41,14 +41,14 @@ use super::{Holder, Owner, S3Location, StateBackend, nonce};
 use crate::apply::claims::{ClaimStore, S3Claims};
 use crate::apply::journal::{self, End, Entry, JournalError, Record};
 use crate::apply::lock::LockError;
-use crate::providers::{Condition, ObjectStore, ProviderError, StoredObject, Written};
+use crate::providers::{Condition, Conditional, ObjectStore, ProviderError, StoredObject};
 
 mod lease;
 mod objects;
 #[cfg(test)]
 mod tests;
 
-use objects::Placed;
+use objects::Landed;
 
 /// Journal objects compacted into the snapshot once there are this many.
 const COMPACT_AFTER: usize = 16;
@@ -74,9 +74,9 @@ struct Batch {
     takeover: Option<Owner>,
 }
 
-/// The snapshot object's body.
+/// The body of `snapshot.json`: the records compacted from older objects.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Snapshot {
+struct Compacted {
     /// Every journal object up to this number is in it.
     upto: u64,
     entries: Vec<serde_json::Value>,
@@ -372,12 +372,7 @@ impl StateBackend for S3State {
     fn force_unlock(&self) -> BoxFuture<'_, Result<bool, LockError>> {
         Box::pin(async move {
             // Whatever it holds, even what rekey did not write.
-            let Some(object) = self
-                .store
-                .get(&self.lease_key())
-                .await
-                .map_err(|e| self.lock_error(e))?
-            else {
+            let Some(object) = self.lease_object().await? else {
                 return Ok(false);
             };
             self.store

@@ -12,19 +12,19 @@ impl S3State {
         &self,
         seq: u64,
         body: Vec<u8>,
-    ) -> Result<Placed, ProviderError> {
+    ) -> Result<Landed, ProviderError> {
         let key = self.journal_key(seq);
         let failure = match self
             .store
             .put(&key, body.clone(), Some(Condition::Absent))
             .await
         {
-            Ok(Written::Yes(_)) => return Ok(Placed::Ours),
-            Ok(Written::ConditionFailed) => None,
+            Ok(Conditional::Yes(_)) => return Ok(Landed::Ours),
+            Ok(Conditional::ConditionFailed) => None,
             Err(error) => Some(error),
         };
         match self.store.get(&key).await? {
-            Some(object) if object.body == body => Ok(Placed::Ours),
+            Some(object) if object.body == body => Ok(Landed::Ours),
             Some(object) => {
                 let writer = serde_json::from_slice::<Batch>(&object.body)
                     .map(|b| b.writer)
@@ -32,9 +32,9 @@ impl S3State {
                 if writer == self.nonce {
                     // Ours, but an earlier batch whose answer was lost
                     // (its callers heard of a failure): the next number.
-                    Ok(Placed::Skipped)
+                    Ok(Landed::Skipped)
                 } else {
-                    Ok(Placed::Taken)
+                    Ok(Landed::Taken)
                 }
             }
             None => Err(failure.unwrap_or_else(|| ProviderError {
@@ -47,7 +47,7 @@ impl S3State {
         }
     }
 
-    pub(super) async fn snapshot(&self) -> Result<(Snapshot, Option<String>), JournalError> {
+    pub(super) async fn snapshot(&self) -> Result<(Compacted, Option<String>), JournalError> {
         let key = self.snapshot_key();
         match self
             .store
@@ -55,7 +55,7 @@ impl S3State {
             .await
             .map_err(|e| self.journal_error(e))?
         {
-            None => Ok((Snapshot::default(), None)),
+            None => Ok((Compacted::default(), None)),
             Some(object) => serde_json::from_slice(&object.body)
                 .map(|s| (s, Some(object.etag)))
                 .map_err(|e| self.damaged(&key, e)),
@@ -113,7 +113,7 @@ impl S3State {
     /// Every record: the snapshot's, then the objects' after it.
     pub(super) async fn read_all(
         &self,
-    ) -> Result<(Snapshot, Option<String>, Vec<(u64, Batch)>), JournalError> {
+    ) -> Result<(Compacted, Option<String>, Vec<(u64, Batch)>), JournalError> {
         for _ in 0..5 {
             let (snapshot, etag) = self.snapshot().await?;
             if let Some(batches) = self.objects_after(snapshot.upto).await? {
@@ -155,7 +155,7 @@ impl S3State {
         let entries = self.parse(&values, &self.snapshot_key())?;
         let kept = keep(&entries, &values);
         let upto = older.last().map_or(snapshot.upto, |(seq, _)| *seq);
-        let body = serde_json::to_vec(&Snapshot {
+        let body = serde_json::to_vec(&Compacted {
             upto,
             entries: kept,
         })
@@ -170,9 +170,9 @@ impl S3State {
             .await
             .map_err(|e| self.journal_error(e))?
         {
-            Written::Yes(_) => {}
+            Conditional::Yes(_) => {}
             // Someone else compacted meanwhile: theirs stands.
-            Written::ConditionFailed => return Ok(()),
+            Conditional::ConditionFailed => return Ok(()),
         }
         // Takeover objects stay for good: each is the number the runner it
         // fenced out would write next, so deleting one would let that
@@ -264,12 +264,12 @@ impl S3State {
         .expect("plain data");
         for _ in 0..16 {
             match self.write_object(writer.next, body.clone()).await {
-                Ok(Placed::Ours) => {
+                Ok(Landed::Ours) => {
                     writer.next += 1;
                     return Ok(());
                 }
-                Ok(Placed::Skipped) => writer.next += 1,
-                Ok(Placed::Taken) => {
+                Ok(Landed::Skipped) => writer.next += 1,
+                Ok(Landed::Taken) => {
                     let by = match self.store.get(&self.journal_key(writer.next)).await {
                         Ok(Some(object)) => serde_json::from_slice::<Batch>(&object.body)
                             .ok()
@@ -288,7 +288,7 @@ impl S3State {
 }
 
 /// Where a journal write landed.
-pub(super) enum Placed {
+pub(super) enum Landed {
     Ours,
     /// An earlier write of ours holds the number: try the next.
     Skipped,

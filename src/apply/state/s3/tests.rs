@@ -52,14 +52,20 @@ fn line(rotation: &str, record: Record) -> String {
     .unwrap()
 }
 
-#[tokio::test]
-async fn a_held_lease_is_refused_with_its_owner_until_it_expires_by_s3s_clock() {
-    let bucket = Arc::new(MemoryObjects::default());
-    let a = runner(&bucket);
+/// Runner A, holding the lease, with one rotation begun.
+async fn leased_with_a_rotation(bucket: &Arc<MemoryObjects>) -> S3State {
+    let a = runner(bucket);
     a.acquire(&owner("runner-a")).await.unwrap();
     a.append(vec![line("u@1", Record::Begin(Begin::default()))])
         .await
         .unwrap();
+    a
+}
+
+#[tokio::test]
+async fn a_held_lease_is_refused_with_its_owner_until_it_expires_by_s3s_clock() {
+    let bucket = Arc::new(MemoryObjects::default());
+    let a = leased_with_a_rotation(&bucket).await;
     let b = runner(&bucket);
     let Err(LockError::Leased { owner, expires_in }) = b.acquire(&owner_b()).await else {
         panic!("a second runner took a live lease")
@@ -211,11 +217,7 @@ async fn ended_rotations_are_compacted_and_what_is_in_progress_is_kept() {
 #[tokio::test]
 async fn compaction_never_reopens_a_number_a_fenced_runner_would_write() {
     let bucket = Arc::new(MemoryObjects::default());
-    let a = runner(&bucket);
-    a.acquire(&owner("runner-a")).await.unwrap();
-    a.append(vec![line("u@1", Record::Begin(Begin::default()))])
-        .await
-        .unwrap();
+    let a = leased_with_a_rotation(&bucket).await;
     pause(&a, &bucket);
     for run in 0..3 {
         let b = runner(&bucket);

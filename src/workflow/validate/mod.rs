@@ -7,10 +7,9 @@
 //! cycle, a selection that selects, a window that parses. Every problem is
 //! reported; the model is built only when there is none.
 //!
-//! Longer than 800 lines: every rule below reads and writes one
-//! `Validator` (the diagnostics, the ids seen, the origins), and the kinds'
-//! own checks already live in their modules. Its rules by section (ids,
-//! selection, window, policy) are the next split.
+//! The rules of params (`params`), of where the workflow reaches
+//! (`accounts`: `state`, `accounts`) and of `policy` (with the window) are
+//! submodules; the kinds' own checks live in their modules.
 
 use std::collections::HashMap;
 
@@ -30,6 +29,12 @@ use crate::hooks::HookDoc;
 use crate::hooks::HookKind;
 use crate::targets::TargetDoc;
 use crate::targets::TargetKind;
+
+mod accounts;
+mod params;
+mod policy;
+
+pub use accounts::{is_account_id, role_is_valid};
 
 pub fn validate(
     merged: Merged,
@@ -160,228 +165,6 @@ impl Checker<'_> {
         self.patterns(&merged, &root);
         self.shell_params(&workflow, &merged);
         Some(workflow)
-    }
-
-    /// A param's `pattern` must be a regular expression.
-    fn patterns(&mut self, merged: &Merged, root: &Origin) {
-        for (name, param) in &merged.params {
-            if let Some(pattern) = &param.pattern
-                && let Err(error) = regex_lite::Regex::new(pattern)
-            {
-                let at = root.key("params").key(name.as_str()).key("pattern");
-                self.error(
-                    &at,
-                    Part::Value,
-                    format!("`{pattern}` is not a regular expression: {error}"),
-                    None,
-                );
-            }
-        }
-    }
-
-    /// Warns where a param that accepts anything is written into a shell's
-    /// command string (`sh -c "… ${params.x} …"`): a value like
-    /// `app; touch PWNED` would run as a command.
-    fn shell_params(&mut self, workflow: &Workflow, merged: &Merged) {
-        let commands = merged
-            .targets
-            .iter()
-            .filter_map(|t| Some((t.origin.key("exec"), t.item.exec.as_ref()?.command.clone())))
-            .chain(merged.hooks.iter().filter_map(|(_, h)| {
-                Some((h.origin.key("exec"), h.item.exec.as_ref()?.command.clone()))
-            }));
-        for (at, argv) in commands {
-            let shell = argv.first().is_some_and(|program| {
-                let name = program.as_str().rsplit('/').next().unwrap_or_default();
-                matches!(name, "sh" | "bash" | "zsh" | "dash" | "ksh")
-            });
-            if !shell || argv.get(1).map(|a| a.as_str()) != Some("-c") {
-                continue;
-            }
-            let Some(script) = argv.get(2) else { continue };
-            for name in script.params() {
-                if workflow.params.get(&name).is_some_and(|p| !p.constrained()) {
-                    let location =
-                        Location::resolve(self.sources, &at.key("command").index(2), Part::Value);
-                    let mut warning = Diagnostic::new(
-                        location,
-                        format!(
-                            "`${{params.{name}}}` goes into a shell command unchecked: a value like `x; rm -rf ~` would run"
-                        ),
-                    );
-                    warning.warning = true;
-                    warning.hint = Some(format!(
-                        "give param `{name}` a `pattern:` or `one_of:`, or pass it as its own argument after the script"
-                    ));
-                    self.warnings.push(warning);
-                }
-            }
-        }
-    }
-
-    /// `state.s3`: a bucket name S3 accepts, a lease of at least 2s.
-    fn state(&mut self, merged: &Merged) -> Option<crate::workflow::model::S3State> {
-        let state = merged.state.as_ref()?;
-        let at = state.origin.key("s3");
-        let Some(s3) = &state.item.s3 else {
-            self.error(
-                &state.origin,
-                Part::Key,
-                "`state` needs `s3`",
-                Some("write `state: { s3: { bucket: NAME } }`, or remove `state` to keep it in a local folder".into()),
-            );
-            return None;
-        };
-        let Some(bucket) = &s3.bucket else {
-            self.error(
-                &at,
-                Part::Key,
-                "`state.s3` needs `bucket`",
-                Some("name the bucket that holds the state: `bucket: NAME`".into()),
-            );
-            return None;
-        };
-        let valid = (3..=63).contains(&bucket.len())
-            && bucket
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
-        if !valid {
-            self.error(
-                &at.key("bucket"),
-                Part::Value,
-                format!("`{bucket}` is not an S3 bucket name"),
-                Some("3 to 63 lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".into()),
-            );
-        }
-        if let Some(lease) = s3.lease
-            && lease.to_std() < std::time::Duration::from_secs(2)
-        {
-            self.error(
-                &at.key("lease"),
-                Part::Value,
-                "the lease must last at least 2s",
-                Some("it is renewed every quarter of its lifetime; `2m` (the default) suits most runs".into()),
-            );
-        }
-        Some(crate::workflow::model::S3State {
-            bucket: bucket.clone(),
-            prefix: s3.prefix.clone(),
-            region: s3.region.clone(),
-            kms_key_id: s3.kms_key_id.clone(),
-            lease: s3.lease.map(|l| l.to_std()),
-        })
-    }
-
-    /// `accounts`: the pin (`allowed`) and the fan-out (`ids`,
-    /// `organization`, `exclude`, `role`, `external_id`).
-    fn accounts(&mut self, merged: &Merged) -> (Vec<String>, Option<Fleet>) {
-        let Some(accounts) = &merged.accounts else {
-            return (Vec::new(), None);
-        };
-        let doc = &accounts.item;
-        let at = &accounts.origin;
-        let fans_out = !doc.ids.is_empty() || doc.organization.is_some();
-        if doc.allowed.is_empty() && !fans_out {
-            self.error(
-                at,
-                Part::Key,
-                "`accounts` names no account",
-                Some("list `allowed` (the accounts the workflow may run in), or `ids` or `organization` (the accounts it rotates in), or remove `accounts`".into()),
-            );
-        }
-        for list in ["allowed", "ids", "exclude"] {
-            let ids = match list {
-                "allowed" => &doc.allowed,
-                "ids" => &doc.ids,
-                _ => &doc.exclude,
-            };
-            for (i, id) in ids.iter().enumerate() {
-                if !is_account_id(id) {
-                    self.error(
-                        &at.key(list).index(i),
-                        Part::Value,
-                        format!("`{id}` is not an AWS account id"),
-                        Some("an account id is 12 digits, quoted: \"123456789012\"".into()),
-                    );
-                }
-            }
-        }
-        if let Some(organization) = &doc.organization {
-            if organization.ous.as_ref().is_some_and(Vec::is_empty) {
-                self.error(
-                    &at.key("organization").key("ous"),
-                    Part::Value,
-                    "`ous` lists no OU",
-                    Some("name the OUs to rotate in, or remove `ous` to rotate in the whole Organization".into()),
-                );
-            }
-            for (i, ou) in organization.ous.iter().flatten().enumerate() {
-                if !is_ou_id(ou) {
-                    self.error(
-                        &at.key("organization").key("ous").index(i),
-                        Part::Value,
-                        format!("`{ou}` is not an OU id"),
-                        Some("an OU id looks like `ou-abcd-12345678`, the root's like `r-abcd` (`aws organizations list-organizational-units-for-parent`)".into()),
-                    );
-                }
-            }
-        }
-        if !fans_out {
-            for field in ["exclude", "role", "external_id"] {
-                let set = match field {
-                    "exclude" => !doc.exclude.is_empty(),
-                    "role" => doc.role.is_some(),
-                    _ => doc.external_id.is_some(),
-                };
-                if set {
-                    self.error(
-                        &at.key(field),
-                        Part::Key,
-                        format!("`accounts.{field}` without `ids` or `organization`"),
-                        Some("it applies to the accounts a workflow fans out to: add `ids` or `organization`, or remove it".into()),
-                    );
-                }
-            }
-            return (doc.allowed.clone(), None);
-        }
-        let Some(role) = &doc.role else {
-            self.error(
-                at,
-                Part::Key,
-                "`accounts.role` is missing: rekey reaches each account by assuming a role there",
-                Some("add `role: RekeyRotation` (a role name), or an ARN template such as `arn:aws:iam::${account}:role/RekeyRotation`".into()),
-            );
-            return (doc.allowed.clone(), None);
-        };
-        let text = role.as_str();
-        if !role_is_valid(&text.replace("${account}", "123456789012")) {
-            self.error(
-                &at.key("role"),
-                Part::Value,
-                format!("`{text}` is neither a role name nor a role ARN"),
-                Some("write the role's name (`RekeyRotation`, or with its path `team/RekeyRotation`) or `arn:aws:iam::${account}:role/NAME`".into()),
-            );
-        } else if text.starts_with("arn:") && !text.contains("${account}") {
-            self.error(
-                &at.key("role"),
-                Part::Value,
-                "`accounts.role` is an ARN without `${account}`: every account would assume the same role",
-                Some("write `arn:aws:iam::${account}:role/NAME`, or just the role's name".into()),
-            );
-        }
-        let fleet = Fleet {
-            ids: doc.ids.clone(),
-            organization: doc.organization.as_ref().map(|o| Organization {
-                ous: o.ous.clone().unwrap_or_default(),
-                tags: o.tags.clone(),
-            }),
-            exclude: doc.exclude.clone(),
-            role: role.clone(),
-            external_id: doc.external_id.clone(),
-        };
-        (doc.allowed.clone(), Some(fleet))
     }
 
     fn selection(&mut self, merged: &Merged, root: &Origin) -> Selection {
@@ -672,93 +455,6 @@ impl Checker<'_> {
         }
     }
 
-    fn policy(&mut self, merged: &Merged) -> Option<Policy> {
-        let doc = &merged.policy;
-        let at = |field: &str| merged.policy_origins.get(field).cloned();
-        let concurrency = doc.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        if !(1..=MAX_CONCURRENCY).contains(&concurrency)
-            && let Some(at) = at("concurrency")
-        {
-            let hint = format!(
-                "rotate between 1 and {MAX_CONCURRENCY} users at once; IAM's rate limits make more no faster"
-            );
-            self.error(
-                &at,
-                Part::Value,
-                format!("concurrency {concurrency} is out of range"),
-                Some(hint),
-            );
-        }
-        let account_concurrency = doc.account_concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        if !(1..=MAX_CONCURRENCY).contains(&account_concurrency)
-            && let Some(at) = at("account_concurrency")
-        {
-            self.error(
-                &at,
-                Part::Value,
-                format!("account_concurrency {account_concurrency} is out of range"),
-                Some(format!(
-                    "work in between 1 and {MAX_CONCURRENCY} accounts at once"
-                )),
-            );
-        }
-        if let Some(at) = at("soak")
-            && let Some(problem) = Problem::too_long(at, "soak", doc.soak, MAX_SOAK)
-        {
-            self.problems(vec![problem]);
-        }
-        let window = match (&doc.window, at("window")) {
-            (Some(window), Some(at)) => self.window(window, &at),
-            _ => None,
-        };
-        Some(Policy {
-            soak: doc.soak.unwrap_or(DEFAULT_SOAK),
-            on_verify_failure: doc.on_verify_failure.unwrap_or(OnVerifyFailure::Rollback),
-            make_room: doc.make_room.unwrap_or(MakeRoom::Refuse),
-            concurrency,
-            account_concurrency,
-            window,
-        })
-    }
-
-    fn window(&mut self, doc: &WindowDoc, at: &Origin) -> Option<Window> {
-        let between = doc
-            .between
-            .split_once('-')
-            .and_then(|(a, b)| Some((clock(a)?, clock(b)?)));
-        let Some((start_minute, end_minute)) = between.filter(|(a, b)| a != b) else {
-            let hint = "write the window as `HH:MM-HH:MM` in 24-hour time, e.g. `02:00-05:00`";
-            self.error(
-                &at.key("between"),
-                Part::Value,
-                format!("`{}` is not a time range", doc.between),
-                Some(hint.into()),
-            );
-            return None;
-        };
-        let zone = doc.timezone.as_deref().unwrap_or("UTC");
-        let Some(utc_offset_minutes) = utc_offset(zone) else {
-            let hint =
-                "use `UTC` or a fixed offset such as `+02:00` (named zones are not supported yet)";
-            self.error(
-                &at.key("timezone"),
-                Part::Value,
-                format!("unknown timezone `{zone}`"),
-                Some(hint.into()),
-            );
-            return None;
-        };
-        let mut days = doc.days.clone();
-        days.sort();
-        days.dedup();
-        Some(Window {
-            days,
-            start_minute,
-            end_minute,
-            utc_offset_minutes,
-        })
-    }
-
     /// Compiles the template subject's graph; a cycle is reported with
     /// every step in it and where each of its `needs` was written.
     fn cycles(&mut self, workflow: &Workflow, merged: &Merged) {
@@ -819,86 +515,15 @@ fn is_user_glob_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "+=,.@_-*?".contains(c)
 }
 
-/// `HH:MM` to minutes since midnight.
-fn clock(text: &str) -> Option<u16> {
-    let (h, m) = text.trim().split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some(h * 60 + m)
-}
-
-/// `UTC`, `Z` or `+HH:MM`/`-HH:MM` to minutes east of UTC.
-fn utc_offset(zone: &str) -> Option<i16> {
-    if zone.eq_ignore_ascii_case("utc") || zone == "Z" {
-        return Some(0);
-    }
-    let sign = match zone.chars().next()? {
-        '+' => 1,
-        '-' => -1,
-        _ => return None,
-    };
-    let minutes = clock(&zone[1..])? as i16;
-    (minutes <= 14 * 60).then_some(sign * minutes)
-}
-
 fn file_stem(sources: &Sources, root: &Origin) -> String {
     let path = sources.path(root.file);
     path.file_stem()
         .map_or_else(|| "workflow".into(), |s| s.to_string_lossy().into_owned())
 }
 
-/// Whether `id` is an AWS account id: 12 digits.
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.chars().all(|c| c.is_ascii_digit())
-}
-
-/// Whether `id` is an OU id (`ou-abcd-12345678`) or a root's (`r-abcd`).
-fn is_ou_id(id: &str) -> bool {
-    let lower = |s: &str, min: usize| {
-        (min..=32).contains(&s.len())
-            && s.chars()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
-    };
-    match id.strip_prefix("ou-").map(|rest| rest.split_once('-')) {
-        Some(Some((root, ou))) => lower(root, 4) && lower(ou, 8),
-        Some(None) => false,
-        None => id.strip_prefix("r-").is_some_and(|root| lower(root, 4)),
-    }
-}
-
-/// Whether a role, written as a name (with its path) or an ARN, once
-/// `${account}` is filled in, is one that can be assumed. A role still
-/// naming a param is judged when the param is known.
-pub fn role_is_valid(role: &str) -> bool {
-    if role.contains("${") {
-        return true;
-    }
-    let name_ok = |name: &str| {
-        let parts: Vec<&str> = name.split('/').collect();
-        parts.iter().all(|p| {
-            !p.is_empty()
-                && *p != ".."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
-        }) && parts.last().is_some_and(|n| n.len() <= 64)
-    };
-    match role.strip_prefix("arn:") {
-        Some(rest) => {
-            let fields: Vec<&str> = rest.splitn(5, ':').collect();
-            matches!(fields.as_slice(), [partition, "iam", "", account, resource]
-                if partition.starts_with("aws")
-                    && is_account_id(account)
-                    && resource.strip_prefix("role/").is_some_and(name_ok))
-        }
-        None => name_ok(role),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::policy::{clock, utc_offset};
 
     #[test]
     fn reads_clock_times_and_offsets() {

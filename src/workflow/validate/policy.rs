@@ -1,0 +1,116 @@
+//! `policy:` defaults and bounds, and the change window.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(super) fn policy(&mut self, merged: &Merged) -> Option<Policy> {
+        let doc = &merged.policy;
+        let at = |field: &str| merged.policy_origins.get(field).cloned();
+        let concurrency = doc.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency)
+            && let Some(at) = at("concurrency")
+        {
+            let hint = format!(
+                "rotate between 1 and {MAX_CONCURRENCY} users at once; IAM's rate limits make more no faster"
+            );
+            self.error(
+                &at,
+                Part::Value,
+                format!("concurrency {concurrency} is out of range"),
+                Some(hint),
+            );
+        }
+        let account_concurrency = doc.account_concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&account_concurrency)
+            && let Some(at) = at("account_concurrency")
+        {
+            self.error(
+                &at,
+                Part::Value,
+                format!("account_concurrency {account_concurrency} is out of range"),
+                Some(format!(
+                    "work in between 1 and {MAX_CONCURRENCY} accounts at once"
+                )),
+            );
+        }
+        if let Some(at) = at("soak")
+            && let Some(problem) = Problem::too_long(at, "soak", doc.soak, MAX_SOAK)
+        {
+            self.problems(vec![problem]);
+        }
+        let window = match (&doc.window, at("window")) {
+            (Some(window), Some(at)) => self.window(window, &at),
+            _ => None,
+        };
+        Some(Policy {
+            soak: doc.soak.unwrap_or(DEFAULT_SOAK),
+            on_verify_failure: doc.on_verify_failure.unwrap_or(OnVerifyFailure::Rollback),
+            make_room: doc.make_room.unwrap_or(MakeRoom::Refuse),
+            concurrency,
+            account_concurrency,
+            window,
+        })
+    }
+
+    pub(super) fn window(&mut self, doc: &WindowDoc, at: &Origin) -> Option<Window> {
+        let between = doc
+            .between
+            .split_once('-')
+            .and_then(|(a, b)| Some((clock(a)?, clock(b)?)));
+        let Some((start_minute, end_minute)) = between.filter(|(a, b)| a != b) else {
+            let hint = "write the window as `HH:MM-HH:MM` in 24-hour time, e.g. `02:00-05:00`";
+            self.error(
+                &at.key("between"),
+                Part::Value,
+                format!("`{}` is not a time range", doc.between),
+                Some(hint.into()),
+            );
+            return None;
+        };
+        let zone = doc.timezone.as_deref().unwrap_or("UTC");
+        let Some(utc_offset_minutes) = utc_offset(zone) else {
+            let hint =
+                "use `UTC` or a fixed offset such as `+02:00` (named zones are not supported yet)";
+            self.error(
+                &at.key("timezone"),
+                Part::Value,
+                format!("unknown timezone `{zone}`"),
+                Some(hint.into()),
+            );
+            return None;
+        };
+        let mut days = doc.days.clone();
+        days.sort();
+        days.dedup();
+        Some(Window {
+            days,
+            start_minute,
+            end_minute,
+            utc_offset_minutes,
+        })
+    }
+}
+
+/// `HH:MM` to minutes since midnight.
+pub(super) fn clock(text: &str) -> Option<u16> {
+    let (h, m) = text.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// `UTC`, `Z` or `+HH:MM`/`-HH:MM` to minutes east of UTC.
+pub(super) fn utc_offset(zone: &str) -> Option<i16> {
+    if zone.eq_ignore_ascii_case("utc") || zone == "Z" {
+        return Some(0);
+    }
+    let sign = match zone.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let minutes = clock(&zone[1..])? as i16;
+    (minutes <= 14 * 60).then_some(sign * minutes)
+}
