@@ -111,6 +111,10 @@ pub enum Undo {
     Restore(String),
     /// The new key deleted.
     DeleteNew,
+    /// The keys an interrupted `create` made and never finished with
+    /// deleted, by create's own rule (its journaled ids, or the one key a
+    /// lost answer left).
+    DeleteOrphans,
     /// The staged secret deleted.
     Discard,
 }
@@ -121,6 +125,7 @@ impl std::fmt::Display for Undo {
             Undo::EnableOld => f.write_str("enable-old"),
             Undo::Restore(target) => write!(f, "restore:{target}"),
             Undo::DeleteNew => f.write_str("delete-new"),
+            Undo::DeleteOrphans => f.write_str("delete-orphans"),
             Undo::Discard => f.write_str("discard"),
         }
     }
@@ -339,18 +344,60 @@ fn parse(text: &str, path: &Path) -> Result<Vec<Entry>, JournalError> {
         }
         match parse_line(line.trim_end()) {
             Ok(entry) => entries.push(entry),
-            // Only the very last line, unterminated, can be a torn write.
+            // The very last line, unterminated, is a torn write.
             Err(_) if i + 1 == lines.len() && !line.ends_with('\n') => {}
-            Err(reason) => {
-                return Err(JournalError::Damaged {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    reason,
-                });
-            }
+            Err(reason) => match after_torn_record(line.trim_end()) {
+                Some(entry) => entries.push(entry),
+                None => {
+                    return Err(JournalError::Damaged {
+                        path: path.to_path_buf(),
+                        line: i + 1,
+                        reason,
+                    });
+                }
+            },
         }
     }
     Ok(entries)
+}
+
+/// A line that is the start of a record whose write failed, followed by a
+/// whole record (an append after a failed one lands right after its torn
+/// bytes): that record. The torn one was never written as far as its
+/// writer knew, so nothing is lost by dropping it.
+fn after_torn_record(line: &str) -> Option<Entry> {
+    line.match_indices("{\"")
+        .skip_while(|(at, _)| *at == 0)
+        .find_map(|(at, _)| parse_line(&line[at..]).ok())
+}
+
+/// The journal `text` without the torn records a failed write left in
+/// the middle of it, if there are any (a torn last line is cut off where
+/// the journal is opened for writing).
+pub fn without_torn_records(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut torn = false;
+    let mut whole = String::with_capacity(text.len());
+    for (i, line) in lines.iter().enumerate() {
+        let last = i + 1 == lines.len() && !line.ends_with('\n');
+        if line.trim().is_empty() || last || parse_line(line.trim_end()).is_ok() {
+            whole.push_str(line);
+            continue;
+        }
+        let content = line.trim_end();
+        match line
+            .match_indices("{\"")
+            .skip_while(|(at, _)| *at == 0)
+            .find(|(at, _)| parse_line(&content[*at..]).is_ok())
+        {
+            Some((at, _)) => {
+                torn = true;
+                whole.push_str(&line[at..]);
+            }
+            None => whole.push_str(line),
+        }
+    }
+    torn.then_some(whole)
 }
 
 /// A line of this format, or of the first one (which has `data`).
@@ -655,6 +702,37 @@ mod tests {
             step: step(text),
             done: None,
         }
+    }
+
+    #[test]
+    /// Regression: a write that failed on a full disk left its first bytes,
+    /// and the next record was appended right after them
+    /// (`{"time":"…","rota{"time":…}`): every command then refused the
+    /// journal as damaged at that line, stranding every rotation.
+    fn a_record_torn_by_a_failed_write_in_the_middle_is_dropped_and_the_next_kept() {
+        let first = serde_json::to_string(&entry("a", Record::Begin(Begin::default()))).unwrap();
+        let next = serde_json::to_string(&entry("b", Record::Finished)).unwrap();
+        let torn = &first[..first.len() / 2];
+        let text = format!("{first}\n{torn}{next}\n{first}\n");
+        let entries = parse(&text, Path::new("j")).unwrap();
+        assert_eq!(
+            entries
+                .iter()
+                .map(|e| e.rotation.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "a"]
+        );
+        assert_eq!(
+            without_torn_records(&text).as_deref(),
+            Some(format!("{first}\n{next}\n{first}\n").as_str())
+        );
+        assert_eq!(without_torn_records(&format!("{first}\n{next}\n")), None);
+        // What is not a record followed by one is still damage.
+        let damaged = parse(&format!("{first}\nnot json at all\n"), Path::new("j"));
+        assert!(
+            matches!(damaged, Err(JournalError::Damaged { line: 2, .. })),
+            "{damaged:?}"
+        );
     }
 
     #[test]

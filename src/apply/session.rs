@@ -58,6 +58,13 @@ impl Session {
         state
             .acquire(&state::Owner::this_process(&rfc3339(started)))
             .await?;
+        // Commands a rekey killed here left running end before anything
+        // is reconciled; this run's are written down the same way.
+        let commands = state_dir.join("commands");
+        for line in crate::providers::exec::end_left_behind(&commands) {
+            eprintln!("note: {line}");
+        }
+        crate::providers::exec::record_commands_in(&commands);
         let opened = Self::read(prepared, state_dir, state.clone(), started).await;
         if opened.is_err() {
             state.release().await;

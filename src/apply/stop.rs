@@ -2,7 +2,8 @@
 //! to stop: no new step starts, a step under way is let finish, and a long
 //! wait (a hook, `key_unused`) is cut short and recorded as interrupted, to
 //! run again on resume — never as a failed verification. A second signal
-//! exits at once. Commands run in their own process group (see
+//! exits at once, ending every command still running (each with its
+//! process group). Commands run in their own process group (see
 //! `providers::exec`), so a Ctrl-C at the terminal reaches rekey, not them.
 
 use std::sync::Arc;
@@ -38,6 +39,8 @@ impl Stop {
     /// The first signal asks to stop; a second one exits at once.
     fn received(&self, signal: i32) {
         if self.requested().is_some() {
+            // No command outlives rekey: a deploy script would go on alone.
+            crate::providers::exec::end_every_command();
             std::process::exit(128 + signal);
         }
         eprintln!(

@@ -88,7 +88,9 @@ pub enum Command {
     /// Steps are grouped by phase in the order they run; `needs` edges are
     /// labelled. Render with `dot -Tsvg` or paste into a Mermaid viewer.
     Graph {
+        /// The workflow file.
         workflow: PathBuf,
+        /// dot (Graphviz), mermaid, or json.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
@@ -102,27 +104,37 @@ pub enum Command {
     /// For every selected user: rotate (its oldest active key is older than
     /// `max_key_age`), unchanged, or blocked (with the reason and the fix). A
     /// rotation lists its steps in order and a diff of every target, with
-    /// secrets shown as (sensitive). Exit 0, or with --detailed-exitcode 0 when
-    /// nothing would rotate and 2 when something would.
+    /// secrets shown as (sensitive). `--user` must name users the workflow
+    /// selects. Exit 0, or with --detailed-exitcode 0 when nothing would
+    /// rotate and 2 when something would.
     Plan(PlanArgs),
     /// Carry out the rotations: crash-safe, resumable, verified.
     ///
     /// Given a workflow, plans, shows the plan and asks for `yes` (on a
     /// terminal) or needs --auto-approve. Given a plan saved with `rekey plan
     /// --out`, checks that nothing changed since (or refuses, showing what did)
-    /// and applies it. Every step is journaled in the state directory; if apply
-    /// is interrupted, run it again: it finishes what was started. Exit 0 done,
+    /// and applies it: a saved plan fixes its users, accounts, vars and
+    /// instant, so --user, --account, --as-of and --var (but for a sensitive
+    /// param's) are refused with one. --as-of rotates now what will be due by
+    /// then; soak and change windows still run on real time. Every step is
+    /// journaled in the state directory; if apply is interrupted, run it
+    /// again: it finishes what was started. Exit 0 done,
     /// 1 error, 3 a verification failed (rolled back or halted per policy),
     /// 4 paused (soak or change window: run again later).
     Apply(ApplyArgs),
     /// Show where each rotation of the state directory stands.
-    Status { workflow: PathBuf },
+    Status {
+        /// The workflow file.
+        workflow: PathBuf,
+    },
     /// Roll back rotations in progress (or halted): the old key active
     /// again, every target as it was, the new key deleted.
     ///
     /// Shows what it will undo and asks for `yes` (on a terminal) or needs
     /// --auto-approve. Refused for a rotation whose delete-old has run (the
-    /// old key may be gone): finish that one with apply. Exit 0 when every
+    /// old key may be gone): finish that one with apply. --user names a user
+    /// whose rotation is in progress; --var gives the sensitive params the
+    /// rotations need. Exit 0 when every
     /// rotation is rolled back, 1 error, 3 a rollback halted (run abort or
     /// apply again to finish it).
     Abort(AbortArgs),
@@ -140,9 +152,15 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Every workflow whose state is kept where this one's is (the same S3 prefix, or .rekey folder), who holds it, and its rotations in progress.
-    List { workflow: PathBuf },
+    List {
+        /// The workflow file.
+        workflow: PathBuf,
+    },
     /// Where the workflow's state is, who holds its lock or lease, each rotation and the users it holds.
-    Show { workflow: PathBuf },
+    Show {
+        /// The workflow file.
+        workflow: PathBuf,
+    },
     /// Remove the workflow's lease, whoever holds it (S3 state only).
     ///
     /// A lease expires by itself when its holder stops renewing it (2 minutes
@@ -150,6 +168,7 @@ pub enum StateCommand {
     /// wait and you know the holder is gone. If it is still running, it is
     /// fenced out at its next journal write, but an AWS call under way still lands.
     Unlock {
+        /// The workflow file.
         workflow: PathBuf,
         /// Needed: remove the lease even though its holder may still run.
         #[arg(long)]
@@ -159,6 +178,7 @@ pub enum StateCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct AbortArgs {
+    /// The workflow file.
     pub workflow: PathBuf,
     #[command(flatten)]
     pub narrow: Narrow,
@@ -171,9 +191,8 @@ pub struct AbortArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
+    /// The workflow file.
     pub workflow: PathBuf,
-    #[command(flatten)]
-    pub inputs: PlanInputs,
     /// Also save the plan document (JSON) here, for review and for `rekey apply`.
     #[arg(long, value_name = "PLAN.json")]
     pub out: Option<PathBuf>,
@@ -183,6 +202,8 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would rotate, 2 when something would, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub inputs: PlanInputs,
 }
 
 /// What a plan is made from, for `plan` and for `apply` (which plans
@@ -200,8 +221,7 @@ pub struct PlanInputs {
 /// `--var`, for every command that binds the workflow's params.
 #[derive(Debug, clap::Args)]
 pub struct VarArgs {
-    /// Give a param a value (repeatable). A saved plan keeps its own vars
-    /// and takes only sensitive params again.
+    /// Give a param a value (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::workflow::params::parse_var)]
     pub vars: Vec<(String, String)>,
 }
@@ -209,14 +229,12 @@ pub struct VarArgs {
 /// `--user` and `--account`: narrowing a run, like Terraform's -target.
 #[derive(Debug, clap::Args)]
 pub struct Narrow {
-    /// Only this user (repeatable), like Terraform's -target; it must be
-    /// one the workflow selects. With many accounts, NAME is in every
-    /// account; ACCOUNT/NAME is in one. Refused with a saved plan, which
-    /// fixes its users.
+    /// Only this user (repeatable), like Terraform's -target. With many
+    /// accounts, NAME is in every account; ACCOUNT/NAME is in one.
     #[arg(long = "user", value_name = "NAME")]
     pub users: Vec<String>,
     /// Only this account (repeatable), of those `accounts.ids` and
-    /// `accounts.organization` give; refused with a saved plan.
+    /// `accounts.organization` give.
     #[arg(long = "account", value_name = "ID")]
     pub accounts: Vec<String>,
 }
@@ -225,11 +243,10 @@ pub struct Narrow {
 #[derive(Debug, clap::Args)]
 pub struct Planning {
     /// Judge key ages at this instant: RFC 3339 (2027-03-01T09:00:00Z) or a
-    /// date (2027-03-01). Apply rotates now what will be due by then; soak
-    /// and change windows still run on real time.
+    /// date (2027-03-01).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub as_of: Option<time::OffsetDateTime>,
-    /// How many users are read at once.
+    /// How many users are read at once while planning.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
     /// Read every selected user's keys instead of first asking IAM's credential report which users can be due.
@@ -253,14 +270,14 @@ pub struct ApplyArgs {
     /// A workflow file, or a plan saved with `rekey plan --out` (*.json).
     #[arg(value_name = "WORKFLOW|PLAN.json")]
     pub target: PathBuf,
-    #[command(flatten)]
-    pub inputs: PlanInputs,
     /// Do not ask for confirmation (needed when not on a terminal, unless applying a saved plan).
     #[arg(long)]
     pub auto_approve: bool,
     /// Stop after this phase, e.g. `distribute` on Tuesday and the rest on Thursday.
     #[arg(long, value_name = "PHASE", value_parser = parse_phase)]
     pub until: Option<Phase>,
+    #[command(flatten)]
+    pub inputs: PlanInputs,
     /// Take users whose claim another rotation holds. Only for a runner
     /// that is truly gone: two rotations of one user destroy each other's keys.
     #[arg(long)]

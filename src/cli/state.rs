@@ -11,6 +11,9 @@ use crate::providers::aws::Aws;
 use crate::workflow;
 
 pub(super) fn status(global: &Global, workflow: &Path) -> ExitCode {
+    if let Err(error) = check_profile(global) {
+        return fail(error);
+    }
     let checked = match workflow::check(workflow) {
         Ok(checked) => checked,
         Err(error) => return apply_failed(ApplyError::Invalid(error)),
@@ -53,6 +56,9 @@ pub(super) fn status(global: &Global, workflow: &Path) -> ExitCode {
 }
 
 pub(super) fn state_command(global: &Global, command: StateCommand) -> ExitCode {
+    if let Err(error) = check_profile(global) {
+        return fail(error);
+    }
     let path = match &command {
         StateCommand::List { workflow }
         | StateCommand::Show { workflow }

@@ -2,7 +2,8 @@
 //! only in the environment (never in argv), and output captured with every
 //! secret replaced by `(sensitive)` before anyone sees it.
 
-use std::path::Path;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
@@ -215,7 +216,7 @@ pub async fn run(
     })?;
     // Whatever cuts the wait short (a timeout, a stop), the whole group
     // goes: `sh -c` leaves its children behind otherwise.
-    let mut group = Group(child.id());
+    let mut group = Group::started(child.id());
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let collect = async {
@@ -226,7 +227,7 @@ pub async fn run(
     let (status, out, err) = tokio::time::timeout(timeout.to_std(), collect)
         .await
         .map_err(|_| ExecError::TimedOut(program.clone(), timeout))?;
-    group.0 = None;
+    group.ended();
     let status = status.map_err(|e| ExecError::Io(program.clone(), e.to_string()))?;
     let mut output = out;
     output.push_str(&err);
@@ -258,18 +259,143 @@ pub async fn run(
     })
 }
 
+/// The process groups of the commands running now: a second signal ends
+/// them all before rekey exits at once (a command may be a deploy script).
+static RUNNING: std::sync::Mutex<std::collections::BTreeSet<libc::pid_t>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Where running commands are written down (a folder of this machine's
+/// state directory), so that the next apply can end those a rekey killed
+/// (SIGKILL) left running.
+static RECORDED_IN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Ends every command still running, each with its whole process group:
+/// for a rekey about to exit without waiting for them.
+pub fn end_every_command() {
+    for pgid in RUNNING.lock().expect("running commands").iter() {
+        kill_group(*pgid);
+    }
+}
+
+/// From now on, records each command while it runs in `dir`.
+pub fn record_commands_in(dir: &Path) {
+    let _ = RECORDED_IN.set(dir.to_path_buf());
+}
+
+/// Ends the commands recorded in `dir` that a rekey no longer running
+/// left behind (it was killed), each with its process group, matched by
+/// process id and start time so that a reused id is never hit. Returns a
+/// line for each one ended.
+pub fn end_left_behind(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut ended = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let fields: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let [owner, owner_start, pgid, pgid_start] = fields[..] else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        let (Ok(owner), Ok(pgid)) = (libc::pid_t::try_from(owner), libc::pid_t::try_from(pgid))
+        else {
+            continue;
+        };
+        if start_time(owner) == Some(owner_start) {
+            // Its rekey still runs (another apply on this machine): its own.
+            continue;
+        }
+        if start_time(pgid) == Some(pgid_start) {
+            kill_group(pgid);
+            ended.push(format!(
+                "ended process group {pgid}, a command a killed rekey left running"
+            ));
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    ended
+}
+
+/// When process `pid` started (clock ticks since boot, `/proc/PID/stat`
+/// field 22), if it runs.
+fn start_time(pid: libc::pid_t) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: the fields after it are plain.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+fn kill_group(pgid: libc::pid_t) {
+    // SAFETY: signalling a process group we created has no memory effects.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
 /// A command's process group, killed when this is dropped while armed:
 /// when the wait for the command was cut short.
-struct Group(Option<u32>);
+struct Group {
+    pgid: Option<libc::pid_t>,
+    /// Where it is written down while it runs.
+    record: Option<PathBuf>,
+}
+
+impl Group {
+    fn started(pid: Option<u32>) -> Self {
+        let pgid = pid.and_then(|p| libc::pid_t::try_from(p).ok());
+        let mut record = None;
+        if let Some(pgid) = pgid {
+            RUNNING.lock().expect("running commands").insert(pgid);
+            let me = libc::pid_t::try_from(std::process::id()).unwrap_or_default();
+            if let (Some(dir), Some(own), Some(its)) =
+                (RECORDED_IN.get(), start_time(me), start_time(pgid))
+                && std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .is_ok()
+            {
+                let path = dir.join(pgid.to_string());
+                if std::fs::write(&path, format!("{me} {own} {pgid} {its}\n")).is_ok() {
+                    record = Some(path);
+                }
+            }
+        }
+        Group { pgid, record }
+    }
+
+    fn forget(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            RUNNING.lock().expect("running commands").remove(&pgid);
+        }
+        if let Some(path) = self.record.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// The command ended by itself: nothing to kill.
+    fn ended(&mut self) {
+        self.forget();
+    }
+}
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) {
-            // SAFETY: signalling a process group we created has no memory effects.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
+        if let Some(pgid) = self.pgid {
+            kill_group(pgid);
         }
+        self.forget();
     }
 }
 

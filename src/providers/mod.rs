@@ -225,9 +225,16 @@ impl CredentialReport {
             let Some(name) = row.get(user).filter(|n| *n != "<root_account>") else {
                 continue;
             };
-            let keys = slots
+            // A slot never used says `N/A`; a date that cannot be read
+            // leaves the user out, so that plan reads its keys live
+            // instead of taking it for a user with no key.
+            let keys: Option<Vec<ReportKey>> = slots
                 .iter()
-                .filter_map(|&(active, rotated)| {
+                .filter(|&&(_, rotated)| {
+                    row.get(rotated)
+                        .is_some_and(|r| !r.is_empty() && r != "N/A" && r != "not_supported")
+                })
+                .map(|&(active, rotated)| {
                     let created = OffsetDateTime::parse(
                         row.get(rotated)?,
                         &time::format_description::well_known::Rfc3339,
@@ -239,6 +246,9 @@ impl CredentialReport {
                     })
                 })
                 .collect();
+            let Some(keys) = keys else {
+                continue;
+            };
             // arn:aws:iam::123456789012:user/some/path/name
             let path = row
                 .get(arn)
@@ -579,5 +589,19 @@ plain,arn:aws:iam::1:user/plain,2020-01-01T00:00:00+00:00,false,N/A,false,N/A\n"
             }
         );
         assert!(CredentialReport::parse("", report.generated).is_err());
+    }
+
+    /// Regression: a key slot whose `last_rotated` could not be read was
+    /// dropped, so its user looked like one with no access key, and plan
+    /// could skip it as not due.
+    #[test]
+    fn a_user_whose_report_row_cannot_be_read_is_left_to_be_read_live() {
+        let csv = "user,arn,access_key_1_active,access_key_1_last_rotated,access_key_2_active,access_key_2_last_rotated\n\
+odd,arn:aws:iam::1:user/odd,true,2026-13-45T99:00:00+00:00,false,N/A\n\
+fine,arn:aws:iam::1:user/fine,true,2026-01-02T03:04:05+00:00,false,N/A\n";
+        let report =
+            CredentialReport::parse(csv, time::macros::datetime!(2026-11-30 0:00 UTC)).unwrap();
+        assert!(!report.users.contains_key("odd"), "{report:?}");
+        assert_eq!(report.users["fine"].keys.len(), 1);
     }
 }

@@ -75,7 +75,8 @@ impl Resolved for Secret {
     }
 
     fn writes(&self) -> Vec<String> {
-        vec![format!("secret {}", self.secret_id)]
+        // By name: a secret named by its ARN and by its name is one.
+        vec![format!("secret {}", secret_name(&self.secret_id))]
     }
 
     async fn observe<P: TargetReader>(
@@ -174,6 +175,23 @@ impl Resolved for Secret {
     }
 }
 
+/// The name a secret id gives: the id itself, or the name in an ARN
+/// (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf`, whose last
+/// six characters after the hyphen are AWS's random suffix).
+fn secret_name(id: &str) -> &str {
+    let Some((_, name)) = id.split_once(":secret:").filter(|_| id.starts_with("arn:")) else {
+        return id;
+    };
+    match name.rsplit_once('-') {
+        Some((stem, suffix))
+            if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            stem
+        }
+        _ => name,
+    }
+}
+
 /// A Secrets Manager ClientRequestToken (32 to 64 characters) that is the
 /// same for the same rotation and target, so a resumed write is idempotent.
 fn request_token(rotation: &str, target: &str) -> String {
@@ -200,6 +218,22 @@ mod tests {
         let secret = resolve(&doc::<SecretsManagerTarget>("secret_id: ci/${user}"), "app").unwrap();
         assert_eq!(secret.secret_id, "ci/app");
         assert_eq!(secret.format, SecretFormat::Json);
+    }
+
+    /// Regression: a secret named by ARN in one target and by name in
+    /// another was not seen as one by the collision check.
+    #[test]
+    fn a_secret_named_by_its_arn_and_by_its_name_is_one_write() {
+        let by_name = resolve(&doc::<SecretsManagerTarget>("secret_id: ci/app"), "app").unwrap();
+        let by_arn = resolve(
+            &doc::<SecretsManagerTarget>(
+                "secret_id: arn:aws:secretsmanager:us-east-1:123456789012:secret:ci/app-AbC123",
+            ),
+            "app",
+        )
+        .unwrap();
+        assert_eq!(by_name.writes(), by_arn.writes());
+        assert_eq!(secret_name("ci/app-x"), "ci/app-x");
     }
 
     #[test]

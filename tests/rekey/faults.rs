@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::account::Account;
 use crate::emulator::fault_proxy;
-use crate::support::{Setup, assert_rotated, seed};
+use crate::support::{Setup, assert_rotated, assert_rotated_in, seed};
 
 /// Faults injected and calls made, from a proxy log.
 fn census(log: &std::path::Path) -> (usize, BTreeMap<String, usize>) {
@@ -275,4 +275,172 @@ fn an_answer_missing_its_fields_fails_cleanly_and_a_later_apply_converges() {
     drop(mangling);
     setup.apply().exits(0);
     assert_rotated(&account, &setup, &users);
+}
+
+/// A small disk of its own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts one of `bytes`, when this process may (root); otherwise
+    /// `None`, or a failure when REKEY_REQUIRE_TMPFS is set (as in CI).
+    fn mount(bytes: usize) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("REKEY_REQUIRE_TMPFS").is_none(),
+                "cannot mount a tmpfs, and REKEY_REQUIRE_TMPFS is set"
+            );
+            eprintln!("skipped: this test mounts a tmpfs, which needs root");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Keeps the disk full until the returned flag is set: whatever
+    /// frees a page (a rotation deleting its staged secret) is taken again
+    /// at once, so only what the files' last pages have left can be written.
+    fn keep_full(
+        &self,
+    ) -> (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    ) {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut filler = std::fs::File::create(self.path().join("filler")).unwrap();
+        let chunk = [0u8; 4096];
+        while filler.write_all(&chunk).is_ok() {}
+        let stop = done.clone();
+        let keeper = std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                while filler.write_all(&chunk).is_ok() {}
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        (done, keeper)
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Regression: a disk that filled and then freed damaged the journal for
+/// good. The records that failed with ENOSPC left their first bytes, the
+/// next record (of a rotation that was waiting in a hook meanwhile) was
+/// appended right after them, and from then on apply, plan, status and
+/// abort all refused the journal as damaged, stranding every rotation with
+/// two active keys and its secret in staging.
+#[test]
+fn a_disk_that_fills_and_frees_leaves_a_journal_every_command_reads() {
+    let Some(disk) = SmallDisk::mount(256 * 1024) else {
+        return;
+    };
+    let account = Account::new();
+    // Enough rotations that their records after the disk fills cannot all
+    // fit in what the journal's last page has left.
+    let users = seed(&account, "", 12);
+    let first = &users[0].0;
+    // Every verification waits for a gate file; the first user's its own.
+    let hook = format!(
+        "      exec: {{ command: [sh, -c, 'touch \"started-$REKEY_USER\"; gate=go; [ \"$REKEY_USER\" = {first} ] && gate=go-first; while [ ! -f \"$gate\" ]; do sleep 0.05; done; touch \"passed-$REKEY_USER\"'] }}\n"
+    );
+    let setup = Setup::new(
+        &account,
+        "",
+        &format!(
+            "hooks:\n  verify:\n    - id: wait\n{hook}policy:\n  soak: 0s\n  make_room: delete_inactive\n  concurrency: 12\n"
+        ),
+    );
+    account.age_keys();
+    let state = disk.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let apply = setup
+        .command(&[
+            "apply",
+            "workflow.yaml",
+            "--auto-approve",
+            "--state-dir",
+            state_arg,
+        ])
+        .spawn()
+        .unwrap();
+    let started = |user: &str| setup.path().join(format!("started-{user}")).exists();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !users.iter().all(|(user, _)| started(user)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hooks never all started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The disk fills; the other rotations go on, and their records fail.
+    let (full, keeper) = disk.keep_full();
+    std::fs::write(setup.path().join("go"), "").unwrap();
+    let passed = |user: &str| setup.path().join(format!("passed-{user}")).exists();
+    while !users[1..].iter().all(|(user, _)| passed(user)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hooks never all passed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Their next records are tried (and fail) right after their hooks end.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The disk frees; the first rotation's next records are written.
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    keeper.join().unwrap();
+    disk.free();
+    std::fs::write(setup.path().join("go-first"), "").unwrap();
+    let ended = apply.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&ended.stdout);
+    assert!(
+        stdout.contains("No space left on device"),
+        "records failed on the full disk: {stdout}"
+    );
+    assert_eq!(
+        ended.status.code(),
+        Some(1),
+        "the rotations that could not record failed"
+    );
+    // Every command reads the journal, and the next apply converges.
+    let status = setup.rekey(&["status", "workflow.yaml", "--state-dir", state_arg]);
+    status.exits(0);
+    let plan = setup.rekey(&["plan", "workflow.yaml", "--state-dir", state_arg]);
+    plan.exits(0);
+    let again = setup.rekey(&[
+        "apply",
+        "workflow.yaml",
+        "--auto-approve",
+        "--state-dir",
+        state_arg,
+    ]);
+    again.exits(0);
+    assert_rotated_in(&account, &setup, &users, &state);
 }

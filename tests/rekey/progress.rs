@@ -995,19 +995,24 @@ fn a_missing_profile_is_an_error_even_with_credentials_in_the_environment() {
     let config = setup.path().join("aws-config");
     std::fs::write(&config, "[profile real]\nregion = us-east-1\n").unwrap();
     let config = config.to_str().unwrap();
-    let missing = setup.rekey_at(
-        crate::emulator::emulator(),
-        &[("AWS_CONFIG_FILE", config)],
-        &["plan", "workflow.yaml", "--profile", "typo"],
-    );
-    missing.exits(1);
-    assert!(
-        missing
-            .stderr
-            .contains("--profile typo: there is no such profile"),
-        "{}",
-        missing.stderr
-    );
+    // Every command that may reach AWS, `status` and `state` included.
+    for command in [&["plan"][..], &["status"], &["state", "show"]] {
+        let mut args = command.to_vec();
+        args.extend(["workflow.yaml", "--profile", "typo"]);
+        let missing = setup.rekey_at(
+            crate::emulator::emulator(),
+            &[("AWS_CONFIG_FILE", config)],
+            &args,
+        );
+        missing.exits(1);
+        assert!(
+            missing
+                .stderr
+                .contains("--profile typo: there is no such profile"),
+            "{command:?}: {}",
+            missing.stderr
+        );
+    }
     let real = setup.rekey_at(
         crate::emulator::emulator(),
         &[("AWS_CONFIG_FILE", config)],
@@ -1098,4 +1103,134 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
             "its base64 reached the {what}: {text}"
         );
     }
+}
+
+/// Regression: apply killed right after CreateAccessKey answered (the new
+/// key's id journaled, its secret not yet staged), then `rekey abort`: the
+/// undo list was only `discard`, abort reported the rotation rolled back,
+/// and the user kept the old key and an orphan whose secret nobody has.
+#[test]
+fn abort_after_a_create_that_was_cut_off_deletes_the_key_it_made() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old) = &users[0];
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    account.age_keys();
+    let crash = setup
+        .command(&["apply", "workflow.yaml", "--auto-approve"])
+        .env("REKEY_CRASH_AT", "create:before-stage")
+        .output()
+        .unwrap();
+    assert_eq!(crash.status.code(), None, "killed");
+    assert_eq!(account.keys(user).len(), 2, "the orphan exists");
+    let shown = setup.rekey(&["abort", "workflow.yaml"]);
+    assert!(
+        shown.stdout.contains("undo: delete-orphans, discard"),
+        "{}",
+        shown.stdout
+    );
+    let run = setup.rekey(&["abort", "workflow.yaml", "--auto-approve"]);
+    run.exits(0);
+    assert!(run.stdout.contains("deleting orphan key"), "{}", run.stdout);
+    assert_eq!(
+        account.keys(user),
+        [(old.clone(), true)],
+        "only the old key is left, active"
+    );
+    let plan = setup.rekey(&["plan", "workflow.yaml"]);
+    assert!(
+        !plan.stdout.contains("two active keys"),
+        "nothing is left blocked: {}",
+        plan.stdout
+    );
+}
+
+/// An apply started in the background, once the command it runs has
+/// written its process id to `pid_file`: (the apply, that id).
+fn apply_while_a_command_runs(setup: &Setup, pid_file: &str) -> (std::process::Child, i32) {
+    let child = setup
+        .command(&["apply", "workflow.yaml", "--auto-approve"])
+        .spawn()
+        .unwrap();
+    let path = setup.path().join(pid_file);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = std::fs::read_to_string(&path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (child, pid)
+}
+
+/// Whether process `pid` runs (a zombie nobody reaped yet does not).
+fn running(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+}
+
+/// Regression: after a second Ctrl-C (rekey exits at once), a command
+/// still running went on under init: a real one is a deploy script. A
+/// target's command is let finish after the first signal, so only the
+/// second can end it.
+#[test]
+fn a_second_signal_ends_the_command_running_before_rekey_exits() {
+    let account = Account::new();
+    seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: deploy\n    exec: { command: [sh, -c, \"echo $$$$ > hook.pid; sleep 60\"], timeout: 120s }\npolicy:\n  soak: 0s\n",
+    );
+    account.age_keys();
+    let (mut child, hook) = apply_while_a_command_runs(&setup, "hook.pid");
+    let pid = i32::try_from(child.id()).unwrap();
+    // Twice, to rekey alone: the second one exits at once.
+    for _ in 0..2 {
+        // SAFETY: signalling a process this test started.
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!running(hook), "the target's command {hook} outlived rekey");
+}
+
+/// Regression: a command (a target's or a hook's) kept running under init
+/// after rekey was killed (SIGKILL). The next apply ends its process group
+/// before it reconciles, matched by process id and start time.
+#[test]
+fn the_next_apply_ends_a_command_a_killed_rekey_left_running() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: deploy\n    exec: { command: [sh, -c, \"[ -e deployed ] && exit 0; echo $$$$ > cmd.pid; touch deployed; sleep 60\"], timeout: 120s }\npolicy:\n  soak: 0s\n",
+    );
+    account.age_keys();
+    let (mut child, command) = apply_while_a_command_runs(&setup, "cmd.pid");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(running(command), "the killed rekey's command still runs");
+    let again = setup.apply();
+    again.exits(0);
+    assert!(
+        again
+            .stderr
+            .contains("a command a killed rekey left running"),
+        "{}",
+        again.stderr
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!running(command), "the command {command} was not ended");
+    assert_rotated(&account, &setup, &users);
 }

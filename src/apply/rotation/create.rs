@@ -15,18 +15,7 @@ impl<P: Provider> Runner<'_, P> {
         let user = rotation.user.as_str();
         let stage = self.stage(rotation)?;
         if let Some(intent) = pending {
-            let made = match intent {
-                Some(Intent::Create {
-                    keys_before,
-                    created,
-                    since,
-                }) => Made {
-                    before: keys_before,
-                    created,
-                    since: since.as_deref().and_then(parse_rfc3339),
-                },
-                _ => Made::default(),
-            };
+            let made = Made::from_intent(intent);
             let staged = stage.read(self.provider).await?.map(|(key_id, _)| key_id);
             let extra = self.new_keys(user, &made.before).await?;
             if let Some(staged) = staged.filter(|s| extra.iter().any(|k| &k.id == s)) {

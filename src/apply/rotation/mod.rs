@@ -155,6 +155,23 @@ struct Made {
 }
 
 impl Made {
+    /// What `create`'s intent recorded (nothing, from a first-format
+    /// journal's intent without it).
+    fn from_intent(intent: Option<Intent>) -> Self {
+        match intent {
+            Some(Intent::Create {
+                keys_before,
+                created,
+                since,
+            }) => Made {
+                before: keys_before,
+                created,
+                since: since.as_deref().and_then(parse_rfc3339),
+            },
+            _ => Made::default(),
+        }
+    }
+
     /// The end of a create a crash interrupted, which no answer tells: the
     /// longest a create call may take, retries included.
     fn resumed_until(&self) -> Option<OffsetDateTime> {
@@ -458,9 +475,11 @@ impl<P: Provider> Runner<'_, P> {
                 Some(self.pause(rotation, id, rfc3339(until), reason).await)
             }
             Ok(StepEnd::Interrupted(signal)) => {
-                let _ = self
-                    .record(rotation, Record::Interrupted { step: id.clone() })
-                    .await;
+                let record = Record::Interrupted { step: id.clone() };
+                if let Err(error) = self.record(rotation, record).await {
+                    let what = format!("interrupted by signal {signal}");
+                    return Some(failed(unrecorded(&what, &error)));
+                }
                 (self.progress)(&format!("{}: {id} interrupted", rotation.user));
                 Some(RotationOutcome::Interrupted {
                     step: id.to_string(),
@@ -472,8 +491,11 @@ impl<P: Provider> Runner<'_, P> {
                     step: id.clone(),
                     error: reason.clone(),
                 };
-                let _ = self.record(rotation, record).await;
                 (self.progress)(&format!("{}: {id} FAILED: {reason}", rotation.user));
+                // Without its record no rollback can be journaled either.
+                if let Err(error) = self.record(rotation, record).await {
+                    return Some(failed(unrecorded(&reason, &error)));
+                }
                 Some(self.on_verify_failure(rotation, reason).await)
             }
             Err(error) => {
@@ -482,8 +504,10 @@ impl<P: Provider> Runner<'_, P> {
                     step: id.clone(),
                     error: error.clone(),
                 };
-                let _ = self.record(rotation, record).await;
-                Some(failed(error))
+                Some(failed(match self.record(rotation, record).await {
+                    Ok(()) => error,
+                    Err(unwritten) => unrecorded(&error, &unwritten),
+                }))
             }
         }
     }
@@ -519,8 +543,13 @@ impl<P: Provider> Runner<'_, P> {
             until: until.clone(),
             reason: reason.clone(),
         };
-        let _ = self.record(rotation, record).await;
-        RotationOutcome::Paused { until, reason }
+        match self.record(rotation, record).await {
+            Ok(()) => RotationOutcome::Paused { until, reason },
+            Err(error) => RotationOutcome::Failed {
+                step: step.to_string(),
+                error: unrecorded(&format!("paused until {until} ({reason})"), &error),
+            },
+        }
     }
 
     async fn step(
@@ -799,6 +828,12 @@ fn moved(rotation: &RotationRecord) -> Option<OffsetDateTime> {
         })
         .filter_map(|(_, at)| parse_rfc3339(at))
         .max()
+}
+
+/// How a rotation ended this time, when the journal could not record it:
+/// a failure that says both, never a silent loss of the record.
+fn unrecorded(what: &str, error: &StepError) -> String {
+    format!("{what}; and the journal could not record it: {error}")
 }
 
 /// What a finished step left, for its progress line.

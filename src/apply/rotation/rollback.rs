@@ -12,17 +12,24 @@ impl<P: Provider> Runner<'_, P> {
         reason: String,
     ) -> RotationOutcome {
         if rotation.workflow.policy.on_verify_failure == OnVerifyFailure::Halt {
-            let _ = self
-                .record(
-                    rotation,
-                    Record::Halted {
-                        reason: reason.clone(),
-                    },
-                )
-                .await;
-            return RotationOutcome::Halted { reason };
+            let record = Record::Halted {
+                reason: reason.clone(),
+            };
+            return self.halt(rotation, record, reason).await;
         }
         self.roll_back(rotation, reason).await
+    }
+
+    /// Records that the rotation halts, for `reason`: halted, or failed when
+    /// even that cannot be recorded.
+    async fn halt(&self, rotation: &Rotation, record: Record, reason: String) -> RotationOutcome {
+        match self.record(rotation, record).await {
+            Ok(()) => RotationOutcome::Halted { reason },
+            Err(error) => RotationOutcome::Failed {
+                step: "halt".into(),
+                error: unrecorded(&format!("halted ({reason})"), &error),
+            },
+        }
     }
 
     /// Undoes the rotation: a phase of its own, each step journaled, so
@@ -47,20 +54,20 @@ impl<P: Provider> Runner<'_, P> {
         match self.undo(rotation).await {
             Ok(()) => {
                 let _ = self.cleanup(rotation);
-                if self
-                    .record(
-                        rotation,
-                        Record::RolledBack {
-                            reason: reason.clone(),
-                        },
-                    )
-                    .await
-                    .is_ok()
-                {
-                    self.claims
-                        .release(self.account, &rotation.user, &rotation.id)
-                        .await;
+                let record = Record::RolledBack {
+                    reason: reason.clone(),
+                };
+                if let Err(error) = self.record(rotation, record).await {
+                    // Not recorded: the next apply finds the rollback under
+                    // way and finishes it (every undo step is done).
+                    return RotationOutcome::Failed {
+                        step: "rollback".into(),
+                        error: unrecorded(&format!("rolled back ({reason})"), &error),
+                    };
                 }
+                self.claims
+                    .release(self.account, &rotation.user, &rotation.id)
+                    .await;
                 RotationOutcome::RolledBack { reason }
             }
             Err(StepError::Interrupted(signal)) => RotationOutcome::Interrupted {
@@ -72,27 +79,17 @@ impl<P: Provider> Runner<'_, P> {
                     "{reason}; and the rotation cannot roll back: the old key {} was deleted outside rekey, so every target keeps the new key, which works. Fix what failed, then run apply: it goes on with the new key",
                     short_id(&key)
                 );
-                let _ = self
-                    .record(
-                        rotation,
-                        Record::RollbackAbandoned {
-                            reason: message.clone(),
-                        },
-                    )
-                    .await;
-                RotationOutcome::Halted { reason: message }
+                let record = Record::RollbackAbandoned {
+                    reason: message.clone(),
+                };
+                self.halt(rotation, record, message).await
             }
             Err(error) => {
                 let message = format!("{reason}; then rollback failed: {error}");
-                let _ = self
-                    .record(
-                        rotation,
-                        Record::Halted {
-                            reason: message.clone(),
-                        },
-                    )
-                    .await;
-                RotationOutcome::Halted { reason: message }
+                let record = Record::Halted {
+                    reason: message.clone(),
+                };
+                self.halt(rotation, record, message).await
             }
         }
     }
@@ -178,6 +175,23 @@ impl<P: Provider> Runner<'_, P> {
                     self.provider.delete_access_key(user, new_key).await?;
                     format!("new key {} deleted", short_id(new_key))
                 }
+                Undo::DeleteOrphans => {
+                    // Only with create's own record of the keys before it:
+                    // without it, no key can be told to be this rotation's.
+                    let intent = recorded.intent(&StepId::of(Phase::Create)).cloned();
+                    if let Some(intent @ Intent::Create { .. }) = intent {
+                        let made = Made::from_intent(Some(intent));
+                        let extra: Vec<_> = self
+                            .new_keys(user, &made.before)
+                            .await?
+                            .into_iter()
+                            .filter(|k| k.id != old_key)
+                            .collect();
+                        self.delete_orphans(user, &made, &extra, "", made.resumed_until())
+                            .await?;
+                    }
+                    "no key of the interrupted create is left".to_string()
+                }
                 Undo::Discard => {
                     self.stage(rotation)?.clear(self.provider).await?;
                     "staged secret deleted".to_string()
@@ -211,6 +225,10 @@ pub fn undo_steps(record: &RotationRecord, workflow: &Workflow) -> Vec<Undo> {
     }
     if record.new_key().is_some() {
         steps.push(Undo::DeleteNew);
+    } else if record.intents.contains_key(&StepId::of(Phase::Create)) {
+        // `create` was interrupted: the key it made (if any) was never
+        // recorded as the new key, and nothing but this rotation knows it.
+        steps.push(Undo::DeleteOrphans);
     }
     steps.push(Undo::Discard);
     steps

@@ -21,6 +21,9 @@ pub struct LocalState {
     claims: Claims,
     lock: Mutex<Option<StateLock>>,
     file: Mutex<Option<File>>,
+    /// Why no record may be written any more this run: a write failed and
+    /// could not even be cut back off, so a torn record may end the file.
+    poisoned: Mutex<Option<String>>,
 }
 
 impl LocalState {
@@ -30,6 +33,7 @@ impl LocalState {
             claims,
             lock: Mutex::new(None),
             file: Mutex::new(None),
+            poisoned: Mutex::new(None),
         }
     }
 
@@ -53,6 +57,17 @@ impl LocalState {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(error) => return Err(error.into()),
         };
+        let text = match journal::without_torn_records(&text) {
+            // Records torn by writes that failed (an older rekey left them
+            // in the middle, each followed by a later record on its line):
+            // none was written as far as its writer knew. Written whole
+            // again before the journal is opened for appending.
+            Some(repaired) => {
+                crate::providers::files::write_atomically(&path, repaired.as_bytes(), 0o600)?;
+                repaired
+            }
+            None => text,
+        };
         let file = OpenOptions::new()
             .append(true)
             .create(true)
@@ -73,6 +88,27 @@ impl LocalState {
         *self.file.lock().expect("journal file") = Some(file);
         *self.lock.lock().expect("state lock") = Some(held);
         Ok(())
+    }
+}
+
+impl LocalState {
+    /// Appends `bytes` and syncs them. A write that fails (a full disk) is
+    /// cut back off, so no torn record is left for a later one to follow;
+    /// if even that fails, no record is written after it this run.
+    fn append_whole(&self, file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(reason) = self.poisoned.lock().expect("journal poison").as_ref() {
+            return Err(std::io::Error::other(format!(
+                "an earlier write failed and could not be cut back off ({reason}); no record is written after it"
+            )));
+        }
+        let before = file.metadata()?.len();
+        let written = file.write_all(bytes).and_then(|()| file.sync_data());
+        if let Err(error) = &written
+            && let Err(cut) = file.set_len(before).and_then(|()| file.sync_data())
+        {
+            *self.poisoned.lock().expect("journal poison") = Some(format!("{error}; then {cut}"));
+        }
+        written
     }
 }
 
@@ -111,9 +147,7 @@ impl StateBackend for LocalState {
             text.push('\n');
         }
         let written = match self.file.lock().expect("journal file").as_mut() {
-            Some(file) => file
-                .write_all(text.as_bytes())
-                .and_then(|()| file.sync_data()),
+            Some(file) => self.append_whole(file, text.as_bytes()),
             None => Err(std::io::Error::other("the state directory is not locked")),
         };
         let path = self.journal_path();
@@ -205,4 +239,29 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that fails and cannot be cut back off (here `/dev/full`,
+    /// which refuses both) stops every later record of the run: one after
+    /// a torn record would damage the journal.
+    #[test]
+    fn after_a_write_that_could_not_be_cut_back_no_record_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = LocalState::new(dir.path().to_path_buf(), Claims::at(dir.path()));
+        let mut full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let first = state.append_whole(&mut full, b"{}\n").unwrap_err();
+        assert_eq!(first.raw_os_error(), Some(libc::ENOSPC));
+        let mut fine = File::create(dir.path().join("other")).unwrap();
+        let refused = state.append_whole(&mut fine, b"{}\n").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("no record is written after it"),
+            "{refused}"
+        );
+    }
 }
