@@ -16,8 +16,7 @@
 //! [`crate::hooks`] for hooks); here is the order, the records and the
 //! reconciliation.
 //!
-//! About 800 lines: the forward steps share the runner's records and
-//! reconciliation; `create`, the rollback and redaction are submodules.
+//! `create`, `distribute`, the rollback and redaction are submodules.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +43,7 @@ use crate::workflow::model::{Hook, Staging, Target, Workflow};
 use crate::workflow::template::Values;
 
 mod create;
+mod distribute;
 mod redact;
 mod rollback;
 
@@ -672,87 +672,6 @@ impl<P: Provider> Runner<'_, P> {
                 ),
             })
         }
-    }
-
-    async fn distribute(
-        &self,
-        rotation: &Rotation,
-        id: &StepId,
-        target: &Target,
-        pending: Pending,
-    ) -> Result<StepEnd, StepError> {
-        let (new_key, secret) = self.new_key(rotation).await?;
-        let values = self.values(rotation, Some(&new_key));
-        let resolved = self.resolve_target(target, &values)?;
-        let recorded = pending
-            .flatten()
-            .and_then(|intent| self.before(target, intent));
-        let write = targets::Write {
-            provider: self.target_provider(target)?,
-            rotation: &rotation.id,
-            target: &target.id,
-            user: &rotation.user,
-            new_key: &new_key,
-            secret: &secret,
-            base_dir: self.base_dir,
-            backup: self.backup_path(rotation, &target.id),
-        };
-        let intent = |before: TargetBefore| -> futures_util::future::BoxFuture<'_, _> {
-            Box::pin(async move {
-                self.intent(rotation, id, Some(Intent::Distribute(before)))
-                    .await
-                    .map_err(|e| ActionError::Record(e.to_string()))
-            })
-        };
-        self.journal.verify_held().await?;
-        let written = resolved.write(&write, recorded.as_ref(), &intent).await?;
-        Ok(StepEnd::Done(
-            written.version.map(|version| Done::Written { version }),
-        ))
-    }
-
-    fn resolve<'v>(&'v self, values: &'v Values<'v>, what: &'v str) -> Resolve<'v> {
-        Resolve {
-            values,
-            base_dir: self.base_dir,
-            what,
-        }
-    }
-
-    /// The target for this rotation's user, its templates expanded.
-    fn resolve_target(
-        &self,
-        target: &Target,
-        values: &Values<'_>,
-    ) -> Result<ResolvedTarget, ActionError> {
-        let what = format!("target `{}`", target.id);
-        target.kind.resolve(&self.resolve(values, &what))
-    }
-
-    /// What a target held, from its distribute intent (either format).
-    fn before(&self, target: &Target, intent: Intent) -> Option<TargetBefore> {
-        match intent {
-            Intent::Distribute(before) => Some(before),
-            Intent::DistributeV1(data) => target.kind.before_from_v1(&data),
-            Intent::Create { .. } | Intent::Soak { .. } => None,
-        }
-    }
-
-    fn backup_path(&self, rotation: &RotationRecord, target: &str) -> PathBuf {
-        let safe: String = rotation
-            .id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.state_dir
-            .join("backups")
-            .join(format!("{safe}.{target}"))
     }
 
     async fn hook(&self, rotation: &Rotation, hook: &Hook) -> Result<StepEnd, StepError> {
