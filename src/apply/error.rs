@@ -42,7 +42,7 @@ pub enum StepError {
         crate::text::short_id(key),
         if *deleted { "was deleted again: nothing records it and its secret was never staged" } else { "could not be deleted: delete it yourself (its secret was never staged, so nothing uses it)" }
     )]
-    FencedCreate {
+    UnrecordedCreate {
         key: String,
         cause: String,
         deleted: bool,

@@ -312,7 +312,11 @@ pub fn end_left_behind(dir: &Path) -> Vec<String> {
             // Its rekey still runs (another apply on this machine): its own.
             continue;
         }
-        if start_time(pgid) == Some(pgid_start) {
+        // The group's own leader, or, once it has exited, members still in
+        // its group: while any is, no new process can get that id, so they
+        // are the killed rekey's.
+        let leader = start_time(pgid);
+        if leader == Some(pgid_start) || (leader.is_none() && group_has_members(pgid)) {
             kill_group(pgid);
             ended.push(format!(
                 "ended process group {pgid}, a command a killed rekey left running"
@@ -321,6 +325,23 @@ pub fn end_left_behind(dir: &Path) -> Vec<String> {
         let _ = std::fs::remove_file(&path);
     }
     ended
+}
+
+/// Whether any running process is in process group `pgid`.
+fn group_has_members(pgid: libc::pid_t) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // After the command name: state, ppid, pgrp.
+        stat.rsplit_once(") ").is_some_and(|(_, rest)| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+    })
 }
 
 /// When process `pid` started (clock ticks since boot, `/proc/PID/stat`

@@ -495,18 +495,23 @@ impl Account {
         )
     }
 
+    /// Deletes one of `user`'s keys, as someone else might.
+    pub fn delete_key(&self, user: &str, key: &str) {
+        self.runtime
+            .block_on(
+                self.iam
+                    .delete_access_key()
+                    .user_name(user)
+                    .access_key_id(key)
+                    .send(),
+            )
+            .unwrap();
+    }
+
     /// Deletes a user and its keys, as someone else might.
     pub fn delete_user(&self, user: &str) {
         for (key, _) in self.keys(user) {
-            self.runtime
-                .block_on(
-                    self.iam
-                        .delete_access_key()
-                        .user_name(user)
-                        .access_key_id(key)
-                        .send(),
-                )
-                .unwrap();
+            self.delete_key(user, &key);
         }
         self.runtime
             .block_on(self.iam.delete_user().user_name(user).send())

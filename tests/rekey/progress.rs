@@ -1234,3 +1234,78 @@ fn the_next_apply_ends_a_command_a_killed_rekey_left_running() {
     assert!(!running(command), "the command {command} was not ended");
     assert_rotated(&account, &setup, &users);
 }
+
+/// Regression: after a create that was cut off, a key someone else made in
+/// the next two minutes was taken for the lost answer's and deleted, by
+/// abort and by the next apply alike, although create's answer had been
+/// recorded. Only a create whose answer is not recorded can leave one.
+#[test]
+fn a_key_someone_else_made_after_a_cut_off_create_is_never_deleted() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let (user, old) = &users[0];
+    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+    account.age_keys();
+    let crash = setup
+        .command(&["apply", "workflow.yaml", "--auto-approve"])
+        .env("REKEY_CRASH_AT", "create:before-stage")
+        .output()
+        .unwrap();
+    assert_eq!(crash.status.code(), None, "killed");
+    // Someone clears the orphan and makes a key of their own.
+    let (orphan, _) = account
+        .keys(user)
+        .into_iter()
+        .find(|(id, _)| id != old)
+        .unwrap();
+    account.delete_key(user, &orphan);
+    let (theirs, _) = account.key(user);
+    let run = setup.rekey(&["abort", "workflow.yaml", "--auto-approve"]);
+    run.exits(3);
+    assert!(
+        run.stdout.contains("this rotation did not make them"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        account.keys(user).iter().any(|(id, _)| *id == theirs),
+        "their key {theirs} was deleted"
+    );
+    let again = setup.apply();
+    assert!(
+        account.keys(user).iter().any(|(id, _)| *id == theirs),
+        "apply deleted their key {theirs}: {}",
+        again.stdout
+    );
+}
+
+/// Regression: a killed rekey's command whose group leader had exited (its
+/// children still running, holding its output) was not ended by the next
+/// apply: only the leader's id and start time were matched.
+#[test]
+fn the_next_apply_ends_a_left_command_whose_leader_has_exited() {
+    let account = Account::new();
+    let users = seed(&account, "", 1);
+    let setup = Setup::new(
+        &account,
+        "",
+        "  - id: deploy\n    exec: { command: [sh, -c, \"[ -e deployed ] && exit 0; touch deployed; sleep 60 & echo $$! > child.pid; sleep 0.3\"], timeout: 120s }\npolicy:\n  soak: 0s\n",
+    );
+    account.age_keys();
+    let (mut child, _) = apply_while_a_command_runs(&setup, "child.pid");
+    let orphan: i32 = std::fs::read_to_string(setup.path().join("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The leader has exited; its child keeps the output open.
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(running(orphan), "the left command still runs");
+    let again = setup.apply();
+    again.exits(0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!running(orphan), "the command {orphan} was not ended");
+    assert_rotated(&account, &setup, &users);
+}

@@ -63,28 +63,17 @@ impl<P: Provider> Runner<'_, P> {
         // The proof that this key is this rotation's, before anything else.
         made.created.push(key.id.clone());
         if let Err(error) = self.intent(rotation, id, Some(made.intent())).await {
-            if matches!(
-                error,
-                StepError::Journal(crate::apply::journal::JournalError::Fenced { .. })
-            ) {
-                // Another runner took the rotation over while this create was
-                // under way: nothing records this key and its secret will
-                // never be staged, so nothing can use it. Deleting it is the
-                // one way not to leave an orphan behind.
-                return match self.provider.delete_access_key(user, &key.id).await {
-                    Ok(()) => Err(StepError::FencedCreate {
-                        key: key.id.clone(),
-                        cause: error.to_string(),
-                        deleted: true,
-                    }),
-                    Err(_) => Err(StepError::FencedCreate {
-                        key: key.id.clone(),
-                        cause: error.to_string(),
-                        deleted: false,
-                    }),
-                };
-            }
-            return Err(error);
+            // The key's id could not be journaled (another runner took the
+            // rotation over, or the journal cannot be written): nothing
+            // records this key and its secret will never be staged, so
+            // nothing can use it. Deleting it now is the one way not to
+            // leave an orphan that no later run could prove is this one's.
+            let deleted = self.provider.delete_access_key(user, &key.id).await.is_ok();
+            return Err(StepError::UnrecordedCreate {
+                key: key.id.clone(),
+                cause: error.to_string(),
+                deleted,
+            });
         }
         self.crash_point("create:before-stage");
         // Each call from here on is one more than the intent covers: a
@@ -137,6 +126,13 @@ impl<P: Provider> Runner<'_, P> {
             // The first journal format kept no proof: as it always did.
             (None, _) => others.iter().map(|k| k.id.clone()).collect(),
             (_, []) => Vec::new(),
+            // A create whose answer was recorded lost none: any other key
+            // that appeared meanwhile is someone else's.
+            (Some(_), others) if !made.created.is_empty() => {
+                return Err(StepError::NotOurs(
+                    others.iter().map(|k| k.id.clone()).collect(),
+                ));
+            }
             (Some(since), [only]) if within(only.created, since, until) => {
                 vec![only.id.clone()]
             }
