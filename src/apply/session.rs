@@ -39,6 +39,8 @@ pub struct Session {
     pub force: bool,
     /// Plan with the credential report (`--no-credential-report`: false).
     pub credential_report: bool,
+    /// Commands a killed rekey had left running, ended when this opened.
+    pub ended_commands: Vec<String>,
 }
 
 impl Session {
@@ -61,11 +63,14 @@ impl Session {
         // Commands a rekey killed here left running end before anything
         // is reconciled; this run's are written down the same way.
         let commands = state_dir.join("commands");
-        for line in crate::providers::exec::end_left_behind(&commands) {
-            eprintln!("note: {line}");
-        }
+        let ended_commands = crate::providers::exec::end_left_behind(&commands);
         crate::providers::exec::record_commands_in(&commands);
-        let opened = Self::read(prepared, state_dir, state.clone(), started).await;
+        let opened = Self::read(prepared, state_dir, state.clone(), started)
+            .await
+            .map(|session| Session {
+                ended_commands,
+                ..session
+            });
         if opened.is_err() {
             state.release().await;
         }
@@ -106,6 +111,7 @@ impl Session {
             accounts: Vec::new(),
             force: false,
             credential_report: true,
+            ended_commands: Vec::new(),
         })
     }
 

@@ -45,6 +45,9 @@ fn with_session(
             Ok(opened) => opened,
             Err(error) => return apply_failed(error),
         };
+        for line in &session.ended_commands {
+            eprintln!("note: {line}");
+        }
         let code = work(&aws, &prepared, &mut session).await;
         session.close().await;
         code

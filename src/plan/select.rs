@@ -81,13 +81,7 @@ impl Selector {
 /// Whether `--user given` names the user `user` of `account`: `NAME`, or
 /// `ACCOUNT/NAME`.
 pub fn names_user(given: &str, account: Option<&str>, user: &str) -> bool {
-    given == user
-        || account.is_some_and(|a| {
-            given.len() == a.len() + 1 + user.len()
-                && given.starts_with(a)
-                && given[a.len()..].starts_with('/')
-                && given.ends_with(user)
-        })
+    given == user || account.is_some_and(|a| given.split_once('/') == Some((a, user)))
 }
 
 #[cfg(test)]

@@ -1105,16 +1105,11 @@ fn a_hook_never_shows_the_secret_a_target_held_before() {
     }
 }
 
-/// Regression: apply killed right after CreateAccessKey answered (the new
-/// key's id journaled, its secret not yet staged), then `rekey abort`: the
-/// undo list was only `discard`, abort reported the rotation rolled back,
-/// and the user kept the old key and an orphan whose secret nobody has.
-#[test]
-fn abort_after_a_create_that_was_cut_off_deletes_the_key_it_made() {
-    let account = Account::new();
-    let users = seed(&account, "", 1);
-    let (user, old) = &users[0];
-    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
+/// One user whose rotation's apply was killed right after CreateAccessKey
+/// answered: its id journaled, its secret not yet staged.
+fn cut_off_create(account: &Account) -> (Setup, Vec<(String, String)>) {
+    let users = seed(account, "", 1);
+    let setup = Setup::new(account, "", "policy:\n  soak: 0s\n");
     account.age_keys();
     let crash = setup
         .command(&["apply", "workflow.yaml", "--auto-approve"])
@@ -1122,6 +1117,18 @@ fn abort_after_a_create_that_was_cut_off_deletes_the_key_it_made() {
         .output()
         .unwrap();
     assert_eq!(crash.status.code(), None, "killed");
+    (setup, users)
+}
+
+/// Regression: apply killed right after CreateAccessKey answered (the new
+/// key's id journaled, its secret not yet staged), then `rekey abort`: the
+/// undo list was only `discard`, abort reported the rotation rolled back,
+/// and the user kept the old key and an orphan whose secret nobody has.
+#[test]
+fn abort_after_a_create_that_was_cut_off_deletes_the_key_it_made() {
+    let account = Account::new();
+    let (setup, users) = cut_off_create(&account);
+    let (user, old) = &users[0];
     assert_eq!(account.keys(user).len(), 2, "the orphan exists");
     let shown = setup.rekey(&["abort", "workflow.yaml"]);
     assert!(
@@ -1242,16 +1249,8 @@ fn the_next_apply_ends_a_command_a_killed_rekey_left_running() {
 #[test]
 fn a_key_someone_else_made_after_a_cut_off_create_is_never_deleted() {
     let account = Account::new();
-    let users = seed(&account, "", 1);
+    let (setup, users) = cut_off_create(&account);
     let (user, old) = &users[0];
-    let setup = Setup::new(&account, "", "policy:\n  soak: 0s\n");
-    account.age_keys();
-    let crash = setup
-        .command(&["apply", "workflow.yaml", "--auto-approve"])
-        .env("REKEY_CRASH_AT", "create:before-stage")
-        .output()
-        .unwrap();
-    assert_eq!(crash.status.code(), None, "killed");
     // Someone clears the orphan and makes a key of their own.
     let (orphan, _) = account
         .keys(user)

@@ -366,9 +366,15 @@ fn parse(text: &str, path: &Path) -> Result<Vec<Entry>, JournalError> {
 /// bytes): that record. The torn one was never written as far as its
 /// writer knew, so nothing is lost by dropping it.
 fn after_torn_record(line: &str) -> Option<Entry> {
+    torn_prefix(line).and_then(|at| parse_line(&line[at..]).ok())
+}
+
+/// Where the whole record after a torn one starts in `line`, if it is one.
+fn torn_prefix(line: &str) -> Option<usize> {
     line.match_indices("{\"")
-        .skip_while(|(at, _)| *at == 0)
-        .find_map(|(at, _)| parse_line(&line[at..]).ok())
+        .map(|(at, _)| at)
+        .filter(|at| *at > 0)
+        .find(|at| parse_line(&line[*at..]).is_ok())
 }
 
 /// The journal `text` without the torn records a failed write left in
@@ -380,22 +386,12 @@ pub fn without_torn_records(text: &str) -> Option<String> {
     let mut whole = String::with_capacity(text.len());
     for (i, line) in lines.iter().enumerate() {
         let last = i + 1 == lines.len() && !line.ends_with('\n');
-        if line.trim().is_empty() || last || parse_line(line.trim_end()).is_ok() {
-            whole.push_str(line);
-            continue;
-        }
         let content = line.trim_end();
-        match line
-            .match_indices("{\"")
-            .skip_while(|(at, _)| *at == 0)
-            .find(|(at, _)| parse_line(&content[*at..]).is_ok())
-        {
-            Some((at, _)) => {
-                torn = true;
-                whole.push_str(&line[at..]);
-            }
-            None => whole.push_str(line),
-        }
+        let cut = (!content.is_empty() && !last && parse_line(content).is_err())
+            .then(|| torn_prefix(content))
+            .flatten();
+        torn |= cut.is_some();
+        whole.push_str(&line[cut.unwrap_or(0)..]);
     }
     torn.then_some(whole)
 }

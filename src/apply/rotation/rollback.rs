@@ -178,19 +178,21 @@ impl<P: Provider> Runner<'_, P> {
                 Undo::DeleteOrphans => {
                     // Only with create's own record of the keys before it:
                     // without it, no key can be told to be this rotation's.
-                    let intent = recorded.intent(&StepId::of(Phase::Create)).cloned();
-                    if let Some(intent @ Intent::Create { .. }) = intent {
-                        let made = Made::from_intent(Some(intent));
-                        let extra: Vec<_> = self
-                            .new_keys(user, &made.before)
-                            .await?
-                            .into_iter()
-                            .filter(|k| k.id != old_key)
-                            .collect();
-                        self.delete_orphans(user, &made, &extra, "", made.resumed_until())
-                            .await?;
+                    match recorded.intent(&StepId::of(Phase::Create)).cloned() {
+                        Some(intent @ Intent::Create { .. }) => {
+                            let made = Made::from_intent(Some(intent));
+                            let extra: Vec<_> = self
+                                .new_keys(user, &made.before)
+                                .await?
+                                .into_iter()
+                                .filter(|k| k.id != old_key)
+                                .collect();
+                            self.delete_orphans(user, &made, &extra, "", made.resumed_until())
+                                .await?;
+                            "no key of the interrupted create is left".to_string()
+                        }
+                        _ => "the interrupted create kept no record of the keys before it: check the user's keys in IAM for one it may have made".to_string(),
                     }
-                    "no key of the interrupted create is left".to_string()
                 }
                 Undo::Discard => {
                     self.stage(rotation)?.clear(self.provider).await?;
