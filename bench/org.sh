@@ -8,7 +8,8 @@
 #
 #   [REKEY=BINARY] [BOTO3=both|threads|none] bench/org.sh [ACCOUNTS] [USERS] [DUE] [LATENCY]
 #
-# Also plans a quarter and half of the accounts (--account), and the same
+# Then `rekey report` over every account, for its calls and time beside
+# plan's. Also plans a quarter and half of the accounts (--account), and the same
 # with one selected user per account (what each account itself costs, the
 # plan document aside), to show rekey's peak memory against the number of
 # accounts. Reports wall time, API calls (counted by the proxy) and peak RSS;
@@ -82,6 +83,23 @@ rekey_plan "rekey, a quarter of the accounts" "$out/workflow.yaml" "${quarter[@]
 rekey_plan "rekey, half of the accounts" "$out/workflow.yaml" "${half[@]}"
 rekey_plan "rekey, every account" "$out/workflow.yaml"
 rekey_found=$(cat "$out/found-rekey, every account")
+# `rekey report` over the same accounts: every user's every key (not only
+# the selected ones), judged by the controls.
+: > "$out/calls.jsonl"
+start=$(date +%s%N)
+AWS_ENDPOINT_URL=$proxy /usr/bin/time -f '%M' -o "$out/rss" \
+  "$rekey" report "$out/workflow.yaml" --format json --as-of "$as_of" > "$out/report.json" || [ $? -eq 5 ]
+end=$(date +%s%N)
+printf '%-36s %8s %9.1f %7s %8.1f  (%s keys)\n' "rekey report, every account" \
+  "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["accounts"]))' "$out/report.json")" \
+  "$(echo "($end - $start) / 1000000000" | bc -l)" "$(calls)" \
+  "$(echo "$(tail -n 1 "$out/rss") / 1024" | bc -l)" \
+  "$(python3 -c 'import json,sys; print(sum(a["summary"]["keys"] for a in json.load(open(sys.argv[1]))["accounts"]))' "$out/report.json")"
+python3 - "$out/calls.jsonl" <<'PY'
+import collections, json, sys
+actions = collections.Counter(json.loads(line).get("action", "?") for line in open(sys.argv[1]))
+print("  report calls by action:", ", ".join(f"{a} {n}" for a, n in actions.most_common()))
+PY
 sed 's|^  path_prefix: /org/|  path_prefix: /org/\n  users: [user-00000]|' "$out/workflow.yaml" > "$out/one-user.yaml"
 rekey_plan "one user each, a quarter" "$out/one-user.yaml" "${quarter[@]}"
 rekey_plan "one user each, half" "$out/one-user.yaml" "${half[@]}"

@@ -88,6 +88,34 @@ def backdate(request, full_url, headers):
 moto_api_urls.url_paths["{0}/moto-api/rekey/backdate"] = backdate
 
 
+def last_used(request, full_url, headers):
+    """Test seam, `/moto-api/rekey/last-used?account=A&key=K&seconds=N&service=S&region=R`:
+    says that access key K (of account A) was last used N seconds ago,
+    by service S in region R, as IAM would after a real call; the
+    credential report and GetAccessKeyLastUsed both show it."""
+    from datetime import timedelta
+    from urllib.parse import parse_qs, urlparse
+
+    from moto.core.utils import utcnow
+    from moto.iam.models import AccessKeyLastUsed, iam_backends
+
+    query = parse_qs(urlparse(full_url).query)
+    account, key = query["account"][0], query["key"][0]
+    seconds = int(query["seconds"][0])
+    found = iam_backends[account]["global"].access_keys.get(key)
+    if found is None:
+        return 404, {"Content-Type": "text/plain"}, "no such key"
+    found.last_used = AccessKeyLastUsed(
+        timestamp=utcnow() - timedelta(seconds=seconds),
+        service=query.get("service", ["iam"])[0],
+        region=query.get("region", ["us-east-1"])[0],
+    )
+    return 200, {"Content-Type": "text/plain"}, "used"
+
+
+moto_api_urls.url_paths["{0}/moto-api/rekey/last-used"] = last_used
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@
 //! import clap. See ARCHITECTURE.md for the codemap.
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod hooks;
 pub mod plan;

@@ -30,7 +30,6 @@ pub mod snapshot;
 pub mod staging;
 pub mod state;
 pub mod stop;
-pub mod window;
 
 #[cfg(test)]
 mod tests;

@@ -110,6 +110,7 @@ impl Snapshot {
             staging: self.staging.clone(),
             targets: self.targets.clone(),
             hooks: self.hooks.clone(),
+            schedule: None,
             policy: self.policy.clone(),
             accounts_allowed: Vec::new(),
             fleet: None,

@@ -7,10 +7,17 @@ use std::process::ExitCode;
 use super::args::{AbortArgs, ApplyArgs, Global};
 use super::*;
 use crate::apply;
+use crate::plan::exemptions::Exemptions;
+use crate::plan::{Decision, Left, Plan, WindowView};
 use crate::providers::aws::Aws;
 use crate::render::style::Style;
+use time::OffsetDateTime;
 
 pub(super) fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
+    let exemptions = match exemptions(&args.inputs.planning) {
+        Ok(exemptions) => exemptions,
+        Err(error) => return refused(&error),
+    };
     let narrow = (
         &args.inputs.narrow.users[..],
         &args.inputs.narrow.accounts[..],
@@ -20,7 +27,9 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
         &args.target,
         &args.inputs.vars.vars,
         narrow,
-        async |aws, prepared, session| apply_open(global, &args, aws, prepared, session).await,
+        async |aws, prepared, session| {
+            apply_open(global, &args, &exemptions, aws, prepared, session).await
+        },
     )
 }
 
@@ -58,6 +67,7 @@ fn with_session(
 async fn apply_open(
     global: &Global,
     args: &ApplyArgs,
+    exemptions: &Exemptions,
     aws: &Aws,
     prepared: &apply::Prepared,
     session: &mut apply::Session,
@@ -73,7 +83,7 @@ async fn apply_open(
     let parallelism = usize::from(args.inputs.planning.parallelism);
     let as_of = args.inputs.planning.as_of;
     let workflow = &prepared.checked.workflow;
-    let (plan, reached) = match &workflow.fleet {
+    let (mut plan, reached) = match &workflow.fleet {
         Some(fleet) => {
             match session
                 .plan_fleet(prepared, fleet, aws, as_of, parallelism)
@@ -88,14 +98,30 @@ async fn apply_open(
             Err(error) => return apply_failed(error),
         },
     };
+    // Apply acts now, whatever instant keys are judged at: the window as
+    // it stands now decides whether it can.
+    if let Some(window) = &workflow.policy.window {
+        plan.window = Some(WindowView::at(window, OffsetDateTime::now_utc()));
+    }
+    account_for(&mut plan, exemptions);
     let hide = &prepared.sensitive;
     print!(
         "{}",
         hide.redact(&render::plan::human(&plan, style, global.verbose > 0))
     );
+    let left_due = plan.leaves_due();
     if !session.has_work(&plan) {
         println!("Nothing to do.");
-        return super::plan::unplanned_accounts(&plan).into();
+        let exit = super::plan::unplanned_accounts(&plan);
+        return Exit::of_apply(ending_of(exit), left_due).into();
+    }
+    if let Some(opens) = plan.window.as_ref().and_then(WindowView::closed_until) {
+        // Nothing can act: no approval is asked for a run that would only wait.
+        println!(
+            "\nNothing was changed: the change window is closed until {}. Run apply again then.",
+            crate::text::rfc3339(opens)
+        );
+        return Exit::of_apply(apply::Ending::Paused, left_due).into();
     }
     if prepared.saved.is_none()
         && !args.auto_approve
@@ -141,7 +167,55 @@ async fn apply_open(
         "{}",
         hide.redact(&render::apply::report(&report, &aws.calls.by_service()))
     );
-    Exit::of(report.ending()).into()
+    let still_due = past_deadline_left(&plan, &report, exemptions);
+    print!(
+        "{}",
+        render::plan::left(&still_due, !plan.accounts.is_empty(), style)
+    );
+    Exit::of_apply(
+        report.ending(),
+        left_due || still_due.iter().any(|l| l.counts),
+    )
+    .into()
+}
+
+/// The users whose active key was past the deadline at the plan's instant
+/// and that this run did not retire, whatever the reason.
+fn past_deadline_left(plan: &Plan, report: &apply::Report, exemptions: &Exemptions) -> Vec<Left> {
+    let as_of = crate::text::parse_rfc3339(&plan.as_of).unwrap_or_else(OffsetDateTime::now_utc);
+    let deadline = plan.deadline.as_deref().unwrap_or("90d");
+    plan.users
+        .iter()
+        .filter(|u| matches!(u.decision, Decision::Rotate | Decision::InProgress))
+        .filter_map(|u| {
+            let reached = u.deadline.as_deref().and_then(crate::text::parse_rfc3339)?;
+            if reached > as_of {
+                return None;
+            }
+            let across = format!("{}/{}", u.account, u.user);
+            let outcome = report
+                .outcomes
+                .iter()
+                .find(|(who, _)| *who == u.user || *who == across)
+                .map(|(_, outcome)| outcome);
+            if outcome.is_some_and(|o| o.retired_old_key()) {
+                return None;
+            }
+            let why = format!(
+                "its active key passed the {deadline} deadline on {} and this run did not retire it",
+                reached.date()
+            );
+            Some(crate::plan::left::judged(exemptions, &u.account, &u.user, why, as_of))
+        })
+        .collect()
+}
+
+/// The ending an exit code before any rotation ran stands for.
+fn ending_of(exit: Exit) -> apply::Ending {
+    match exit {
+        Exit::Success => apply::Ending::Done,
+        _ => apply::Ending::Failed,
+    }
 }
 
 pub(super) fn abort(global: &Global, args: AbortArgs) -> ExitCode {

@@ -9,8 +9,11 @@ use crate::workflow::graph::Phase;
 
 pub const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error or invalid input, 2 plan has changes (with
---detailed-exitcode), 3 apply stopped by a failed verification, 4 apply paused,
-130/143 apply stopped by SIGINT (Ctrl-C) / SIGTERM (run it again to go on).
+--detailed-exitcode), 3 apply stopped by a failed verification, 4 apply paused
+(soak or change window), 5 finished but keys that are due were left (a user
+blocked or held, a name no user has, a key past the deadline; plan with
+--detailed-exitcode too; `rekey report`: a control failed), 130/143 apply
+stopped by SIGINT (Ctrl-C) / SIGTERM (run it again to go on).
 
 Examples:
   rekey validate workflows/*.yaml
@@ -21,6 +24,7 @@ Examples:
   rekey apply workflows/ci-deployers.yaml --user ci-deploy-1
   rekey status workflows/ci-deployers.yaml
   rekey abort workflows/ci-deployers.yaml --user ci-deploy-1
+  rekey report workflows/*.yaml --exemptions exemptions.yaml --format html --out keys.html
   rekey graph workflows/ci-deployers.yaml --format mermaid
   rekey schema > schemas/workflow.schema.json";
 
@@ -106,7 +110,9 @@ pub enum Command {
     /// rotation lists its steps in order and a diff of every target, with
     /// secrets shown as (sensitive). `--user` must name users the workflow
     /// selects. Exit 0, or with --detailed-exitcode 0 when nothing would
-    /// rotate and 2 when something would.
+    /// rotate, 2 when something would, and 5 when a due key would be left
+    /// (a blocked or held user, a name no user has, a key that reaches the
+    /// deadline before the window opens).
     Plan(PlanArgs),
     /// Carry out the rotations: crash-safe, resumable, verified.
     ///
@@ -118,9 +124,11 @@ pub enum Command {
     /// param's) are refused with one. --as-of rotates now what will be due by
     /// then; soak and change windows still run on real time. Every step is
     /// journaled in the state directory; if apply is interrupted, run it
-    /// again: it finishes what was started. Exit 0 done,
-    /// 1 error, 3 a verification failed (rolled back or halted per policy),
-    /// 4 paused (soak or change window: run again later).
+    /// again: it finishes what was started. With the change window closed
+    /// it shows the plan and when the window opens, and asks nothing. Exit 0
+    /// done, 1 error, 3 a verification failed (rolled back or halted per
+    /// policy), 4 paused (soak or change window: run again later), 5 done
+    /// but due keys were left (see `plan`).
     Apply(ApplyArgs),
     /// Show where each rotation of the state directory stands.
     Status {
@@ -138,6 +146,17 @@ pub enum Command {
     /// rotation is rolled back, 1 error, 3 a rollback halted (run abort or
     /// apply again to finish it).
     Abort(AbortArgs),
+    /// The auditor's evidence: every access key of every account the workflows reach, judged.
+    ///
+    /// Lists every IAM user's every access key (selected or not) with its age,
+    /// status, last use, the workflow that rotates it (or none) and any
+    /// exemption, judged by IAM.3 (rotated within the deadline), IAM.22
+    /// (unused for 45 days or more) and CIS's one active key per user, with
+    /// their CIS numbers; and, from the workflows' journals, each rotation's
+    /// change record (key ids, times, hosts and CI jobs). Reads only. Exit 0
+    /// when every control passes, 5 when any fails (an expired exemption
+    /// included), 1 when an account or a journal cannot be read.
+    Report(ReportArgs),
     /// Inspect and repair apply's state: its journal, its lock or lease, its claims.
     ///
     /// Works from any machine that can read the state (with `state: { s3: … }`
@@ -199,7 +218,7 @@ pub struct PlanArgs {
     /// Print the plan document (JSON, versioned) instead of the text.
     #[arg(long)]
     pub json: bool,
-    /// Exit 0 when nothing would rotate, 2 when something would, 1 on error.
+    /// Exit 0 when nothing would rotate, 2 when something would, 5 when a due key would be left, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
     #[command(flatten)]
@@ -252,6 +271,10 @@ pub struct Planning {
     /// Read every selected user's keys instead of first asking IAM's credential report which users can be due.
     #[arg(long)]
     pub no_credential_report: bool,
+    /// Exemptions (a YAML file): users listed there that are left due are
+    /// reported but do not make the run exit 5; an expired one exempts nothing.
+    #[arg(long, value_name = "FILE")]
+    pub exemptions: Option<PathBuf>,
 }
 
 fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
@@ -292,6 +315,42 @@ fn parse_phase(text: &str) -> Result<Phase, String> {
             let names: Vec<&str> = Phase::ALL.iter().map(|p| p.name()).collect();
             format!("`{text}` is not a phase; phases: {}", names.join(", "))
         })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The workflow files whose accounts, coverage and journals to report.
+    #[arg(required = true, value_name = "WORKFLOW")]
+    pub workflows: Vec<PathBuf>,
+    /// text (a table), json, csv (one row per key and control), markdown, or html (one self-contained page).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Judge the keys at this instant: RFC 3339 or a date (default: now).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub as_of: Option<time::OffsetDateTime>,
+    /// Exemptions (a YAML file): a user name or glob, an account, a reason, an expiry date.
+    #[arg(long, value_name = "FILE")]
+    pub exemptions: Option<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Read every key's last use live instead of from IAM's credential report.
+    #[arg(long)]
+    pub no_credential_report: bool,
+    /// How many users are read at once in an account.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+    Markdown,
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

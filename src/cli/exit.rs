@@ -20,6 +20,11 @@ pub enum Exit {
     VerifyFailed = 3,
     /// Apply paused (soak or change window): run it again later.
     Paused = 4,
+    /// Finished, but keys that are due or past the deadline were left:
+    /// a user blocked or held, a name no user has, a key past the
+    /// deadline not rotated, or one that reaches it before the window
+    /// opens. Exemptions do not count.
+    LeftDue = 5,
     /// Stopped by SIGINT (Ctrl-C): run it again to go on.
     Interrupted = 130,
     /// Stopped by SIGTERM: run it again to go on.
@@ -46,16 +51,54 @@ impl Exit {
         }
     }
 
+    /// How an apply ended, when it `left_due` keys (exit 5): a worse
+    /// ending (a signal, an error, a failed verification) wins; a pause
+    /// or success does not.
+    pub fn of_apply(ending: Ending, left_due: bool) -> Exit {
+        match Exit::of(ending) {
+            Exit::Success | Exit::Paused if left_due => Exit::LeftDue,
+            exit => exit,
+        }
+    }
+
     /// How a plan ended: an account that could not be planned is an
-    /// error; with `--detailed-exitcode`, rotations to begin or resume are
-    /// changes.
+    /// error; with `--detailed-exitcode`, keys it would leave due are 5,
+    /// and rotations to begin or resume are changes.
     pub fn of_plan(plan: &Plan, detailed: bool) -> Exit {
         if plan.accounts.iter().any(|a| a.error.is_some()) {
             Exit::Error
+        } else if detailed && plan.leaves_due() {
+            Exit::LeftDue
         } else if detailed && plan.summary.rotate + plan.summary.in_progress > 0 {
             Exit::Changes
         } else {
             Exit::Success
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_due_is_5_unless_a_worse_ending_wins() {
+        assert_eq!(Exit::of_apply(Ending::Done, true), Exit::LeftDue);
+        assert_eq!(
+            Exit::of_apply(Ending::Paused, true),
+            Exit::LeftDue,
+            "5 wins over a pause"
+        );
+        assert_eq!(Exit::of_apply(Ending::Paused, false), Exit::Paused);
+        assert_eq!(
+            Exit::of_apply(Ending::VerifyFailed, true),
+            Exit::VerifyFailed
+        );
+        assert_eq!(Exit::of_apply(Ending::Failed, true), Exit::Error);
+        assert_eq!(
+            Exit::of_apply(Ending::Signalled(libc::SIGTERM), true),
+            Exit::Terminated
+        );
+        assert_eq!(Exit::of_apply(Ending::Done, false), Exit::Success);
     }
 }

@@ -37,6 +37,7 @@ mod args;
 mod check;
 pub mod exit;
 mod plan;
+mod report;
 mod state;
 
 /// Parses the process arguments and runs the command.
@@ -70,12 +71,20 @@ fn run(cli: Cli) -> ExitCode {
         Command::Status { workflow } => state::status(&global, &workflow),
         Command::Abort(args) => apply::abort(&global, args),
         Command::State(command) => state::state_command(&global, command),
+        Command::Report(args) => report::report(&global, args),
     }
 }
 
 /// Prints `error: MESSAGE` and returns exit code 1.
 pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
+    Exit::Error.into()
+}
+
+/// Prints an error that already says `error:` (with its file and line),
+/// and returns exit code 1.
+fn refused(error: &str) -> ExitCode {
+    eprintln!("{}", error.trim_end());
     Exit::Error.into()
 }
 
@@ -132,6 +141,20 @@ fn error_text(error: &LoadError) -> String {
         LoadError::Read(error) => format!("error: {error}\n"),
         LoadError::Invalid(diagnostics) => diagnostics.to_string(),
     }
+}
+
+/// `--exemptions FILE`, read before anything reaches AWS (none: empty).
+fn exemptions(planning: &args::Planning) -> Result<crate::plan::exemptions::Exemptions, String> {
+    match &planning.exemptions {
+        Some(path) => crate::plan::exemptions::Exemptions::load(path),
+        None => Ok(Default::default()),
+    }
+}
+
+/// Fills what `plan` leaves due, judged at the plan's own instant.
+fn account_for(plan: &mut crate::plan::Plan, exemptions: &crate::plan::exemptions::Exemptions) {
+    let as_of = crate::text::parse_rfc3339(&plan.as_of).unwrap_or_else(crate::text::now_in_seconds);
+    plan.account_for(exemptions, as_of);
 }
 
 fn plural(count: usize, word: &str) -> String {

@@ -21,6 +21,10 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
             return Exit::Error.into();
         }
     };
+    let exemptions = match exemptions(&args.inputs.planning) {
+        Ok(exemptions) => exemptions,
+        Err(error) => return refused(&error),
+    };
     let choice = state_choice(global);
     choice.adjust(&mut checked.workflow);
     if checked.workflow.fleet.is_none()
@@ -89,10 +93,11 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         .await;
         (result, aws.calls.by_service())
     });
-    let plan = match result {
+    let mut plan = match result {
         Ok(plan) => plan,
         Err(error) => return fail(error),
     };
+    account_for(&mut plan, &exemptions);
     // Values of sensitive params never reach an output or a saved plan.
     let hide = crate::workflow::params::bind(&checked.workflow, &args.inputs.vars.vars)
         .map(|params| checked.workflow.sensitive(&params))

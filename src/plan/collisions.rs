@@ -18,6 +18,7 @@ pub fn collisions_across(request: &PlanRequest<'_>, users: &[UserPlan]) -> Resul
         params: params::bind(request.workflow, &request.vars)?,
         account: String::new(),
         as_of: request.as_of,
+        rule: decide::DueRule::of(request.workflow, request.as_of),
     };
     let named: Vec<(&str, &str)> = users
         .iter()

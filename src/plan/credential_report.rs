@@ -43,15 +43,16 @@ impl UsableReport {
 }
 
 /// Whether the report can decide which users are read, and what it says
-/// of the users the workflow does not select.
+/// of the users the workflow does not select. `max_key_age` is the age
+/// from which a key is due this run (less than `select.max_key_age` when
+/// the deadline comes before the next run).
 pub(super) fn judge_report(
     report: Option<Result<crate::providers::CredentialReport, ProviderError>>,
-    workflow: &Workflow,
+    max_key_age: crate::workflow::duration::Duration,
     as_of: OffsetDateTime,
     selected: &[IamUser],
     path_prefix: Option<&str>,
 ) -> (Option<ReportUse>, Option<UsableReport>) {
-    let max_key_age = workflow.select.max_key_age;
     let cutoff = as_of - time::Duration::seconds(max_key_age.as_secs() as i64);
     let report = match report {
         None => return (None, None),

@@ -31,6 +31,100 @@ pub enum Judgement {
     },
 }
 
+/// What makes a key due. A key is due when it is at least `max_age` old,
+/// or when it would reach `deadline` by the next chance to rotate it: the
+/// later of the next scheduled run and the next opening of the change
+/// window (a run before the window opens cannot act, and a window with no
+/// run in it rotates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueRule {
+    pub max_age: Duration,
+    pub deadline: Duration,
+    pub next_chance: Option<NextChance>,
+}
+
+/// The next instant after this one at which a rotation can happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextChance {
+    pub at: OffsetDateTime,
+    /// `the next run` or `the window opens next`.
+    pub what: &'static str,
+}
+
+impl DueRule {
+    /// From the workflow's `max_key_age`, `deadline`, `schedule` and
+    /// window, judged at `as_of`.
+    pub fn of(workflow: &crate::workflow::model::Workflow, as_of: OffsetDateTime) -> DueRule {
+        let run = workflow
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_after(as_of))
+            .map(|at| NextChance {
+                at,
+                what: "the next run",
+            });
+        let opens = workflow.policy.window.as_ref().map(|w| NextChance {
+            at: crate::workflow::window::next_open(w, as_of),
+            what: "the window opens next",
+        });
+        let next_chance = match (run, opens) {
+            (Some(run), Some(opens)) => Some(if opens.at > run.at { opens } else { run }),
+            (one, other) => one.or(other),
+        };
+        DueRule {
+            max_age: workflow.select.max_key_age,
+            deadline: workflow.policy.deadline,
+            next_chance,
+        }
+    }
+
+    /// The age at `as_of` from which a key is due by either rule.
+    pub fn due_age(&self, as_of: OffsetDateTime) -> Duration {
+        let by_age = self.max_age.as_secs();
+        let by_deadline = self.next_chance.map_or(by_age, |next| {
+            let wait = (next.at - as_of).whole_seconds().max(0) as u64;
+            self.deadline.as_secs().saturating_sub(wait)
+        });
+        Duration::from_secs(by_age.min(by_deadline))
+    }
+
+    /// When a key created at `created` reaches the deadline.
+    pub fn reaches_deadline(&self, created: OffsetDateTime) -> OffsetDateTime {
+        created + time::Duration::seconds(self.deadline.as_secs() as i64)
+    }
+
+    /// Why a key created at `created` is due at `as_of`, or `None`.
+    fn why_due(&self, id: &str, created: OffsetDateTime, as_of: OffsetDateTime) -> Option<String> {
+        let age = age_days(created, as_of);
+        let old = (as_of - created).whole_seconds() >= self.max_age.as_secs() as i64;
+        if old && self.max_age.as_secs() == 0 {
+            return Some(format!(
+                "key {} is {age}d old (max_key_age 0d: always rotate)",
+                short_id(id)
+            ));
+        }
+        if old {
+            return Some(format!(
+                "key {} is {age}d old (max {})",
+                short_id(id),
+                self.max_age
+            ));
+        }
+        let next = self.next_chance?;
+        let reaches = self.reaches_deadline(created);
+        (reaches <= next.at).then(|| {
+            format!(
+                "key {} is {age}d old: reaches {} on {}, before {} on {}",
+                short_id(id),
+                self.deadline,
+                reaches.date(),
+                next.what,
+                next.at.date()
+            )
+        })
+    }
+}
+
 /// Age in whole days at `as_of` (never negative).
 pub fn age_days(created: OffsetDateTime, as_of: OffsetDateTime) -> i64 {
     ((as_of - created).whole_seconds().max(0)) / 86_400
@@ -41,7 +135,7 @@ pub fn age_days(created: OffsetDateTime, as_of: OffsetDateTime) -> i64 {
 pub fn by_keys(
     keys: &[AccessKey],
     as_of: OffsetDateTime,
-    max_age: Duration,
+    rule: &DueRule,
     make_room: MakeRoom,
 ) -> Judgement {
     let active: Vec<&AccessKey> = keys
@@ -62,25 +156,16 @@ pub fn by_keys(
             reason: reason.into(),
         };
     };
-    let age = age_days(oldest.created, as_of);
-    let max_days = max_age.as_secs() / 86_400;
-    let due = (as_of - oldest.created).whole_seconds() >= max_age.as_secs() as i64;
-    if !due {
+    let Some(reason) = rule.why_due(&oldest.id, oldest.created, as_of) else {
+        let max_age = rule.max_age;
         let due_on = oldest.created + time::Duration::seconds(max_age.as_secs() as i64);
         let reason = format!(
-            "key {} is {age}d old; due at {max_age} on {}",
+            "key {} is {}d old; due at {max_age} on {}",
             short_id(&oldest.id),
+            age_days(oldest.created, as_of),
             due_on.date()
         );
         return Judgement::Unchanged { reason };
-    }
-    let reason = if max_days == 0 && max_age.as_secs() == 0 {
-        format!(
-            "key {} is {age}d old (max_key_age 0d: always rotate)",
-            short_id(&oldest.id)
-        )
-    } else {
-        format!("key {} is {age}d old (max {max_age})", short_id(&oldest.id))
     };
     match (active.len(), inactive.first()) {
         (2.., _) => Judgement::Blocked {
@@ -137,8 +222,50 @@ mod tests {
         }
     }
 
+    fn by_age(max_days: u64) -> DueRule {
+        DueRule {
+            max_age: Duration::from_days(max_days),
+            deadline: Duration::from_days(90),
+            next_chance: None,
+        }
+    }
+
     fn verdict(keys: &[AccessKey], make_room: MakeRoom) -> Judgement {
-        by_keys(keys, NOW, Duration::from_days(90), make_room)
+        by_keys(keys, NOW, &by_age(90), make_room)
+    }
+
+    #[test]
+    fn a_key_that_would_pass_the_deadline_before_the_next_run_is_due_now() {
+        let weekly = |days: i64| DueRule {
+            max_age: Duration::from_days(85),
+            deadline: Duration::from_days(90),
+            next_chance: Some(NextChance {
+                at: NOW + time::Duration::days(days),
+                what: "the next run",
+            }),
+        };
+        let keys = [key("AKIAYOUNG00000000001", KeyStatus::Active, 84)];
+        let Judgement::Rotate { reason, .. } = by_keys(&keys, NOW, &weekly(7), MakeRoom::Refuse)
+        else {
+            panic!("84d old, 90d reached in 6 days, next run in 7: due")
+        };
+        assert_eq!(
+            reason,
+            "key AKIA…0001 is 84d old: reaches 90d on 2026-12-05, before the next run on 2026-12-06"
+        );
+        assert!(
+            matches!(
+                by_keys(&keys, NOW, &weekly(5), MakeRoom::Refuse),
+                Judgement::Unchanged { .. }
+            ),
+            "the next run comes before the deadline"
+        );
+        assert_eq!(weekly(7).due_age(NOW), Duration::from_days(83));
+        assert_eq!(
+            weekly(1).due_age(NOW),
+            Duration::from_days(85),
+            "max_key_age rules"
+        );
     }
 
     #[test]
@@ -169,7 +296,7 @@ mod tests {
         let v = by_keys(
             &[key("AKIANEW0000000000001", KeyStatus::Active, 0)],
             NOW,
-            Duration::from_days(0),
+            &by_age(0),
             MakeRoom::Refuse,
         );
         assert!(matches!(v, Judgement::Rotate { .. }), "{v:?}");

@@ -58,6 +58,42 @@ pub struct Plan {
     pub accounts: Vec<AccountPlan>,
     /// Every selected user, sorted by account and name.
     pub users: Vec<UserPlan>,
+    /// `policy.deadline`: the age no active key may reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// When the workflow's `schedule:` runs next after `as_of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    /// With `policy.window`: whether it is open, and when it opens next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowView>,
+    /// What the run leaves due: blocked users, names no user has, keys
+    /// that reach the deadline before the window opens. Any that counts
+    /// (no exemption holds) makes apply, and plan with
+    /// `--detailed-exitcode`, exit 5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<Left>,
+}
+
+/// The change window at the plan's instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowView {
+    pub open: bool,
+    /// The next instant it opens (RFC 3339).
+    pub next_open: String,
+}
+
+/// A due key or user the run will leave as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    pub user: String,
+    pub why: String,
+    /// The exemption that bears on it; it counts unless one holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<String>,
+    pub counts: bool,
 }
 
 impl Plan {
@@ -219,6 +255,10 @@ pub struct UserPlan {
     /// Every target, what it holds now, and what it will hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetView>,
+    /// When its oldest active key reaches `policy.deadline` (RFC 3339),
+    /// for a user whose keys were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
 }
 
 impl UserPlan {
@@ -237,6 +277,7 @@ impl UserPlan {
             make_room: None,
             steps: Vec::new(),
             targets: Vec::new(),
+            deadline: None,
         }
     }
 

@@ -17,6 +17,8 @@ mod collisions;
 mod credential_report;
 pub mod decide;
 pub mod document;
+pub mod exemptions;
+pub mod left;
 pub mod select;
 
 use collisions::collisions;
@@ -132,6 +134,7 @@ struct Context<'a> {
     params: BTreeMap<String, String>,
     account: String,
     as_of: OffsetDateTime,
+    rule: decide::DueRule,
 }
 
 /// Reads the live state through `provider` and makes the plan. Read-only:
@@ -194,6 +197,7 @@ pub async fn plan_in<P: Iam + TargetReader>(
         params,
         account,
         as_of: request.as_of,
+        rule: decide::DueRule::of(workflow, request.as_of),
     };
     let named: Vec<(&str, &str)> = selected
         .iter()
@@ -202,7 +206,7 @@ pub async fn plan_in<P: Iam + TargetReader>(
     collisions(&context, &named)?;
     let (mut report_use, usable) = judge_report(
         report,
-        workflow,
+        context.rule.due_age(request.as_of),
         request.as_of,
         &selected,
         selector.path_prefix.as_deref(),
@@ -276,6 +280,20 @@ pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
         only_accounts: request.accounts.clone(),
         accounts: Vec::new(),
         users: Vec::new(),
+        deadline: Some(request.workflow.policy.deadline.to_string()),
+        next_run: request
+            .workflow
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_after(request.as_of))
+            .map(rfc3339),
+        window: request
+            .workflow
+            .policy
+            .window
+            .as_ref()
+            .map(|w| WindowView::at(w, request.as_of)),
+        left: Vec::new(),
     }
 }
 
@@ -293,7 +311,11 @@ pub fn check_account(workflow: &Workflow, account: &str) -> Result<(), PlanError
     })
 }
 
-fn selector(workflow: &Workflow, params: &BTreeMap<String, String>) -> Result<Selector, PlanError> {
+/// The workflow's `select:`, its templates expanded with `params`.
+pub fn selector(
+    workflow: &Workflow,
+    params: &BTreeMap<String, String>,
+) -> Result<Selector, PlanError> {
     let values = Values {
         params,
         user: None,
@@ -338,7 +360,7 @@ async fn plan_user<P: Iam + TargetReader>(
     let verdict = decide::by_keys(
         &keys,
         context.as_of,
-        workflow.select.max_key_age,
+        &context.rule,
         workflow.policy.make_room,
     );
     let mut plan = UserPlan::new(
@@ -356,6 +378,12 @@ async fn plan_user<P: Iam + TargetReader>(
             .collect();
         return Ok(plan);
     }
+    plan.deadline = keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Active)
+        .map(|k| k.created)
+        .min()
+        .map(|created| rfc3339(context.rule.reaches_deadline(created)));
     let mut last_uses = Vec::with_capacity(keys.len());
     for key in &keys {
         last_uses.push(provider.key_last_used(&key.id).await?);

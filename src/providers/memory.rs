@@ -221,6 +221,7 @@ impl Iam for Memory {
                     .map(|k| super::ReportKey {
                         active: k.status == KeyStatus::Active,
                         created: k.created,
+                        last_used: None,
                     })
                     .collect();
                 let user = super::ReportUser {

@@ -190,10 +190,13 @@ pub struct ReportUser {
 }
 
 /// One access key slot of a report's user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportKey {
     pub active: bool,
     pub created: OffsetDateTime,
+    /// Its last use as of the report (`date: None`: never used); `None`
+    /// when the report has no last-used columns.
+    pub last_used: Option<LastUse>,
 }
 
 impl CredentialReport {
@@ -220,6 +223,12 @@ impl CredentialReport {
                 column("access_key_2_last_rotated")?,
             ),
         ];
+        // Optional: the last use of each slot (date, region, service).
+        let used = |n: u8| {
+            let at = |what: &str| column(&format!("access_key_{n}_last_used_{what}")).ok();
+            at("date").map(|date| (date, at("region"), at("service")))
+        };
+        let last_used = [used(1), used(2)];
         let mut users = BTreeMap::new();
         for row in rows {
             let Some(name) = row.get(user).filter(|n| *n != "<root_account>") else {
@@ -228,21 +237,34 @@ impl CredentialReport {
             // A slot never used says `N/A`; a date that cannot be read
             // leaves the user out, so that plan reads its keys live
             // instead of taking it for a user with no key.
+            let known = |i: Option<usize>| {
+                i.and_then(|i| row.get(i))
+                    .filter(|v| !v.is_empty() && *v != "N/A" && *v != "not_supported")
+                    .cloned()
+            };
+            let rfc3339 =
+                |t: &str| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339);
             let keys: Option<Vec<ReportKey>> = slots
                 .iter()
-                .filter(|&&(_, rotated)| {
-                    row.get(rotated)
-                        .is_some_and(|r| !r.is_empty() && r != "N/A" && r != "not_supported")
-                })
-                .map(|&(active, rotated)| {
-                    let created = OffsetDateTime::parse(
-                        row.get(rotated)?,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .ok()?;
+                .zip(&last_used)
+                .filter(|((_, rotated), _)| known(Some(*rotated)).is_some())
+                .map(|(&(active, rotated), used)| {
+                    let created = rfc3339(row.get(rotated)?).ok()?;
+                    let last_used = match used {
+                        None => None,
+                        Some((date, region, service)) => Some(LastUse {
+                            date: match known(Some(*date)) {
+                                None => None,
+                                Some(date) => Some(rfc3339(&date).ok()?),
+                            },
+                            service: known(*service),
+                            region: known(*region),
+                        }),
+                    };
                     Some(ReportKey {
                         active: row.get(active).is_some_and(|a| a == "true"),
                         created,
+                        last_used,
                     })
                 })
                 .collect();
@@ -573,11 +595,13 @@ plain,arn:aws:iam::1:user/plain,2020-01-01T00:00:00+00:00,false,N/A,false,N/A\n"
             [
                 ReportKey {
                     active: true,
-                    created: time::macros::datetime!(2026-01-02 3:04:05 UTC)
+                    created: time::macros::datetime!(2026-01-02 3:04:05 UTC),
+                    last_used: None,
                 },
                 ReportKey {
                     active: false,
-                    created: time::macros::datetime!(2025-01-01 0:00 UTC)
+                    created: time::macros::datetime!(2025-01-01 0:00 UTC),
+                    last_used: None,
                 },
             ]
         );
@@ -589,6 +613,24 @@ plain,arn:aws:iam::1:user/plain,2020-01-01T00:00:00+00:00,false,N/A,false,N/A\n"
             }
         );
         assert!(CredentialReport::parse("", report.generated).is_err());
+    }
+
+    #[test]
+    fn a_credential_report_gives_each_slot_its_last_use() {
+        let csv = "user,arn,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service\n\
+a,arn:aws:iam::1:user/a,true,2026-01-02T03:04:05+00:00,2026-11-01T10:00:00+00:00,eu-west-1,s3,true,2026-02-01T00:00:00+00:00,N/A,N/A,N/A\n";
+        let report =
+            CredentialReport::parse(csv, time::macros::datetime!(2026-11-30 0:00 UTC)).unwrap();
+        let keys = &report.users["a"].keys;
+        assert_eq!(
+            keys[0].last_used,
+            Some(LastUse {
+                date: Some(time::macros::datetime!(2026-11-01 10:00 UTC)),
+                service: Some("s3".into()),
+                region: Some("eu-west-1".into()),
+            })
+        );
+        assert_eq!(keys[1].last_used, Some(LastUse::default()), "never used");
     }
 
     /// Regression: a key slot whose `last_rotated` could not be read was

@@ -65,7 +65,7 @@ fn outcomes(out: &mut String, outcomes: &[(String, RotationOutcome)], indent: &s
             RotationOutcome::Stopped { after } => {
                 format!("stopped after {after} (--until); run apply again to go on")
             }
-            RotationOutcome::Paused { until, reason } => {
+            RotationOutcome::Paused { until, reason, .. } => {
                 format!("paused: {reason}; run apply again after {until}")
             }
             RotationOutcome::RolledBack { reason } => format!("ROLLED BACK: {reason}"),

@@ -3,4 +3,5 @@
 pub mod apply;
 pub mod graph;
 pub mod plan;
+pub mod report;
 pub mod style;

@@ -11,7 +11,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::style::Style;
 use crate::plan::{
-    Decision, KeyView, NEW_KEY_PLACEHOLDER, Plan, ReportUse, Summary, TargetView, UserPlan,
+    Decision, KeyView, Left, NEW_KEY_PLACEHOLDER, Plan, ReportUse, Summary, TargetView, UserPlan,
 };
 use crate::text::short_id;
 use crate::workflow::vocabulary::SecretFormat;
@@ -137,6 +137,60 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
         style.bold("Plan:"),
         summary_text(&plan.summary)
     );
+    if let Some(window) = plan.window.as_ref().filter(|w| !w.open) {
+        let _ = writeln!(
+            out,
+            "{} The change window is closed: it opens next at {}. Apply changes nothing before then.",
+            style.blocked("!"),
+            window.next_open
+        );
+    }
+    if let Some(run) = &plan.next_run {
+        let _ = writeln!(out, "Next scheduled run: {run}.");
+    }
+    out.push_str(&left(&plan.left, !plan.accounts.is_empty(), style));
+    out
+}
+
+/// What a run leaves due: those that count (exit 5), then the exempt.
+/// `many`: across accounts, each is named `ACCOUNT/NAME`.
+pub fn left(left: &[Left], many: bool, style: Style) -> String {
+    let mut out = String::new();
+    let who = |l: &Left| match l.account.as_str() {
+        account if many && !account.is_empty() => format!("{account}/{}", l.user),
+        _ => l.user.clone(),
+    };
+    let counted: Vec<&Left> = left.iter().filter(|l| l.counts).collect();
+    if !counted.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {} due left as {} (exit 5):",
+            style.blocked("!"),
+            counted.len(),
+            if counted.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            }
+        );
+        for l in &counted {
+            let exemption = l
+                .exemption
+                .as_deref()
+                .map(|e| format!(" [{e}]"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "    {}: {}{exemption}", who(l), l.why);
+        }
+    }
+    for l in left.iter().filter(|l| !l.counts) {
+        let _ = writeln!(
+            out,
+            "  exempt, not counted: {}: {} [{}]",
+            who(l),
+            l.why,
+            l.exemption.as_deref().unwrap_or_default()
+        );
+    }
     out
 }
 

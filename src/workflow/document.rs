@@ -64,6 +64,11 @@ pub struct WorkflowDoc {
     /// Where apply keeps its journal, lease and claims. Absent: a state
     /// directory next to the workflow (`.rekey/<name>`), on this machine.
     pub state: Option<StateDoc>,
+    /// The cron (five fields, UTC) the workflow's scheduled job runs on,
+    /// e.g. `30 2 * * 2-4`. Plan rotates a key now when it would pass
+    /// `policy.deadline` before the next run; validate warns when no run
+    /// falls inside `policy.window`.
+    pub schedule: Option<String>,
 }
 
 /// Shared state, so that any runner can resume what another began.
@@ -288,6 +293,14 @@ pub struct PolicyDoc {
     /// Default refuse.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub make_room: Option<MakeRoom>,
+    /// The age no active key may reach (default `90d`, the audit controls'
+    /// limit; at least `select.max_key_age`). A key younger than
+    /// `max_key_age` is still rotated when it would reach this before the
+    /// next chance to rotate it (the next scheduled run, or the next time
+    /// the window opens, whichever is later); a run that leaves a key past
+    /// it exits 5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Duration>,
     /// Users rotated at once. Default 4.
     #[schemars(range(min = 1, max = 64))]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -347,6 +360,21 @@ pub enum Weekday {
     Fri,
     Sat,
     Sun,
+}
+
+impl Weekday {
+    /// As cron counts: Sunday 0, Monday 1, … Saturday 6.
+    pub fn number_from_sunday(self) -> u8 {
+        match self {
+            Weekday::Sun => 0,
+            Weekday::Mon => 1,
+            Weekday::Tue => 2,
+            Weekday::Wed => 3,
+            Weekday::Thu => 4,
+            Weekday::Fri => 5,
+            Weekday::Sat => 6,
+        }
+    }
 }
 
 impl Templates for SelectDoc {

@@ -13,10 +13,12 @@ pub mod loader;
 mod messages;
 pub mod model;
 pub mod params;
+pub mod schedule;
 pub mod source;
 pub mod template;
 pub mod validate;
 pub mod vocabulary;
+pub mod window;
 
 use std::path::Path;
 

@@ -33,6 +33,8 @@ pub struct Workflow {
     pub fleet: Option<Fleet>,
     /// Shared state in S3; `None`: a local state directory.
     pub state: Option<S3Settings>,
+    /// The cron the workflow's scheduled job runs on (`schedule:`).
+    pub schedule: Option<super::schedule::Schedule>,
 }
 
 impl Workflow {
@@ -178,10 +180,17 @@ pub struct Policy {
     pub on_verify_failure: OnVerifyFailure,
     pub make_room: MakeRoom,
     pub concurrency: u32,
+    /// The age no active key may reach.
+    #[serde(default = "default_deadline")]
+    pub deadline: Duration,
     /// Accounts worked in at once.
     #[serde(default = "default_account_concurrency")]
     pub account_concurrency: u32,
     pub window: Option<Window>,
+}
+
+fn default_deadline() -> Duration {
+    DEFAULT_DEADLINE
 }
 
 fn default_account_concurrency() -> u32 {
@@ -189,6 +198,8 @@ fn default_account_concurrency() -> u32 {
 }
 
 pub const DEFAULT_SOAK: Duration = Duration::from_days(7);
+/// IAM.3's and CIS's limit: no access key 90 days old or more.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_days(90);
 pub const DEFAULT_CONCURRENCY: u32 = 4;
 pub const MAX_CONCURRENCY: u32 = 64;
 

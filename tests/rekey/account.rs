@@ -163,6 +163,43 @@ impl Account {
         ureq::get(url).call().expect("the emulator's backdate seam");
     }
 
+    /// Makes the keys of this test's users under `subpath` `days` older
+    /// (the emulator's backdate seam).
+    pub fn age_keys_under(&self, subpath: &str, days: i64) {
+        let url = format!(
+            "{}/moto-api/rekey/backdate?account={}&path={}{subpath}&seconds={}",
+            self.endpoint,
+            self.account_id(),
+            self.path(),
+            days * 86_400
+        );
+        ureq::get(url).call().expect("the emulator's backdate seam");
+    }
+
+    /// Says that `key` was last used `days` ago by `service` in `region`,
+    /// as IAM records a real call (the emulator's last-used seam).
+    pub fn used(&self, key: &str, days: i64, service: &str, region: &str) {
+        let url = format!(
+            "{}/moto-api/rekey/last-used?account={}&key={key}&seconds={}&service={service}&region={region}",
+            self.endpoint,
+            self.account_id(),
+            days * 86_400
+        );
+        ureq::get(url)
+            .call()
+            .expect("the emulator's last-used seam");
+    }
+
+    /// The account this one's calls act in.
+    pub fn account_id(&self) -> String {
+        self.runtime
+            .block_on(self.sts.get_caller_identity().send())
+            .expect("the emulator's identity")
+            .account()
+            .unwrap_or("123456789012")
+            .to_string()
+    }
+
     /// The IAM path all of this test's users live under.
     pub fn path(&self) -> String {
         format!("/rekey-test/{}/", self.id)

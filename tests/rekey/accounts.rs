@@ -30,7 +30,7 @@ struct Org {
 }
 
 /// A 12-digit account id no other test uses.
-fn fresh_account_id() -> String {
+pub fn fresh_account_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = u64::from(std::process::id()) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed);
     format!("9{:011}", n % 100_000_000_000)
@@ -929,7 +929,8 @@ fn one_file_written_for_namesakes_of_two_accounts_is_refused() {
     org.assert_users(&a, true);
     let profiles = std::fs::read_to_string(org.dir.path().join("credentials")).unwrap();
     let second = apply_in(&b);
-    second.exits(0);
+    // Blocked by the file's other key: left due, so 5.
+    second.exits(5);
     assert!(
         second.stdout.contains("which is not a key of this user"),
         "{}",
@@ -988,7 +989,8 @@ fn a_central_target_holding_another_users_key_blocks_even_a_narrowed_run() {
             &org.management_id,
         ],
     );
-    only.exits(0);
+    // Blocked: left due, so 5.
+    only.exits(5);
     assert!(
         only.stdout.contains("which is not a key of this user"),
         "{}",

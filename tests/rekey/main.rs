@@ -2,6 +2,7 @@
 //! whole crate again, which is slow on small machines.
 
 mod account;
+mod accountability;
 mod accounts;
 mod apply;
 mod demo;
@@ -14,6 +15,7 @@ mod http_server;
 mod merge;
 mod plan;
 mod progress;
+mod report;
 mod schema;
 mod shared;
 mod shared_state;

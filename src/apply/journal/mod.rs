@@ -36,6 +36,57 @@ pub struct Entry {
     pub user: String,
     #[serde(flatten)]
     pub record: Record,
+    /// The runner that wrote it (absent in journals before it was kept):
+    /// the change record says which host and CI job did each step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Runner>,
+}
+
+/// Who ran a step: the host, the process, and the CI job when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runner {
+    pub host: String,
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
+impl Runner {
+    /// This process, as the environment tells its CI job: `REKEY_JOB`, or
+    /// the run's address on GitHub Actions, GitLab CI, Buildkite, CircleCI
+    /// or Jenkins.
+    pub fn this() -> Runner {
+        static THIS: std::sync::OnceLock<Runner> = std::sync::OnceLock::new();
+        THIS.get_or_init(|| Runner {
+            host: crate::text::hostname(),
+            pid: std::process::id(),
+            job: ci_job(|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
+        })
+        .clone()
+    }
+}
+
+/// The CI job `var` describes, if any.
+fn ci_job(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(job) = var("REKEY_JOB") {
+        return Some(job);
+    }
+    if var("GITHUB_ACTIONS").is_some() {
+        let server = var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+        let (repository, run) = (var("GITHUB_REPOSITORY")?, var("GITHUB_RUN_ID")?);
+        let attempt = var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into());
+        return Some(format!(
+            "{server}/{repository}/actions/runs/{run}/attempts/{attempt}"
+        ));
+    }
+    [
+        "CI_JOB_URL",
+        "BUILDKITE_BUILD_URL",
+        "CIRCLE_BUILD_URL",
+        "BUILD_URL",
+    ]
+    .iter()
+    .find_map(|name| var(name))
 }
 
 /// What happened, by event.
@@ -665,6 +716,7 @@ mod v1 {
             rotation: line.rotation,
             user: line.user,
             record,
+            by: None,
         })
     }
 }

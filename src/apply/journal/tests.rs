@@ -8,6 +8,7 @@ fn entry(rotation: &str, record: Record) -> Entry {
         rotation: rotation.into(),
         user: "u".into(),
         record,
+        by: None,
     }
 }
 
@@ -199,4 +200,33 @@ async fn records_are_synced_and_private() {
     state.release().await;
     let (_, entries, _) = open_local(dir.path()).await;
     assert_eq!(entries.len(), 1);
+}
+
+#[test]
+fn a_runner_names_its_ci_job() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert_eq!(
+        super::ci_job(env(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REPOSITORY", "acme/infra"),
+            ("GITHUB_RUN_ID", "42"),
+        ])),
+        Some("https://github.com/acme/infra/actions/runs/42/attempts/1".into())
+    );
+    assert_eq!(
+        super::ci_job(env(&[("CI_JOB_URL", "https://gitlab.example/x/-/jobs/7")])),
+        Some("https://gitlab.example/x/-/jobs/7".into())
+    );
+    assert_eq!(
+        super::ci_job(env(&[("REKEY_JOB", "nightly #3"), ("CI_JOB_URL", "u")])),
+        Some("nightly #3".into())
+    );
+    assert_eq!(super::ci_job(env(&[])), None);
 }

@@ -31,7 +31,6 @@ use super::journal::{Begin, Done, Entry, Intent, Journal, Record, RotationRecord
 use super::snapshot::Snapshot;
 use super::staging::Stage;
 use super::stop::Stop;
-use super::window;
 use crate::hooks::{self, Verdict};
 use crate::providers::{ErrorKind, KeyStatus, Provider};
 use crate::secret::SecretString;
@@ -41,6 +40,7 @@ use crate::workflow::document::OnVerifyFailure;
 use crate::workflow::graph::{MakeRoomStep, Phase, Step, StepGraph, StepId};
 use crate::workflow::model::{Hook, Staging, Target, Workflow};
 use crate::workflow::template::Values;
+use crate::workflow::window;
 
 mod create;
 mod distribute;
@@ -111,6 +111,8 @@ pub enum RotationOutcome {
     Paused {
         until: String,
         reason: String,
+        /// The phase it waits at.
+        at: Phase,
     },
     RolledBack {
         reason: String,
@@ -127,6 +129,18 @@ pub enum RotationOutcome {
         step: String,
         signal: i32,
     },
+}
+
+impl RotationOutcome {
+    /// Whether the old key is no longer active when the run ends this way.
+    pub fn retired_old_key(&self) -> bool {
+        match self {
+            RotationOutcome::Finished => true,
+            RotationOutcome::Stopped { after } => *after >= Phase::DisableOld,
+            RotationOutcome::Paused { at, .. } => *at > Phase::DisableOld,
+            _ => false,
+        }
+    }
 }
 
 enum StepEnd {
@@ -314,6 +328,7 @@ impl<P: Provider> Runner<'_, P> {
             rotation: rotation.id.clone(),
             user: rotation.user.clone(),
             record,
+            by: Some(super::journal::Runner::this()),
         };
         self.journal.append(&entry).await.map_err(StepError::from)
     }
@@ -544,7 +559,11 @@ impl<P: Provider> Runner<'_, P> {
             reason: reason.clone(),
         };
         match self.record(rotation, record).await {
-            Ok(()) => RotationOutcome::Paused { until, reason },
+            Ok(()) => RotationOutcome::Paused {
+                until,
+                reason,
+                at: step.phase,
+            },
             Err(error) => RotationOutcome::Failed {
                 step: step.to_string(),
                 error: unrecorded(&format!("paused until {until} ({reason})"), &error),

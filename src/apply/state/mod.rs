@@ -31,8 +31,7 @@ pub struct Owner {
     pub host: String,
     pub pid: u32,
     pub user: String,
-    /// The CI job's page, when the environment says (GitHub Actions,
-    /// GitLab CI, Buildkite, CircleCI).
+    /// The CI job, when the environment says ([`super::journal::Runner`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_job: Option<String>,
     pub started: String,
@@ -44,7 +43,7 @@ impl Owner {
             host: crate::text::hostname(),
             pid: std::process::id(),
             user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-            ci_job: ci_job(),
+            ci_job: super::journal::Runner::this().job,
             started: started.to_string(),
         }
     }
@@ -62,21 +61,6 @@ impl std::fmt::Display for Owner {
         }
         Ok(())
     }
-}
-
-/// The CI job running this process, from the variables CI systems set.
-fn ci_job() -> Option<String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let (Some(server), Some(repo), Some(run)) = (
-        var("GITHUB_SERVER_URL"),
-        var("GITHUB_REPOSITORY"),
-        var("GITHUB_RUN_ID"),
-    ) {
-        return Some(format!("{server}/{repo}/actions/runs/{run}"));
-    }
-    var("CI_JOB_URL")
-        .or_else(|| var("BUILDKITE_BUILD_URL"))
-        .or_else(|| var("CIRCLE_BUILD_URL"))
 }
 
 /// Who holds the lock or lease, as `rekey state show` reports it.

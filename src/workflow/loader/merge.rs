@@ -95,6 +95,7 @@ impl<'l> Merger<'l> {
             staging: own.staging,
             accounts: own.accounts,
             state: own.state,
+            schedule: own.schedule,
             parsed: own.parsed,
             written: own.written,
             ..self.merged

@@ -64,8 +64,9 @@ pub const TOP_KEYS: &[&str] = &[
     "policy",
     "accounts",
     "state",
+    "schedule",
 ];
-const LIBRARY_FORBIDS: &[&str] = &["select", "staging", "accounts", "state"];
+const LIBRARY_FORBIDS: &[&str] = &["select", "staging", "accounts", "state", "schedule"];
 
 /// A target or hook with where it was written.
 #[derive(Debug, Clone)]
@@ -87,6 +88,7 @@ pub struct Merged {
     pub staging: Option<Placed<StagingDoc>>,
     pub accounts: Option<Placed<AccountsDoc>>,
     pub state: Option<Placed<StateDoc>>,
+    pub schedule: Option<Placed<String>>,
     pub targets: Vec<Placed<TargetDoc>>,
     pub hooks: Vec<(HookPhase, Placed<HookDoc>)>,
     pub policy: PolicyDoc,

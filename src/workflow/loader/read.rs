@@ -99,6 +99,7 @@ impl Loader {
             "staging" => merged.staging = self.placed(&at, value),
             "accounts" => merged.accounts = self.placed(&at, value),
             "state" => merged.state = self.placed(&at, value),
+            "schedule" => merged.schedule = self.placed(&at, value),
             "targets" => merged.targets = self.items(&at, value, &mut merged.broken),
             "hooks" => merged.hooks = self.hooks(&at, value, &mut merged.broken),
             "policy" => {

@@ -20,8 +20,8 @@ use super::document::{DocKind, MakeRoom, OnVerifyFailure, WindowDoc};
 use super::graph::{MakeRoomStep, StepGraph};
 use super::loader::{Merged, Placed};
 use super::model::{
-    DEFAULT_CONCURRENCY, DEFAULT_MAX_KEY_AGE, DEFAULT_SOAK, Fleet, Hook, MAX_CONCURRENCY,
-    Organization, Param, Policy, Selection, Staging, Target, Window, Workflow,
+    DEFAULT_CONCURRENCY, DEFAULT_DEADLINE, DEFAULT_MAX_KEY_AGE, DEFAULT_SOAK, Fleet, Hook,
+    MAX_CONCURRENCY, Organization, Param, Policy, Selection, Staging, Target, Window, Workflow,
 };
 use super::source::{DocPath, Origin, Sources};
 use super::vocabulary::{HookPhase, MAX_KEY_AGE_BOUND, MAX_SOAK};
@@ -121,6 +121,7 @@ impl Checker<'_> {
             );
         }
         let policy = self.policy(&merged);
+        let schedule = self.schedule(&merged, &select, policy.as_ref());
         let (accounts_allowed, fleet) = self.accounts(&merged);
         let workflow = Workflow {
             name: merged
@@ -151,6 +152,7 @@ impl Checker<'_> {
             accounts_allowed,
             fleet,
             state: self.state(&merged),
+            schedule,
         };
         let mut workflow = workflow;
         if workflow.fleet.is_some() && workflow.staging == Staging::StateFile {

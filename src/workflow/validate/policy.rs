@@ -1,6 +1,7 @@
 //! `policy:` defaults and bounds, and the change window.
 
 use super::*;
+use crate::workflow::schedule::Schedule;
 
 impl Checker<'_> {
     pub(super) fn policy(&mut self, merged: &Merged) -> Option<Policy> {
@@ -47,9 +48,69 @@ impl Checker<'_> {
             on_verify_failure: doc.on_verify_failure.unwrap_or(OnVerifyFailure::Rollback),
             make_room: doc.make_room.unwrap_or(MakeRoom::Refuse),
             concurrency,
+            deadline: doc.deadline.unwrap_or(DEFAULT_DEADLINE),
             account_concurrency,
             window,
         })
+    }
+
+    /// `schedule:` parsed; `policy.deadline` at least `max_key_age`; a
+    /// warning when no scheduled run falls inside the window.
+    pub(super) fn schedule(
+        &mut self,
+        merged: &Merged,
+        select: &Selection,
+        policy: Option<&Policy>,
+    ) -> Option<Schedule> {
+        if let (Some(policy), Some(at)) = (policy, merged.policy_origins.get("deadline"))
+            && policy.deadline < select.max_key_age
+        {
+            let hint = format!(
+                "a key is rotated once it is {} old (`select.max_key_age`), so the deadline must be that or later; the audit controls ask for 90d",
+                select.max_key_age
+            );
+            self.error(
+                at,
+                Part::Value,
+                format!(
+                    "deadline {} is shorter than max_key_age {}",
+                    policy.deadline, select.max_key_age
+                ),
+                Some(hint),
+            );
+        }
+        let placed = merged.schedule.as_ref()?;
+        let schedule = match Schedule::parse(&placed.item) {
+            Ok(schedule) => schedule,
+            Err(reason) => {
+                let hint = "write it as a CI scheduler does, in UTC: `30 2 * * 2-4` is 02:30 on Tuesday to Thursday";
+                self.error(
+                    &placed.origin,
+                    Part::Value,
+                    format!("`{}` is not a cron schedule: {reason}", placed.item),
+                    Some(hint.into()),
+                );
+                return None;
+            }
+        };
+        if let Some(window) = policy.and_then(|p| p.window.as_ref())
+            && !schedule.meets(window, crate::text::now_in_seconds())
+        {
+            let location = Location::resolve(self.sources, &placed.origin, Part::Value);
+            let mut warning = Diagnostic::new(
+                location,
+                format!(
+                    "no run of `{schedule}` falls inside `policy.window`: every scheduled apply would find the window closed and rotate nothing"
+                ),
+            );
+            warning.warning = true;
+            warning.hint = Some(format!(
+                "run inside the window (times are UTC), e.g. `{}`",
+                suggestion(window)
+            ));
+            self.warnings.push(warning);
+        }
+        Some(schedule)
     }
 
     pub(super) fn window(&mut self, doc: &WindowDoc, at: &Origin) -> Option<Window> {
@@ -113,4 +174,24 @@ pub(super) fn utc_offset(zone: &str) -> Option<i16> {
     };
     let minutes = clock(&zone[1..])? as i16;
     (minutes <= 14 * 60).then_some(sign * minutes)
+}
+
+/// A cron that runs early in `window`, in UTC: ten minutes after it opens,
+/// on its days.
+fn suggestion(window: &Window) -> String {
+    let opens = (i32::from(window.start_minute) - i32::from(window.utc_offset_minutes) + 10)
+        .rem_euclid(24 * 60);
+    let shift = (i32::from(window.start_minute) - i32::from(window.utc_offset_minutes) + 10)
+        .div_euclid(24 * 60);
+    let days = if window.days.is_empty() {
+        "*".to_string()
+    } else {
+        window
+            .days
+            .iter()
+            .map(|d| ((d.number_from_sunday() as i32 + shift).rem_euclid(7)).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!("{} {} * * {days}", opens % 60, opens / 60)
 }

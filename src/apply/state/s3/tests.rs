@@ -48,6 +48,7 @@ fn line(rotation: &str, record: Record) -> String {
         rotation: rotation.into(),
         user: rotation.split('@').next().unwrap_or_default().into(),
         record,
+        by: None,
     })
     .unwrap()
 }

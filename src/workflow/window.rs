@@ -1,4 +1,5 @@
-//! Change windows: whether now is inside one, and when the next opens.
+//! Change windows (`policy.window`): whether an instant is inside one, and
+//! when the next opens. Plan, validate and apply all judge by these.
 
 use time::{Duration, OffsetDateTime, UtcOffset, Weekday as TimeWeekday};
 
