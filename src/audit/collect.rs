@@ -130,6 +130,35 @@ pub async fn audit<P: Reach>(
             .file
             .as_ref()
             .map(|f| f.display().to_string()),
+        expired_exemptions: request
+            .exemptions
+            .entries
+            .iter()
+            .filter(|e| request.as_of.date() > e.expires)
+            .map(|e| {
+                format!(
+                    "`{}`{}: its last day was {} ({}): {}",
+                    e.user,
+                    e.account
+                        .as_deref()
+                        .map(|a| format!(" in {a}"))
+                        .unwrap_or_default(),
+                    e.expires,
+                    e.at,
+                    e.reason
+                )
+            })
+            .collect(),
+        unread_journals: request
+            .workflows
+            .iter()
+            .filter_map(|w| {
+                w.journal.as_ref().err().map(|error| UnreadJournal {
+                    workflow: w.workflow.name.clone(),
+                    error: error.clone(),
+                })
+            })
+            .collect(),
         accounts,
     })
 }
@@ -192,16 +221,21 @@ async fn read_account<P: crate::providers::Iam>(
     };
     let deadline_days = (request.deadline().as_secs() / 86_400) as i64;
     let mut keys = Vec::new();
+    let mut created_later = 0;
     for user in &read {
         let active = user
             .keys
             .iter()
-            .filter(|(k, _)| k.status == KeyStatus::Active)
+            .filter(|(k, _)| k.status == KeyStatus::Active && k.created <= request.as_of)
             .count();
         let standing = request
             .exemptions
             .find(account, &user.user.name, request.as_of);
         for (key, used) in &user.keys {
+            if key.created > request.as_of {
+                created_later += 1;
+                continue;
+            }
             let mut entry =
                 KeyEntry::new(&user.user.name, &key.id, key.status, key.created, used.date);
             entry.age_days = age_days(key.created, request.as_of);
@@ -227,6 +261,7 @@ async fn read_account<P: crate::providers::Iam>(
         summary: AuditSummary {
             users: read.len(),
             keys: keys.len(),
+            created_later,
             failing: keys.iter().filter(|k| k.failing).count(),
         },
         credential_report: Some(format!("credential report {note}")),

@@ -40,7 +40,19 @@ pub struct AuditReport {
     pub workflows: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exemptions_file: Option<String>,
+    /// Exemptions past their last day, each a failure of its own (a key
+    /// it names fails too).
+    pub expired_exemptions: Vec<String>,
+    /// Workflows whose journal could not be read: their history is
+    /// missing here (the command exits 1).
+    pub unread_journals: Vec<UnreadJournal>,
     pub accounts: Vec<AccountAudit>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadJournal {
+    pub workflow: String,
+    pub error: String,
 }
 
 /// One account's keys and history.
@@ -64,6 +76,9 @@ pub struct AccountAudit {
 pub struct AuditSummary {
     pub users: usize,
     pub keys: usize,
+    /// Keys created after `as_of`: they did not exist then, so are not
+    /// listed or judged.
+    pub created_later: usize,
     /// Keys with a failing control (and no exemption that holds), or
     /// whose exemption expired.
     pub failing: usize,
@@ -148,7 +163,7 @@ impl AuditReport {
     /// Whether any key fails, or any account could not be read: exit 5
     /// (unreadable: 1, which the command line checks first).
     pub fn fails(&self) -> bool {
-        self.accounts.iter().any(|a| a.summary.failing > 0)
+        self.accounts.iter().any(|a| a.summary.failing > 0) || !self.expired_exemptions.is_empty()
     }
 }
 

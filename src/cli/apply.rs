@@ -100,8 +100,12 @@ async fn apply_open(
     };
     // Apply acts now, whatever instant keys are judged at: the window as
     // it stands now decides whether it can.
+    let now = OffsetDateTime::now_utc();
     if let Some(window) = &workflow.policy.window {
-        plan.window = Some(WindowView::at(window, OffsetDateTime::now_utc()));
+        plan.window = Some(WindowView::at(window, now));
+    }
+    if let Some(schedule) = &workflow.schedule {
+        plan.next_run = schedule.next_after(now).map(crate::text::rfc3339);
     }
     account_for(&mut plan, exemptions);
     let hide = &prepared.sensitive;
@@ -113,7 +117,7 @@ async fn apply_open(
     if !session.has_work(&plan) {
         println!("Nothing to do.");
         let exit = super::plan::unplanned_accounts(&plan);
-        return Exit::of_apply(ending_of(exit), left_due).into();
+        return say_left(Exit::of_apply(ending_of(exit), left_due));
     }
     if let Some(opens) = plan.window.as_ref().and_then(WindowView::closed_until) {
         // Nothing can act: no approval is asked for a run that would only wait.
@@ -121,7 +125,7 @@ async fn apply_open(
             "\nNothing was changed: the change window is closed until {}. Run apply again then.",
             crate::text::rfc3339(opens)
         );
-        return Exit::of_apply(apply::Ending::Paused, left_due).into();
+        return say_left(Exit::of_apply(apply::Ending::Paused, left_due));
     }
     if prepared.saved.is_none()
         && !args.auto_approve
@@ -167,16 +171,26 @@ async fn apply_open(
         "{}",
         hide.redact(&render::apply::report(&report, &aws.calls.by_service()))
     );
-    let still_due = past_deadline_left(&plan, &report, exemptions);
+    // Everything left, again at the end where a CI log is read: what the
+    // plan left, and the keys past the deadline this run did not retire.
+    let mut left = plan.left.clone();
+    left.extend(past_deadline_left(&plan, &report, exemptions));
     print!(
         "{}",
-        render::plan::left(&still_due, !plan.accounts.is_empty(), style)
+        render::plan::left(&left, !plan.accounts.is_empty(), style)
     );
-    Exit::of_apply(
+    say_left(Exit::of_apply(
         report.ending(),
-        left_due || still_due.iter().any(|l| l.counts),
-    )
-    .into()
+        left.iter().any(|l| l.counts),
+    ))
+}
+
+/// Ends a run: exit 5 says why at the end of the output.
+fn say_left(exit: Exit) -> ExitCode {
+    if exit == Exit::LeftDue {
+        println!("Exit 5: due keys or users were left, as listed above.");
+    }
+    exit.into()
 }
 
 /// The users whose active key was past the deadline at the plan's instant

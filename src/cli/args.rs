@@ -106,13 +106,14 @@ pub enum Command {
     /// Show what a rotation would do, reading live IAM and target state. Changes nothing.
     ///
     /// For every selected user: rotate (its oldest active key is older than
-    /// `max_key_age`), unchanged, or blocked (with the reason and the fix). A
+    /// `max_key_age`, or would reach `policy.deadline` before the next run
+    /// inside the window), unchanged, or blocked (with the reason and the fix). A
     /// rotation lists its steps in order and a diff of every target, with
     /// secrets shown as (sensitive). `--user` must name users the workflow
     /// selects. Exit 0, or with --detailed-exitcode 0 when nothing would
     /// rotate, 2 when something would, and 5 when a due key would be left
-    /// (a blocked or held user, a name no user has, a key that reaches the
-    /// deadline before the window opens).
+    /// (a blocked or held user, a name no user has, a key that reaches or
+    /// passed the deadline while the window is closed).
     Plan(PlanArgs),
     /// Carry out the rotations: crash-safe, resumable, verified.
     ///
@@ -153,9 +154,25 @@ pub enum Command {
     /// exemption, judged by IAM.3 (rotated within the deadline), IAM.22
     /// (unused for 45 days or more) and CIS's one active key per user, with
     /// their CIS numbers; and, from the workflows' journals, each rotation's
-    /// change record (key ids, times, hosts and CI jobs). Reads only. Exit 0
+    /// change record (key ids, times, hosts and CI jobs), read from each
+    /// workflow's state (its state directory, `--state-dir`, or `--state`
+    /// s3://… / `state:`). Reads only; never a target or a secret. Exit 0
     /// when every control passes, 5 when any fails (an expired exemption
     /// included), 1 when an account or a journal cannot be read.
+    ///
+    /// An exemptions file (`--exemptions`) is YAML:
+    ///   exemptions:
+    ///     - user: break-glass-*        # a name or a glob
+    ///       account: "123456789012"    # optional
+    ///       reason: reviewed quarterly (SEC-12)
+    ///       expires: 2027-03-31        # its last day
+    ///
+    /// Examples:
+    ///   rekey report workflows/*.yaml
+    ///   rekey report workflows/*.yaml --format html --out keys.html
+    ///   rekey report workflows/ci.yaml --exemptions exemptions.yaml --format csv --out keys.csv
+    ///   rekey report workflows/ci.yaml --as-of 2027-03-31 --format json
+    #[command(verbatim_doc_comment)]
     Report(ReportArgs),
     /// Inspect and repair apply's state: its journal, its lock or lease, its claims.
     ///

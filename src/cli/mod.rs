@@ -151,6 +151,32 @@ fn exemptions(planning: &args::Planning) -> Result<crate::plan::exemptions::Exem
     }
 }
 
+/// Writes `--out FILE`: `-` is standard output; a FIFO or device is
+/// written into (never replaced); a file is replaced atomically, in a
+/// folder that must exist.
+fn write_out(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        return out.flush();
+    }
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all(bytes);
+    }
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the folder {} does not exist", folder.display()),
+        ));
+    }
+    crate::providers::files::write_atomically(path, bytes, 0o644)
+}
+
 /// Fills what `plan` leaves due, judged at the plan's own instant.
 fn account_for(plan: &mut crate::plan::Plan, exemptions: &crate::plan::exemptions::Exemptions) {
     let as_of = crate::text::parse_rfc3339(&plan.as_of).unwrap_or_else(crate::text::now_in_seconds);

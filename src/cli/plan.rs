@@ -103,11 +103,7 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         .map(|params| checked.workflow.sensitive(&params))
         .unwrap_or_default();
     if let Some(path) = &args.out
-        && let Err(error) = crate::providers::files::write_atomically(
-            path,
-            hide.redact(&render::plan::json(&plan)).as_bytes(),
-            0o644,
-        )
+        && let Err(error) = write_out(path, hide.redact(&render::plan::json(&plan)).as_bytes())
     {
         eprintln!("error: cannot save the plan to {}: {error}", path.display());
         return Exit::Error.into();

@@ -92,9 +92,7 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
     };
     match &args.out {
         Some(path) => {
-            if let Err(error) =
-                crate::providers::files::write_atomically(path, text.as_bytes(), 0o644)
-            {
+            if let Err(error) = write_out(path, text.as_bytes()) {
                 return fail(format!(
                     "cannot write the report to {}: {error}",
                     path.display()
@@ -102,7 +100,7 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
             }
             let failing: usize = report.accounts.iter().map(|a| a.summary.failing).sum();
             let keys: usize = report.accounts.iter().map(|a| a.summary.keys).sum();
-            println!(
+            eprintln!(
                 "Wrote the report to {}: {keys} keys in {} account(s), {failing} failing.",
                 path.display(),
                 report.accounts.len()

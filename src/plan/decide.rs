@@ -67,9 +67,21 @@ impl DueRule {
             at: crate::workflow::window::next_open(w, as_of),
             what: "the window opens next",
         });
-        let next_chance = match (run, opens) {
-            (Some(run), Some(opens)) => Some(if opens.at > run.at { opens } else { run }),
-            (one, other) => one.or(other),
+        // With both, the next chance is the first run inside the window
+        // (a run outside it cannot act); failing that, the later of the two.
+        let in_window = workflow
+            .schedule
+            .as_ref()
+            .zip(workflow.policy.window.as_ref())
+            .and_then(|(s, w)| s.first_run_in(w, as_of))
+            .map(|at| NextChance {
+                at,
+                what: "the next run inside the window",
+            });
+        let next_chance = match (in_window, run, opens) {
+            (Some(first), _, _) => Some(first),
+            (None, Some(run), Some(opens)) => Some(if opens.at > run.at { opens } else { run }),
+            (None, one, other) => one.or(other),
         };
         DueRule {
             max_age: workflow.select.max_key_age,
@@ -90,7 +102,9 @@ impl DueRule {
 
     /// When a key created at `created` reaches the deadline.
     pub fn reaches_deadline(&self, created: OffsetDateTime) -> OffsetDateTime {
-        created + time::Duration::seconds(self.deadline.as_secs() as i64)
+        created
+            .checked_add(time::Duration::seconds(self.deadline.as_secs() as i64))
+            .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
     }
 
     /// Why a key created at `created` is due at `as_of`, or `None`.

@@ -90,8 +90,9 @@ pub struct Left {
     pub account: String,
     pub user: String,
     pub why: String,
-    /// The exemption that bears on it; it counts unless one holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The exemption that bears on it (`null`: none); it counts unless
+    /// one holds.
+    #[serde(default)]
     pub exemption: Option<String>,
     pub counts: bool,
 }

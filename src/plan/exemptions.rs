@@ -70,7 +70,7 @@ impl Standing<'_> {
         match self {
             Standing::Exempt(e) => format!("exempt until {}: {} ({})", e.expires, e.reason, e.at),
             Standing::Expired(e) => format!(
-                "exemption expired on {}: {} ({}); renew it or rotate the key",
+                "exemption expired (its last day was {}): {} ({}); renew it or rotate the key",
                 e.expires, e.reason, e.at
             ),
         }
@@ -103,8 +103,11 @@ impl Exemptions {
                 .to_string()
         };
         let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message);
             format!(
-                "error: {}: the exemptions file is not YAML: {e}",
+                "{}:{line}:{column}: error: the exemptions file cannot be read: {message}",
                 path.display()
             )
         })?;
@@ -117,14 +120,39 @@ impl Exemptions {
                     _ => continue,
                 };
             }
-            at(&doc_path, error.inner().to_string(), FORMAT_HINT)
+            let message = error
+                .inner()
+                .to_string()
+                .replace("struct ExemptionsDoc", "a mapping with `exemptions:`")
+                .replace(
+                    "struct ExemptionDoc",
+                    "an entry with `user`, `reason` and `expires`",
+                );
+            at(&doc_path, message, FORMAT_HINT)
         })?;
-        let mut entries = Vec::new();
+        let mut entries: Vec<Exemption> = Vec::new();
         let mut problems = Vec::new();
         for (i, entry) in doc.exemptions.into_iter().enumerate() {
             let here = DocPath::root().key("exemptions").index(i);
             match check(entry, &here, file, &sources) {
-                Ok(exemption) => entries.push(exemption),
+                Ok(exemption) => {
+                    // The first match wins, so a second entry for the same
+                    // users (a renewal below the old one) would do nothing.
+                    let first = entries
+                        .iter()
+                        .find(|e| e.user == exemption.user && e.account == exemption.account);
+                    if let Some(first) = first {
+                        problems.push(at(
+                            &here.key("user"),
+                            format!(
+                                "a second exemption for `{}` (the first is at {})",
+                                exemption.user, first.at
+                            ),
+                            "keep one entry per user and account: change its `expires` to renew it",
+                        ));
+                    }
+                    entries.push(exemption);
+                }
                 Err((field, message, hint)) => problems.push(at(&here.key(field), message, hint)),
             }
         }
@@ -227,7 +255,7 @@ mod tests {
         let expired = on(datetime!(2027-04-01 00:00 UTC)).unwrap();
         assert!(expired.counts());
         assert!(
-            expired.describe().contains("expired on 2027-03-31"),
+            expired.describe().contains("its last day was 2027-03-31"),
             "{}",
             expired.describe()
         );
@@ -270,5 +298,18 @@ mod tests {
             error.contains(":3:") && error.contains("not an AWS account id"),
             "{error}"
         );
+        let error = load("exemptions:\n  - user: a\n    reason: r\n    expires: 2027-01-01\n  - user: a\n    reason: renewed\n    expires: 2028-01-01\n").unwrap_err();
+        assert!(
+            error.contains(":5:") && error.contains("a second exemption for `a`"),
+            "{error}"
+        );
+        let error = load("exemptions:\n  - user: a\n    user: b\n").unwrap_err();
+        assert!(
+            error.contains("exemptions.yaml:2:5: error:")
+                && error.contains("duplicate entry with key \"user\""),
+            "{error}"
+        );
+        let error = load("- user: a\n").unwrap_err();
+        assert!(error.contains("a mapping with `exemptions:`"), "{error}");
     }
 }

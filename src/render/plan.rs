@@ -164,7 +164,7 @@ pub fn left(left: &[Left], many: bool, style: Style) -> String {
     if !counted.is_empty() {
         let _ = writeln!(
             out,
-            "{} {} due left as {} (exit 5):",
+            "{} {} due left as {}:",
             style.blocked("!"),
             counted.len(),
             if counted.len() == 1 {

@@ -47,9 +47,17 @@ pub fn next_open(window: &Window, now: OffsetDateTime) -> OffsetDateTime {
     let offset = offset(window);
     let local = now.to_offset(offset);
     for days in 0..=8 {
-        let date = local.date() + Duration::days(days);
-        let opens = date.midnight().assume_offset(offset)
-            + Duration::minutes(i64::from(window.start_minute));
+        // Near the end of the calendar there is no later opening.
+        let Some(date) = local.date().checked_add(Duration::days(days)) else {
+            break;
+        };
+        let Some(opens) = date
+            .midnight()
+            .assume_offset(offset)
+            .checked_add(Duration::minutes(i64::from(window.start_minute)))
+        else {
+            break;
+        };
         if opens > now && allowed(window, date.weekday()) {
             return opens;
         }

@@ -37,7 +37,7 @@ fn a_blocked_user_makes_plan_and_apply_exit_5_after_the_rest_rotate() {
     let plan = setup.rekey(&["plan", "workflow.yaml", "--detailed-exitcode"]);
     plan.exits(5);
     assert!(
-        plan.stdout.contains("1 due left as it is (exit 5)")
+        plan.stdout.contains("1 due left as it is:")
             && plan
                 .stdout
                 .contains(&format!("{blocked}: blocked: two active keys")),
@@ -95,7 +95,9 @@ fn an_exemption_keeps_a_user_from_counting_until_it_expires() {
     let expired = with_exemptions("plan", "2020-01-31");
     expired.exits(5);
     assert!(
-        expired.stdout.contains("exemption expired on 2020-01-31"),
+        expired
+            .stdout
+            .contains("exemption expired (its last day was 2020-01-31)"),
         "{}",
         expired.stdout
     );
@@ -279,6 +281,63 @@ fn the_deadline_rule_rotates_a_key_the_next_run_would_find_overdue() {
         doc["users"][0]["decision"], "unchanged",
         "no schedule: 85d < 88d"
     );
+}
+
+#[test]
+fn bad_schedules_and_deadlines_are_errors_at_their_line_and_no_instant_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.yaml");
+    let validate = |schedule: &str, deadline: &str| {
+        std::fs::write(
+            &path,
+            format!("version: 1\nname: w\nschedule: \"{schedule}\"\nselect:\n  users: [a]\ntargets:\n  - id: t\n    ssm_parameter: {{ name: \"/x/${{user}}\" }}\npolicy:\n  deadline: {deadline}\n  window: {{ days: [tue], between: \"02:00-02:05\" }}\n"),
+        )
+        .unwrap();
+        crate::support::Rekey::new()
+            .args(["validate", path.to_str().unwrap()])
+            .run()
+    };
+    let never = validate("0 3 31 2 *", "90d");
+    never.exits(1);
+    assert!(
+        never.stderr.contains("w.yaml:3:11: error:") && never.stderr.contains("never runs"),
+        "{}",
+        never.stderr
+    );
+    let quartz = validate("0 3 ? * 5#2", "90d");
+    quartz.exits(1);
+    assert!(
+        quartz.stderr.contains("day-of-month field `?`"),
+        "{}",
+        quartz.stderr
+    );
+    let long = validate("0 2 * * 2", "3000000d");
+    long.exits(1);
+    assert!(
+        long.stderr.contains("`deadline: 3000000d` is longer than"),
+        "{}",
+        long.stderr
+    );
+    // A five-minute window: the suggestion falls inside it.
+    let short = validate("0 6 * * 1", "90d");
+    short.exits(0);
+    assert!(
+        short.stderr.contains("e.g. `2 2 * * 2`"),
+        "{}",
+        short.stderr
+    );
+    // The end of the calendar is no reason to panic.
+    let plan = crate::support::Rekey::new()
+        .aws(crate::emulator::emulator())
+        .args(["plan", path.to_str().unwrap(), "--as-of", "9999-12-31"])
+        .run();
+    assert!(
+        plan.code == 0 || plan.code == 1,
+        "{} {}",
+        plan.stdout,
+        plan.stderr
+    );
+    assert!(!plan.stderr.contains("panicked"), "{}", plan.stderr);
 }
 
 #[test]

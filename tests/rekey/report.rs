@@ -228,7 +228,7 @@ fn every_key_of_three_accounts_is_judged_by_each_control() {
                         key["exemption"]
                             .as_str()
                             .unwrap()
-                            .contains("expired on 2020-06-30"),
+                            .contains("its last day was 2020-06-30"),
                         "{key}"
                     );
                 }
@@ -377,6 +377,106 @@ fn the_history_shows_a_rotation_with_its_keys_hosts_and_ci_job() {
     );
     let secret = setup.profile_secret(&users[0].0).unwrap();
     assert!(!run.stdout.contains(&secret) && !text.stdout.contains(&secret));
+}
+
+#[test]
+fn a_report_says_what_it_could_not_judge_and_writes_where_it_is_told() {
+    let account = Account::new();
+    seed(&account, "", 1);
+    let setup = Setup::new(&account, "", "");
+    std::fs::write(
+        setup.path().join("exemptions.yaml"),
+        "exemptions:\n  - user: nobody-*\n    reason: \"<b>gone</b> | since 2020\"\n    expires: 2020-06-30\n",
+    )
+    .unwrap();
+    let report = |args: &[&str]| {
+        let mut all = vec!["report", "workflow.yaml", "--exemptions", "exemptions.yaml"];
+        all.extend(args);
+        setup.rekey(&all)
+    };
+    // An expired exemption fails the report though it matches no key.
+    let json = report(&["--format", "json"]);
+    json.exits(5);
+    let doc: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(
+        doc["expired_exemptions"][0]
+            .as_str()
+            .unwrap()
+            .contains("`nobody-*`"),
+        "{doc}"
+    );
+    let markdown = report(&["--format", "markdown"]);
+    assert!(
+        markdown
+            .stdout
+            .contains("&lt;b&gt;gone&lt;/b&gt; \\| since 2020"),
+        "{}",
+        markdown.stdout
+    );
+    // Keys created after --as-of did not exist then.
+    let before = report(&["--format", "json", "--as-of", "2020-01-01"]);
+    let doc: Value = serde_json::from_str(&before.stdout).unwrap();
+    let account_doc = doc["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["summary"]["created_later"].as_u64() > Some(0));
+    assert!(
+        account_doc.is_some_and(|a| a["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["created"].as_str() < Some("2020-01-02"))),
+        "{doc}"
+    );
+    // --out: `-` is stdout, a FIFO is written into, a missing folder is an error.
+    let dash = report(&["--format", "csv", "--out", "-"]);
+    assert!(dash.stdout.starts_with("account,user,"), "{}", dash.stdout);
+    let missing = report(&["--out", "no/such/folder/r.txt"]);
+    missing.exits(1);
+    assert!(
+        missing
+            .stderr
+            .contains("the folder no/such/folder does not exist"),
+        "{}",
+        missing.stderr
+    );
+    let fifo = setup.path().join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    report(&["--format", "csv", "--out", "pipe"]).exits(5);
+    assert!(reader.join().unwrap().starts_with("account,user,"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "still a FIFO"
+    );
+    // A journal that cannot be read is said in the report itself.
+    std::fs::create_dir_all(setup.state()).unwrap();
+    std::fs::write(
+        setup.state().join("journal.jsonl"),
+        "{garbage\n{\"more\":1}\n",
+    )
+    .unwrap();
+    let damaged = report(&["--format", "html"]);
+    damaged.exits(1);
+    assert!(
+        damaged.stdout.contains("<ul id=\"problems\">")
+            && damaged
+                .stdout
+                .contains("the journal of workflow `test` could not be read"),
+        "{}",
+        damaged.stdout
+    );
 }
 
 /// Debian's Chromium, where it is installed (`.ci/run` installs it and

@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use super::{account_line, headline, history_line, last_used, legend, results, why};
+use super::{
+    account_line, headline, history_line, last_used, legend, notes, problems, results, why,
+};
 use crate::audit::controls::CONTROLS;
 use crate::audit::{AccountAudit, AuditReport, KeyEntry};
 
@@ -23,7 +25,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .5em 0 1em; }
 th, td { border: 1px solid #d0d7de; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
-tr.failing td { background: #ffebe9; }
+tr.failing td, li.failing { background: #ffebe9; }
 td.FAILED { color: #b3261e; font-weight: 600; } td.PASSED { color: #1a7f37; }
 code { font: 13px ui-monospace, monospace; }
 .note { color: #57606a; }
@@ -42,6 +44,14 @@ pub fn html(report: &AuditReport) -> String {
         escape(&report.generated_at),
         env!("CARGO_PKG_VERSION")
     );
+    let problems = problems(report);
+    if !problems.is_empty() {
+        let _ = writeln!(out, "<ul id=\"problems\">");
+        for problem in problems {
+            let _ = writeln!(out, "<li class=\"failing\">{}</li>", escape(&problem));
+        }
+        let _ = writeln!(out, "</ul>");
+    }
     for account in &report.accounts {
         section(&mut out, account, deadline_days(&report.deadline));
     }
@@ -67,8 +77,8 @@ fn section(out: &mut String, account: &AccountAudit, deadline: i64) {
         "<section class=\"account\" id=\"account-{id}\">\n<h2>{}</h2>",
         escape(&account_line(account))
     );
-    if let Some(note) = &account.credential_report {
-        let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(note));
+    for note in notes(account) {
+        let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&note));
     }
     if account.error.is_none() {
         histogram(out, account, deadline);

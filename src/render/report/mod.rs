@@ -35,6 +35,34 @@ fn headline(report: &AuditReport) -> String {
     )
 }
 
+/// What the report could not judge or found wrong beyond the keys:
+/// journals it could not read, exemptions past their last day.
+fn problems(report: &AuditReport) -> Vec<String> {
+    let journals = report.unread_journals.iter().map(|u| {
+        format!(
+            "the journal of workflow `{}` could not be read, so its history is missing: {}",
+            u.workflow, u.error
+        )
+    });
+    let expired = report
+        .expired_exemptions
+        .iter()
+        .map(|e| format!("expired exemption {e}: renew it, or remove it and rotate"));
+    journals.chain(expired).collect()
+}
+
+/// Notes on one account: the credential report, keys too new to judge.
+fn notes(account: &AccountAudit) -> Vec<String> {
+    let mut notes: Vec<String> = account.credential_report.iter().cloned().collect();
+    if account.summary.created_later > 0 {
+        notes.push(format!(
+            "{} key(s) created after as_of are left out: they did not exist then",
+            account.summary.created_later
+        ));
+    }
+    notes
+}
+
 /// What a key's three results are, in the controls' order.
 fn results(key: &KeyEntry) -> Vec<&str> {
     key.results.iter().map(|v| v.result.as_str()).collect()
@@ -129,9 +157,15 @@ fn account_line(account: &AccountAudit) -> String {
 pub fn text(report: &AuditReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}\n", headline(report));
+    for problem in problems(report) {
+        let _ = writeln!(out, "✗ {problem}");
+    }
+    if !problems(report).is_empty() {
+        out.push('\n');
+    }
     for account in &report.accounts {
         let _ = writeln!(out, "{}", account_line(account));
-        if let Some(note) = &account.credential_report {
+        for note in notes(account) {
             let _ = writeln!(out, "  ({note})");
         }
         let mut rows = vec![vec![
@@ -264,12 +298,16 @@ fn csv_field(field: &str) -> String {
 
 /// For a pull request or a ticket.
 pub fn markdown(report: &AuditReport) -> String {
-    let cell = |text: &str| text.replace('|', "\\|").replace('\n', " ");
+    // Markdown renders inline HTML: escape it, and the table's pipes.
+    let cell = |text: &str| html::escape(text).replace('|', "\\|").replace('\n', " ");
     let mut out = format!("# Access key report\n\n{}\n\n", cell(&headline(report)));
+    for problem in problems(report) {
+        let _ = writeln!(out, "- **✗** {}", cell(&problem));
+    }
     for account in &report.accounts {
         let _ = writeln!(out, "## {}\n", cell(&account_line(account)));
-        if let Some(note) = &account.credential_report {
-            let _ = writeln!(out, "_{}_\n", cell(note));
+        for note in notes(account) {
+            let _ = writeln!(out, "_{}_\n", cell(&note));
         }
         if !account.keys.is_empty() {
             let ids: Vec<&str> = CONTROLS.iter().map(|c| c.id).collect();

@@ -84,7 +84,7 @@ impl Loader {
         let merged = &mut content.merged;
         if kind == DocKind::Library && LIBRARY_FORBIDS.contains(&key) {
             let message = format!("a library cannot set `{key}`");
-            let hint = "only the workflow that uses a library selects users and stages keys; move this there";
+            let hint = "only the workflow that uses a library says whose keys rotate, where they are staged and kept, and when it runs; move this there";
             self.error_at(&at, Part::Key, message, Some(hint.into()));
             return;
         }

@@ -39,6 +39,12 @@ impl Checker<'_> {
         {
             self.problems(vec![problem]);
         }
+        if let Some(at) = at("deadline")
+            && let Some(problem) =
+                Problem::too_long(at, "deadline", doc.deadline, MAX_KEY_AGE_BOUND)
+        {
+            self.problems(vec![problem]);
+        }
         let window = match (&doc.window, at("window")) {
             (Some(window), Some(at)) => self.window(window, &at),
             _ => None,
@@ -176,13 +182,15 @@ pub(super) fn utc_offset(zone: &str) -> Option<i16> {
     (minutes <= 14 * 60).then_some(sign * minutes)
 }
 
-/// A cron that runs early in `window`, in UTC: ten minutes after it opens,
-/// on its days.
+/// A cron that runs early in `window`, in UTC: ten minutes after it opens
+/// (or half-way through a shorter window), on its days.
 fn suggestion(window: &Window) -> String {
-    let opens = (i32::from(window.start_minute) - i32::from(window.utc_offset_minutes) + 10)
-        .rem_euclid(24 * 60);
-    let shift = (i32::from(window.start_minute) - i32::from(window.utc_offset_minutes) + 10)
-        .div_euclid(24 * 60);
+    let length =
+        (i32::from(window.end_minute) - i32::from(window.start_minute)).rem_euclid(24 * 60);
+    let at = i32::from(window.start_minute) - i32::from(window.utc_offset_minutes)
+        + (length / 2).min(10);
+    let opens = at.rem_euclid(24 * 60);
+    let shift = at.div_euclid(24 * 60);
     let days = if window.days.is_empty() {
         "*".to_string()
     } else {
