@@ -14,7 +14,7 @@ use crate::render::style::Style;
 use time::OffsetDateTime;
 
 pub(super) fn apply(global: &Global, args: ApplyArgs) -> ExitCode {
-    let exemptions = match exemptions(&args.inputs.planning) {
+    let exemptions = match exemptions(args.inputs.planning.exemptions.as_deref()) {
         Ok(exemptions) => exemptions,
         Err(error) => return refused(&error),
     };
@@ -106,6 +106,7 @@ async fn apply_open(
     }
     if let Some(schedule) = &workflow.schedule {
         plan.next_run = schedule.next_after(now).map(crate::text::rfc3339);
+        plan.next_run_in_window = crate::plan::next_run_in_window(workflow, now);
     }
     account_for(&mut plan, exemptions);
     let hide = &prepared.sensitive;

@@ -143,12 +143,19 @@ fn error_text(error: &LoadError) -> String {
     }
 }
 
-/// `--exemptions FILE`, read before anything reaches AWS (none: empty).
-fn exemptions(planning: &args::Planning) -> Result<crate::plan::exemptions::Exemptions, String> {
-    match &planning.exemptions {
-        Some(path) => crate::plan::exemptions::Exemptions::load(path),
-        None => Ok(Default::default()),
+/// `--exemptions FILE`, read before anything reaches AWS (none: empty);
+/// its warnings on stderr.
+fn exemptions(
+    file: Option<&std::path::Path>,
+) -> Result<crate::plan::exemptions::Exemptions, String> {
+    let Some(path) = file else {
+        return Ok(Default::default());
+    };
+    let exemptions = crate::plan::exemptions::Exemptions::load(path)?;
+    for warning in &exemptions.warnings {
+        eprintln!("{warning}");
     }
+    Ok(exemptions)
 }
 
 /// Writes `--out FILE`: `-` is standard output; a FIFO or device is

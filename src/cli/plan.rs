@@ -21,7 +21,7 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
             return Exit::Error.into();
         }
     };
-    let exemptions = match exemptions(&args.inputs.planning) {
+    let exemptions = match exemptions(args.inputs.planning.exemptions.as_deref()) {
         Ok(exemptions) => exemptions,
         Err(error) => return refused(&error),
     };

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use super::args::{Global, ReportArgs, ReportFormat};
 use super::*;
 use crate::audit::{AuditRequest, Audited};
-use crate::plan::exemptions::Exemptions;
 use crate::providers::aws::Aws;
 use crate::workflow;
 
@@ -14,12 +13,9 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
     if let Err(error) = check_profile(global) {
         return fail(error);
     }
-    let exemptions = match &args.exemptions {
-        Some(path) => match Exemptions::load(path) {
-            Ok(exemptions) => exemptions,
-            Err(error) => return refused(&error),
-        },
-        None => Exemptions::default(),
+    let exemptions = match exemptions(args.exemptions.as_deref()) {
+        Ok(exemptions) => exemptions,
+        Err(error) => return refused(&error),
     };
     let choice = state_choice(global);
     let mut checked = Vec::new();

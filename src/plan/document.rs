@@ -64,6 +64,10 @@ pub struct Plan {
     /// When the workflow's `schedule:` runs next after `as_of`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run: Option<String>,
+    /// With a window too: the first scheduled run inside it, when the
+    /// next run is not (a run outside the window cannot act).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_in_window: Option<String>,
     /// With `policy.window`: whether it is open, and when it opens next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowView>,

@@ -82,6 +82,9 @@ impl Standing<'_> {
 pub struct Exemptions {
     pub file: Option<PathBuf>,
     pub entries: Vec<Exemption>,
+    /// Entries that hold but look wider or longer than an auditor would
+    /// accept, as `FILE:LINE: warning: …` lines.
+    pub warnings: Vec<String>,
 }
 
 impl Exemptions {
@@ -159,9 +162,25 @@ impl Exemptions {
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
+        let a_year_on = crate::text::now_in_seconds().date() + time::Duration::days(366);
+        let warnings = entries
+            .iter()
+            .flat_map(|e| {
+                let every = (e.user.chars().all(|c| c == '*') && e.account.is_none())
+                    .then(|| format!("{}: warning: `{}` in every account exempts every user", e.at, e.user));
+                let long = (e.expires > a_year_on).then(|| {
+                    format!(
+                        "{}: warning: `{}` is exempt until {}, more than a year away: review exemptions at least yearly",
+                        e.at, e.user, e.expires
+                    )
+                });
+                every.into_iter().chain(long)
+            })
+            .collect();
         Ok(Exemptions {
             file: Some(path.to_path_buf()),
             entries,
+            warnings,
         })
     }
 
@@ -278,6 +297,20 @@ mod tests {
             "{}",
             exemptions.entries[0].at
         );
+    }
+
+    #[test]
+    fn an_exemption_of_everyone_or_for_years_is_warned_of() {
+        let exemptions = load(
+            "exemptions:\n  - user: \"*\"\n    reason: r\n    expires: 2099-01-01\n  - user: ci-1\n    reason: r\n    expires: 2020-01-01\n",
+        )
+        .unwrap();
+        assert_eq!(exemptions.warnings.len(), 2, "{:?}", exemptions.warnings);
+        assert!(
+            exemptions.warnings[0]
+                .ends_with("exemptions.yaml:2: warning: `*` in every account exempts every user")
+        );
+        assert!(exemptions.warnings[1].contains("more than a year away"));
     }
 
     #[test]

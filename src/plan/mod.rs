@@ -287,6 +287,7 @@ pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
             .as_ref()
             .and_then(|s| s.next_after(request.as_of))
             .map(rfc3339),
+        next_run_in_window: next_run_in_window(request.workflow, request.as_of),
         window: request
             .workflow
             .policy
@@ -295,6 +296,24 @@ pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
             .map(|w| WindowView::at(w, request.as_of)),
         left: Vec::new(),
     }
+}
+
+/// The first scheduled run inside the window after `after`, when the next
+/// run is not inside it.
+pub fn next_run_in_window(workflow: &Workflow, after: OffsetDateTime) -> Option<String> {
+    let (schedule, window) = workflow
+        .schedule
+        .as_ref()
+        .zip(workflow.policy.window.as_ref())?;
+    let next = schedule.next_after(after)?;
+    if crate::workflow::window::is_open(window, next) {
+        return None;
+    }
+    Some(
+        schedule
+            .first_run_in(window, after)
+            .map_or_else(|| "none".to_string(), rfc3339),
+    )
 }
 
 /// before anything is read or changed.

@@ -145,8 +145,17 @@ pub fn human(plan: &Plan, style: Style, list_all_unchanged: bool) -> String {
             window.next_open
         );
     }
-    if let Some(run) = &plan.next_run {
-        let _ = writeln!(out, "Next scheduled run: {run}.");
+    match (&plan.next_run, &plan.next_run_in_window) {
+        (Some(run), Some(inside)) => {
+            let _ = writeln!(
+                out,
+                "Next scheduled run: {run}, outside the window (it cannot act); the first inside it: {inside}."
+            );
+        }
+        (Some(run), None) => {
+            let _ = writeln!(out, "Next scheduled run: {run}.");
+        }
+        _ => {}
     }
     out.push_str(&left(&plan.left, !plan.accounts.is_empty(), style));
     out
