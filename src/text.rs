@@ -32,8 +32,37 @@ pub fn to_seconds(time: &str) -> String {
 
 /// Now, in whole seconds: what plans and locks show.
 pub fn now_in_seconds() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
+    let now = now();
     now.replace_nanosecond(0).unwrap_or(now)
+}
+
+thread_local! {
+    /// A virtual clock for this thread: its instant when it was set, and
+    /// tokio's (paused) instant then.
+    static VIRTUAL: std::cell::Cell<Option<(OffsetDateTime, tokio::time::Instant)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The current instant: the one seam through which the engine reads the
+/// time of day. Normally the system clock; on a thread that set a virtual
+/// clock ([`set_virtual_clock`]), that clock, which moves with tokio's
+/// (paused) time, so a simulation decides when soaks end and leases
+/// expire without waiting.
+pub fn now() -> OffsetDateTime {
+    match VIRTUAL.with(std::cell::Cell::get) {
+        Some((start, at)) => {
+            let elapsed = tokio::time::Instant::now().saturating_duration_since(at);
+            start + elapsed
+        }
+        None => OffsetDateTime::now_utc(),
+    }
+}
+
+/// Makes [`now`] on this thread read `start`, moving on with tokio's time
+/// (call it inside a runtime, best a paused current-thread one); `None`
+/// gives the system clock back.
+pub fn set_virtual_clock(start: Option<OffsetDateTime>) {
+    VIRTUAL.with(|clock| clock.set(start.map(|s| (s, tokio::time::Instant::now()))));
 }
 
 /// This machine's name, as records and refusals name it.

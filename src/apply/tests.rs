@@ -157,12 +157,24 @@ impl World {
                 if let Some(action) = fail {
                     self.account.fail_once(action);
                 }
-                let report = session
-                    .execute(&prepared, &plan, &self.account, until, stop, &|_| {})
-                    .await;
-                session.close().await;
-                report
+                self.execute(&prepared, session, &plan, until, stop).await
             })
+    }
+
+    /// Carries out `plan` in `session`, then lets the state go.
+    async fn execute(
+        &self,
+        prepared: &Prepared,
+        session: Session,
+        plan: &Plan,
+        until: Option<Phase>,
+        stop: &Stop,
+    ) -> Report {
+        let report = session
+            .execute(prepared, plan, &self.account, until, stop, &|_| {})
+            .await;
+        session.close().await;
+        report
     }
 
     fn file(&self) -> String {
@@ -843,17 +855,9 @@ fn a_rotation_whose_plan_went_stale_before_its_claim_does_not_begin() {
             .delete_access_key("app-1", "AKIAOLD0000000000001")
             .await
             .unwrap();
-        let report = session
-            .execute(
-                &prepared,
-                &plan,
-                &world.account,
-                None,
-                &Stop::never(),
-                &|_| {},
-            )
+        let report = world
+            .execute(&prepared, session, &plan, None, &Stop::never())
             .await;
-        session.close().await;
         (report, other.id)
     });
     let (report, other) = report;
@@ -871,4 +875,49 @@ fn a_rotation_whose_plan_went_stale_before_its_claim_does_not_begin() {
     assert_eq!(keys, [other], "nothing was done");
     // The next apply plans afresh: the new key is young, nothing is due.
     assert!(world.apply(None).outcomes.is_empty());
+}
+
+/// The engine reads the time of day through one seam (`text::now`): on a
+/// virtual clock that moves with tokio's paused time, a seven-day soak
+/// ends when the clock says so, without a real wait.
+#[test]
+fn a_virtual_clock_decides_when_a_soak_ends() {
+    let world = World::new("");
+    std::fs::write(world.workflow(), WORKFLOW.replace("soak: 0s", "soak: 7d")).unwrap();
+    let prepared = prepare(&world.workflow(), Vec::new()).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            let start = time::macros::datetime!(2031-05-06 07:00 UTC);
+            crate::text::set_virtual_clock(Some(start));
+            assert_eq!(crate::text::now(), start);
+            let apply = || async {
+                let (session, plan) = world.open_and_plan(&prepared).await;
+                world
+                    .execute(&prepared, session, &plan, None, &Stop::never())
+                    .await
+            };
+            let first = apply().await;
+            let RotationOutcome::Paused { until, .. } = outcome(&first) else {
+                panic!("{first:?}")
+            };
+            assert!(
+                until.starts_with("2031-05-13T07:00"),
+                "seven days on the virtual clock: {until}"
+            );
+            tokio::time::advance(std::time::Duration::from_secs(3 * 86_400)).await;
+            let early = apply().await;
+            assert!(
+                matches!(outcome(&early), RotationOutcome::Paused { .. }),
+                "{early:?}"
+            );
+            tokio::time::advance(std::time::Duration::from_secs(4 * 86_400 + 5)).await;
+            let done = apply().await;
+            assert_eq!(outcome(&done), &RotationOutcome::Finished, "{done:?}");
+            crate::text::set_virtual_clock(None);
+        });
+    world.assert_rotated();
 }

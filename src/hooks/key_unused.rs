@@ -3,7 +3,7 @@
 //! refresh hooks ran, watched for `quiet_for`. A use after that means an
 //! application still holds the old key.
 
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,7 @@ impl Resolved for Watch {
             .ok_or_else(|| ActionError::Missing("the new key was not distributed yet".into()))?;
         let watch = self.quiet_for.to_std();
         let interval = (watch / 10).clamp(StdDuration::from_secs(1), StdDuration::from_secs(30));
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let mut checks = 0;
         loop {
             checks += 1;

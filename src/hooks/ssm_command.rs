@@ -3,7 +3,7 @@
 //! first instance that fails rejects the new key, with its output.
 
 use std::collections::BTreeMap;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,7 @@ impl Resolved for Commands {
                 "hook `{hook}`: the command reached no instance"
             )));
         }
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let mut wait = StdDuration::from_millis(500);
         loop {
             let mut invocations = Vec::new();

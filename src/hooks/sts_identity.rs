@@ -3,7 +3,7 @@
 //! new key takes a moment to work; the poll starts at 250 ms and is capped
 //! at a second, so the check ends within a second of the key working.
 
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -81,7 +81,7 @@ impl Resolved for Identity {
         cx: &Run<'_, P>,
     ) -> Result<Verdict<Authenticated>, ActionError> {
         let timeout = self.timeout.to_std();
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let mut wait = StdDuration::from_millis(250);
         loop {
             let last = match cx.provider.identity_of(cx.new_key, cx.secret).await {

@@ -314,7 +314,7 @@ impl TargetReader for Memory {
 
 impl IamWriter for Memory {
     fn server_time(&self) -> Option<OffsetDateTime> {
-        Some(OffsetDateTime::now_utc())
+        Some(crate::text::now())
     }
 
     async fn create_access_key(&self, user: &str) -> Result<NewKey, ProviderError> {
@@ -338,7 +338,7 @@ impl IamWriter for Memory {
             id: id.clone(),
             secret: secret.clone(),
             status: KeyStatus::Active,
-            created: OffsetDateTime::now_utc(),
+            created: crate::text::now(),
         });
         Ok(NewKey {
             id,

@@ -203,7 +203,7 @@ impl<P: Provider> Runner<'_, P> {
 fn within(created: OffsetDateTime, since: OffsetDateTime, until: Option<OffsetDateTime>) -> bool {
     let (until, slack) = match until {
         Some(until) => (until, time::Duration::seconds(1)),
-        None => (OffsetDateTime::now_utc(), time::Duration::minutes(1)),
+        None => (crate::text::now(), time::Duration::minutes(1)),
     };
     created >= since - slack && created <= until + slack
 }

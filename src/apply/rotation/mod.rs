@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use time::OffsetDateTime;
 
@@ -215,7 +215,7 @@ impl<P: Provider> Runner<'_, P> {
         make_room: Option<&str>,
         planned: &[(String, KeyStatus)],
     ) -> Result<Rotation, StepError> {
-        let now = rfc3339(OffsetDateTime::now_utc());
+        let now = rfc3339(crate::text::now());
         let snapshot = Snapshot::take(self.workflow, self.params, user, self.account)
             .map_err(StepError::Snapshot)?;
         let begin = Begin {
@@ -324,7 +324,7 @@ impl<P: Provider> Runner<'_, P> {
 
     async fn record(&self, rotation: &RotationRecord, record: Record) -> Result<(), StepError> {
         let entry = Entry {
-            time: rfc3339(OffsetDateTime::now_utc()),
+            time: rfc3339(crate::text::now()),
             rotation: rotation.id.clone(),
             user: rotation.user.clone(),
             record,
@@ -412,7 +412,7 @@ impl<P: Provider> Runner<'_, P> {
                 .take()
                 .filter(|(s, _)| *s == id)
                 .map(|(_, intent)| intent);
-            let started = Instant::now();
+            let started = tokio::time::Instant::now();
             let result = self.step(&rotation, step, pending).await;
             *self
                 .timings
@@ -442,7 +442,7 @@ impl<P: Provider> Runner<'_, P> {
             return Some(RotationOutcome::Stopped { after: until });
         }
         let window = rotation.workflow.policy.window.as_ref()?;
-        let now = OffsetDateTime::now_utc();
+        let now = crate::text::now();
         if window::is_open(window, now) {
             return None;
         }
@@ -482,7 +482,7 @@ impl<P: Provider> Runner<'_, P> {
                 rotation
                     .record
                     .done_at
-                    .insert(id.clone(), rfc3339(OffsetDateTime::now_utc()));
+                    .insert(id.clone(), rfc3339(crate::text::now()));
                 self.crash_point(&id.to_string());
                 None
             }
@@ -665,7 +665,7 @@ impl<P: Provider> Runner<'_, P> {
                     return Ok(StepEnd::Done(None));
                 }
                 // Whole seconds, rounded up: readable, and never early.
-                let now = OffsetDateTime::now_utc();
+                let now = crate::text::now();
                 let until =
                     now.replace_nanosecond(0).unwrap_or(now) + time::Duration::seconds(soak + 1);
                 self.intent(
@@ -679,7 +679,7 @@ impl<P: Provider> Runner<'_, P> {
                 until
             }
         };
-        if OffsetDateTime::now_utc() >= until {
+        if crate::text::now() >= until {
             Ok(StepEnd::Done(None))
         } else {
             Ok(StepEnd::Wait {
