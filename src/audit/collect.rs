@@ -102,7 +102,10 @@ pub async fn audit<P: Reach>(
                     .iter()
                     .map(|&i| (&request.workflows[i], &selectors[i]))
                     .collect();
-                let history = history::of(&covering, &account, caller);
+                let mut history = history::of(&covering, &account, caller);
+                // What began after the instant judged did not exist then.
+                let as_of = rfc3339(request.as_of);
+                history.retain(|h| h.began.as_str() <= as_of.as_str());
                 let mut audit = match &reach.provider {
                     Ok(provider) => read_account(request, &**provider, &account, &covering)
                         .await

@@ -174,14 +174,34 @@ fn write_out(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
             .open(path)?
             .write_all(bytes);
     }
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    // A link is followed: the file it points at is replaced, not the link.
+    let resolved = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is a link to nothing", path.display()),
+            )
+        })?,
+        _ => path.to_path_buf(),
+    };
+    let folder = resolved.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+        let why = if folder.exists() {
+            "is not a folder"
+        } else {
+            "does not exist"
+        };
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!("the folder {} does not exist", folder.display()),
+            format!("{} {why}", folder.display()),
         ));
     }
-    crate::providers::files::write_atomically(path, bytes, 0o644)
+    // An existing file keeps its mode.
+    let mode = std::fs::metadata(&resolved).map_or(0o644, |m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    });
+    crate::providers::files::write_atomically(&resolved, bytes, mode)
 }
 
 /// Fills what `plan` leaves due, judged at the plan's own instant.

@@ -108,9 +108,11 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> ExitCode {
         eprintln!("error: cannot save the plan to {}: {error}", path.display());
         return Exit::Error.into();
     }
-    if args.json {
+    // `--out -` is the document on stdout: nothing else goes there.
+    let to_stdout = args.out.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if args.json && !to_stdout {
         print!("{}", hide.redact(&render::plan::json(&plan)));
-    } else {
+    } else if !to_stdout {
         print!(
             "{}",
             hide.redact(&render::plan::human(

@@ -96,8 +96,12 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
             }
             let failing: usize = report.accounts.iter().map(|a| a.summary.failing).sum();
             let keys: usize = report.accounts.iter().map(|a| a.summary.keys).sum();
+            let expired = match report.expired_exemptions.len() {
+                0 => String::new(),
+                n => format!(", {n} expired exemption(s)"),
+            };
             eprintln!(
-                "Wrote the report to {}: {keys} keys in {} account(s), {failing} failing.",
+                "Wrote the report to {}: {keys} keys in {} account(s), {failing} failing{expired}.",
                 path.display(),
                 report.accounts.len()
             );

@@ -435,9 +435,7 @@ fn a_report_says_what_it_could_not_judge_and_writes_where_it_is_told() {
     let missing = report(&["--out", "no/such/folder/r.txt"]);
     missing.exits(1);
     assert!(
-        missing
-            .stderr
-            .contains("the folder no/such/folder does not exist"),
+        missing.stderr.contains("no/such/folder does not exist"),
         "{}",
         missing.stderr
     );
@@ -460,6 +458,33 @@ fn a_report_says_what_it_could_not_judge_and_writes_where_it_is_told() {
         std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
         "still a FIFO"
     );
+    // A link is followed: the file it points at is replaced, and keeps its mode.
+    use std::os::unix::fs::PermissionsExt;
+    let real = setup.path().join("real.csv");
+    std::fs::write(&real, "old").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&real, setup.path().join("link.csv")).unwrap();
+    report(&["--format", "csv", "--out", "link.csv"]).exits(5);
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .starts_with("account,user,")
+    );
+    assert!(
+        std::fs::symlink_metadata(setup.path().join("link.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // `plan --out -` is the plan document alone on stdout.
+    let plan = setup.rekey(&["plan", "workflow.yaml", "--out", "-"]);
+    plan.exits(0);
+    let _: Value =
+        serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {}", plan.stdout));
     // A journal that cannot be read is said in the report itself.
     std::fs::create_dir_all(setup.state()).unwrap();
     std::fs::write(
