@@ -100,14 +100,7 @@ async fn apply_open(
     };
     // Apply acts now, whatever instant keys are judged at: the window as
     // it stands now decides whether it can.
-    let now = OffsetDateTime::now_utc();
-    if let Some(window) = &workflow.policy.window {
-        plan.window = Some(WindowView::at(window, now));
-    }
-    if let Some(schedule) = &workflow.schedule {
-        plan.next_run = schedule.next_after(now).map(crate::text::rfc3339);
-        plan.next_run_in_window = crate::plan::next_run_in_window(workflow, now);
-    }
+    plan.time_views(workflow, OffsetDateTime::now_utc());
     account_for(&mut plan, exemptions);
     let hide = &prepared.sensitive;
     print!(

@@ -35,10 +35,9 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
         .as_of
         .map(|t| t.replace_nanosecond(0).unwrap_or(t))
         .unwrap_or_else(crate::text::now_in_seconds);
-    let (result, unread_journals) = runtime().block_on(async {
+    let result = runtime().block_on(async {
         let aws = Aws::connect(&aws_options(global)).await;
         let mut workflows = Vec::new();
-        let mut unread = 0;
         for (path, one) in &checked {
             let journal = match choice.to_read(path, &one.workflow, &aws) {
                 Ok(state) => state
@@ -48,13 +47,6 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
                     .map_err(|e| e.to_string()),
                 Err(error) => Err(error.to_string()),
             };
-            if let Err(error) = &journal {
-                unread += 1;
-                eprintln!(
-                    "error: the journal of workflow `{}` cannot be read, so its history is missing: {error}",
-                    one.workflow.name
-                );
-            }
             workflows.push(Audited {
                 workflow: &one.workflow,
                 path,
@@ -71,9 +63,12 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
         };
         let result = crate::audit::audit(&request, &aws).await;
         if global.verbose > 0 {
-            eprintln!("API calls: {}", render::apply::calls_line(&aws.calls.by_service()));
+            eprintln!(
+                "API calls: {}",
+                render::apply::calls_line(&aws.calls.by_service())
+            );
         }
-        (result, unread)
+        result
     });
     let report = match result {
         Ok(report) => report,
@@ -108,6 +103,12 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
         }
         None => print!("{text}"),
     }
+    for journal in &report.unread_journals {
+        eprintln!(
+            "error: the journal of workflow `{}` cannot be read, so its history is missing: {}",
+            journal.workflow, journal.error
+        );
+    }
     let unread: Vec<&str> = report
         .accounts
         .iter()
@@ -121,7 +122,7 @@ pub(super) fn report(global: &Global, args: ReportArgs) -> ExitCode {
             unread.join(", ")
         );
     }
-    if !unread.is_empty() || unread_journals > 0 {
+    if !unread.is_empty() || !report.unread_journals.is_empty() {
         Exit::Error.into()
     } else if report.fails() {
         Exit::LeftDue.into()

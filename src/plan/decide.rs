@@ -33,9 +33,9 @@ pub enum Judgement {
 
 /// What makes a key due. A key is due when it is at least `max_age` old,
 /// or when it would reach `deadline` by the next chance to rotate it: the
-/// later of the next scheduled run and the next opening of the change
-/// window (a run before the window opens cannot act, and a window with no
-/// run in it rotates nothing).
+/// first scheduled run inside the change window (a run outside it cannot
+/// act); without one, the later of the next run and the window's next
+/// opening; with only one of the two, that one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DueRule {
     pub max_age: Duration,

@@ -258,7 +258,7 @@ pub async fn plan_in<P: Iam + TargetReader>(
 /// list was created after it, so is younger than `max_key_age` at `as_of`.
 /// A plan with no user: what a fan-out gives when no account was planned.
 pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
-    Plan {
+    let mut plan = Plan {
         format_version: FORMAT_VERSION,
         rekey_version: env!("CARGO_PKG_VERSION").to_string(),
         workflow: WorkflowRef {
@@ -281,26 +281,36 @@ pub fn empty_plan(request: &PlanRequest<'_>) -> Plan {
         accounts: Vec::new(),
         users: Vec::new(),
         deadline: Some(request.workflow.policy.deadline.to_string()),
-        next_run: request
-            .workflow
+        next_run: None,
+        next_run_in_window: None,
+        window: None,
+        left: Vec::new(),
+    };
+    plan.time_views(request.workflow, request.as_of);
+    plan
+}
+
+impl Plan {
+    /// The schedule and the window as they stand at `at`: the next run,
+    /// the first inside the window when the next is not, the window.
+    pub fn time_views(&mut self, workflow: &Workflow, at: OffsetDateTime) {
+        self.next_run = workflow
             .schedule
             .as_ref()
-            .and_then(|s| s.next_after(request.as_of))
-            .map(rfc3339),
-        next_run_in_window: next_run_in_window(request.workflow, request.as_of),
-        window: request
-            .workflow
+            .and_then(|s| s.next_after(at))
+            .map(rfc3339);
+        self.next_run_in_window = next_run_in_window(workflow, at);
+        self.window = workflow
             .policy
             .window
             .as_ref()
-            .map(|w| WindowView::at(w, request.as_of)),
-        left: Vec::new(),
+            .map(|w| WindowView::at(w, at));
     }
 }
 
 /// The first scheduled run inside the window after `after`, when the next
 /// run is not inside it.
-pub fn next_run_in_window(workflow: &Workflow, after: OffsetDateTime) -> Option<String> {
+fn next_run_in_window(workflow: &Workflow, after: OffsetDateTime) -> Option<String> {
     let (schedule, window) = workflow
         .schedule
         .as_ref()
